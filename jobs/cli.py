@@ -1,0 +1,59 @@
+"""The ``batch-score`` command line.
+
+    batch-score run --job conf/jobs/data_pricing.yaml --profile conf/local.yaml [--run-date D]
+    batch-score sample-data --kind bundle_sales --out data/sample/bundle_sales [--rows N]
+    batch-score submit-args --job conf/jobs/data_pricing.yaml --profile conf/local.yaml
+    batch-score entry-point
+
+``submit-args`` prints the spark-submit flags of a job on a profile, one per line, and
+``entry-point`` the path of the spark-submit entry script; ``spark-submit.sh`` uses both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from batch_scoring.jobs import run_job, sample_data
+from batch_scoring.jobs.config import load_job, load_profile
+from batch_scoring.jobs.errors import JobError
+from batch_scoring.jobs.session import submit_arguments
+
+COMMANDS = ("run", "sample-data", "submit-args", "entry-point")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Dispatch ``batch-score <command> ...``; return the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in COMMANDS:
+        print(__doc__.strip(), file=sys.stderr)
+        return 0 if argv[:1] in (["-h"], ["--help"]) else 2
+    command, rest = argv[0], argv[1:]
+    if command == "run":
+        return run_job.main(rest)
+    if command == "sample-data":
+        return sample_data.main(rest)
+    if command == "entry-point":
+        print(run_job.__file__)
+        return 0
+    return _print_submit_args(rest)
+
+
+def _print_submit_args(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="batch-score submit-args")
+    parser.add_argument("--job", required=True)
+    parser.add_argument("--profile", required=True)
+    parser.add_argument("--set", action="append", default=[])
+    args, _ = parser.parse_known_args(argv)
+    try:
+        args_out = submit_arguments(load_profile(args.profile), load_job(args.job, args.set))
+    except JobError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    print("\n".join(args_out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,240 @@
+"""Job configuration: one YAML file per job, loaded into typed, strict pydantic models.
+
+A job file (``conf/jobs/*.yaml``) describes the source, the unit-of-work keys, the function
+and its parameters, and the output. A platform profile (``conf/local.yaml`` ...) holds the
+Spark settings of one place the job runs. Both reject unknown and missing fields, naming the
+field's path. Strings may hold ``${NAME}`` (or ``${NAME:-default}``) environment references,
+meant for ids, buckets and ARNs; never put credentials in these files. ``--set a.b=c``
+overrides any field; the value is parsed as YAML (``--set unit_of_work.buckets=16``,
+``--set 'unit_of_work.keys=[cell_id, hour]'``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator
+
+from batch_scoring.jobs.errors import ConfigError
+
+_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class StrictModel(BaseModel):
+    """Base for config models: unknown fields are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class SourceConfig(StrictModel):
+    """Where and how to read the input."""
+
+    path: str = Field(description="file or folder, local path or s3:// / s3a:// URI")
+    format: Literal["parquet", "csv", "json", "delta"] = "parquet"
+    options: dict[str, str] = Field(default_factory=dict, description="Spark reader options")
+    ddl_schema: str | None = Field(
+        None, alias="schema", description="DDL schema, required for csv and json"
+    )
+    columns: list[str] | None = Field(
+        None, description="columns to read; default: keys + order_by + the function's inputs"
+    )
+    filter: str | None = Field(
+        None, description="Spark SQL predicate; on partition columns it prunes files"
+    )
+
+
+class UnitOfWorkConfig(StrictModel):
+    """How rows are grouped into units of work and spread over buckets."""
+
+    keys: list[str] = Field(min_length=1, description="columns whose values name one unit")
+    order_by: list[str] = Field(default_factory=list, description="row order inside a unit")
+    buckets: PositiveInt | Literal["auto"] = Field(
+        "auto", description="partitions to hash units into; auto = from input size"
+    )
+    target_bucket_mb: PositiveInt = Field(
+        64, description="with buckets=auto: input megabytes per bucket"
+    )
+    engine: Literal["packed", "reference"] = Field(
+        "packed", description="packed = many units per Arrow batch; reference = applyInPandas"
+    )
+
+
+class FunctionConfig(StrictModel):
+    """The unit-of-work function: a built-in name or ``package.module:function``."""
+
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    shape: Literal["unit", "batch"] | None = None
+    output_schema: str | None = Field(None, description="DDL of non-key output columns")
+
+
+class OutputConfig(StrictModel):
+    """Where the results go; every row gets run_date and run_id."""
+
+    path: str
+    format: Literal["delta", "parquet"] = "delta"
+    partition_by: list[str] = Field(
+        default_factory=list, description="partition columns after run_date"
+    )
+    mode: Literal["replace_run", "fail_if_run_exists"] = "replace_run"
+    rejects_path: str | None = Field(None, description="default: <path>_rejects")
+
+    @property
+    def rejects(self) -> str:
+        """The rejects output path: ``rejects_path`` or ``<path>_rejects``."""
+        return self.rejects_path or self.path.rstrip("/") + "_rejects"
+
+
+class JobConfig(StrictModel):
+    """One job: source -> unit of work -> function -> output."""
+
+    job: str = Field(description="job name: letters, digits, _ and -")
+    description: str | None = None
+    source: SourceConfig
+    unit_of_work: UnitOfWorkConfig
+    function: FunctionConfig
+    output: OutputConfig
+    spark_conf: dict[str, str | int | float | bool] = Field(
+        default_factory=dict, description="Spark settings of this job, over the profile's"
+    )
+
+    @field_validator("job")
+    @classmethod
+    def _job_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", value):
+            raise ValueError("use only letters, digits, '_' and '-'")
+        return value
+
+    @property
+    def uses_delta(self) -> bool:
+        """True when the source or the output is a Delta table."""
+        return self.source.format == "delta" or self.output.format == "delta"
+
+    def paths(self) -> list[str]:
+        """All paths the job reads or writes."""
+        return [self.source.path, self.output.path, self.output.rejects]
+
+
+class PlatformProfile(StrictModel):
+    """Spark settings of one place a job runs (``conf/<name>.yaml``)."""
+
+    name: str
+    master: str | None = Field(None, description="Spark master URL; None = spark-submit's")
+    deploy_mode: Literal["client", "cluster"] = "client"
+    spark_conf: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    packages: list[str] = Field(default_factory=list, description="extra Maven coordinates")
+    s3_scheme: Literal["s3", "s3a"] = Field(
+        "s3a", description="scheme s3:// paths are read with: s3a off EMR, s3 on EMR"
+    )
+
+
+def load_job(path: str | os.PathLike, overrides: Iterable[str] = ()) -> JobConfig:
+    """Load and validate a job YAML file, applying ``--set`` overrides.
+
+    Raises:
+        ConfigError: when the file is missing or not YAML, an override is malformed, an
+            environment reference is unset, or a field is unknown, missing or invalid (the
+            message names the file and every failing field path).
+    """
+    data = _read_yaml(path)
+    for override in overrides:
+        _apply_override(data, override)
+    return _validate(JobConfig, _substitute_env(data, path), path)
+
+
+def load_profile(path: str | os.PathLike) -> PlatformProfile:
+    """Load and validate a platform profile YAML file.
+
+    Raises:
+        ConfigError: as :func:`load_job`.
+    """
+    return _validate(PlatformProfile, _substitute_env(_read_yaml(path), path), path)
+
+
+def parse_run_date(value: str | None) -> dt.date:
+    """Parse ``--run-date`` (``YYYY-MM-DD``); default today in UTC.
+
+    Raises:
+        ConfigError: when the value is not an ISO date.
+    """
+    if value is None:
+        return dt.datetime.now(dt.timezone.utc).date()
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"--run-date {value!r} is not a date in the form YYYY-MM-DD") from None
+
+
+def _read_yaml(path: str | os.PathLike) -> dict[str, Any]:
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"config file {file} does not exist")
+    try:
+        data = yaml.safe_load(file.read_text())
+    except yaml.YAMLError as error:
+        raise ConfigError(f"config file {file} is not valid YAML: {error}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {file} must hold a mapping of fields, not {data!r:.60}")
+    return data
+
+
+def _apply_override(data: dict[str, Any], override: str) -> None:
+    dotted, sep, raw = override.partition("=")
+    parts = dotted.strip().split(".")
+    if not sep or not all(parts):
+        raise ConfigError(f"--set {override!r} is not of the form field.path=value")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"--set {override!r}: the value is not valid YAML: {error}") from None
+    node = data
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {override!r}: {part!r} is not a section with fields")
+        node = child
+    node[parts[-1]] = value
+
+
+def _substitute_env(node: Any, path: str | os.PathLike, where: str = "") -> Any:
+    if isinstance(node, dict):
+        return {k: _substitute_env(v, path, f"{where}.{k}" if where else str(k)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_substitute_env(v, path, f"{where}[{i}]") for i, v in enumerate(node)]
+    if isinstance(node, str):
+        return _ENV_REFERENCE.sub(lambda m: _env_value(m, path, where), node)
+    return node
+
+
+def _env_value(match: re.Match[str], path: str | os.PathLike, where: str) -> str:
+    name, default = match.group(1), match.group(2)
+    value = os.environ.get(name, default)
+    if value is None:
+        raise ConfigError(
+            f"{path}: {where} refers to environment variable ${{{name}}}, which is not set; "
+            f"export it or write ${{{name}:-default}}"
+        )
+    return value
+
+
+def _validate(model: type[StrictModel], data: Mapping[str, Any], path: str | os.PathLike):
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(format_validation_error(error, f"config file {path}")) from None
+
+
+def format_validation_error(error: ValidationError, what: str) -> str:
+    """Render a pydantic error as one line per failing field path."""
+    lines = [f"{what} has {error.error_count()} problem(s):"]
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        message = "unknown field; remove it or check its spelling" if item["type"] == "extra_forbidden" else item["msg"]
+        lines.append(f"  {field}: {message}")
+    return "\n".join(lines)

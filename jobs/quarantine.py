@@ -1,0 +1,110 @@
+"""Check the source against a function's input contract and quarantine rows that break it.
+
+Columns that are missing or of the wrong type class stop the job before any work
+(:class:`~batch_scoring.jobs.errors.InputError`). Rows are checked one by one: a row with a
+null unit-of-work key, a null or NaN required value, or a value outside its domain is kept out
+of the function's input and written to the rejects output with a reason, never dropped.
+
+Reject columns added to the source columns:
+
+| column          | type   | meaning                                                      |
+|-----------------|--------|--------------------------------------------------------------|
+| reject_reason   | string | null_key, null_value, not_a_number or out_of_range           |
+| reject_column   | string | the column whose value broke the contract (first one found)  |
+| reject_rule     | string | the rule, e.g. ``not null`` or ``> 0``                       |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from batch_scoring.jobs.errors import InputError
+from batch_scoring.udfs.contract import ColumnRule
+
+TYPE_CLASSES: dict[str, tuple[type[T.DataType], ...]] = {
+    "numeric": (T.NumericType,),
+    "integer": (T.IntegralType,),
+    "string": (T.StringType,),
+    "date": (T.DateType, T.TimestampType, T.TimestampNTZType),
+}
+REJECT_COLUMNS = ["reject_reason", "reject_column", "reject_rule"]
+
+
+def check_columns(df: DataFrame, rules: Sequence[ColumnRule], source_path: str) -> None:
+    """Raise if a rule's column is missing or of an incompatible type.
+
+    Raises:
+        InputError: listing every missing column and every type mismatch in one message.
+    """
+    types = {f.name: f.dataType for f in df.schema.fields}
+    problems = []
+    for rule in rules:
+        if rule.name not in types:
+            problems.append(f"column {rule.name!r} is missing")
+        elif rule.dtype in TYPE_CLASSES and not isinstance(types[rule.name], TYPE_CLASSES[rule.dtype]):
+            problems.append(
+                f"column {rule.name!r} is {types[rule.name].simpleString()}, expected {rule.dtype}"
+            )
+    if problems:
+        raise InputError(
+            f"source {source_path} breaks the function's input contract: " + "; ".join(problems)
+            + ". Fix the data, or map the function's column parameters to your columns."
+        )
+
+
+def reject_reason(rules: Sequence[ColumnRule], keys: Sequence[str]) -> Column:
+    """A struct column (reason, column, rule) naming the first broken rule, or null."""
+    checks = [(F.col(k).isNull(), "null_key", k, "not null") for k in keys]
+    for rule in rules:
+        checks.extend(_checks_of(rule))
+    reason = F.lit(None).cast("struct<reason:string,column:string,rule:string>")
+    for condition, code, column, text in reversed(checks):
+        reason = F.when(condition, F.struct(
+            F.lit(code).alias("reason"), F.lit(column).alias("column"), F.lit(text).alias("rule")
+        )).otherwise(reason)
+    return reason
+
+
+def _checks_of(rule: ColumnRule) -> list[tuple[Column, str, str, str]]:
+    column = F.col(rule.name)
+    checks = []
+    if not rule.nullable:
+        checks.append((column.isNull(), "null_value", rule.name, "not null"))
+    if rule.dtype in ("numeric", "integer"):
+        checks.append((F.isnan(column), "not_a_number", rule.name, "a number"))
+    if rule.minimum is not None or rule.maximum is not None:
+        checks.append((_out_of_range(column, rule), "out_of_range", rule.name, rule.describe_domain()))
+    return checks
+
+
+def _out_of_range(column: Column, rule: ColumnRule) -> Column:
+    outside = F.lit(False)
+    if rule.minimum is not None:
+        outside = outside | (column <= rule.minimum if rule.minimum_exclusive else column < rule.minimum)
+    if rule.maximum is not None:
+        outside = outside | (column >= rule.maximum if rule.maximum_exclusive else column > rule.maximum)
+    return F.coalesce(outside, F.lit(False))
+
+
+def split_rejects(
+    df: DataFrame, rules: Sequence[ColumnRule], keys: Sequence[str]
+) -> tuple[DataFrame, DataFrame]:
+    """Split ``df`` into rows that keep the contract and rejected rows with their reason.
+
+    Returns:
+        ``(valid, rejects)``: ``valid`` has ``df``'s schema; ``rejects`` has ``df``'s columns
+        plus :data:`REJECT_COLUMNS` (strings). Every input row lands in exactly one of them.
+    """
+    flagged = df.withColumn("_reject", reject_reason(rules, keys))
+    valid = flagged.where(F.col("_reject").isNull()).drop("_reject")
+    rejects = flagged.where(F.col("_reject").isNotNull()).select(
+        *df.columns,
+        F.col("_reject.reason").alias("reject_reason"),
+        F.col("_reject.column").alias("reject_column"),
+        F.col("_reject.rule").alias("reject_rule"),
+    )
+    return valid, rejects

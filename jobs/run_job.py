@@ -1,0 +1,91 @@
+"""spark-submit entry point of every job: parse, load config, build the session, run.
+
+Usually started by ``spark-submit.sh``, which renders the Spark flags from the profile::
+
+    ./spark-submit.sh local conf/jobs/data_pricing.yaml --run-date 2026-11-22
+
+which amounts to::
+
+    spark-submit --master 'local[2]' --packages io.delta:delta-spark_2.13:4.0.1 \\
+        --conf spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension ... \\
+        jobs/run_job.py --job conf/jobs/data_pricing.yaml --profile conf/local.yaml \\
+        --run-date 2026-11-22 [--set output.format=parquet ...]
+
+It also runs without spark-submit (``python -m batch_scoring.jobs.run_job ...``), starting
+Spark from the profile. Exit codes: see :mod:`batch_scoring.jobs.errors`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+from batch_scoring.jobs.config import PlatformProfile, load_job, load_profile, parse_run_date
+from batch_scoring.jobs.errors import JobError
+from batch_scoring.jobs.pipeline import RunSummary, prepare_function, run
+from batch_scoring.jobs.session import build_session, redact, spark_settings
+
+log = logging.getLogger("batch_scoring")
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse the job's command line (see ``--help``)."""
+    parser = argparse.ArgumentParser(
+        prog="batch-score run", description="Run one batch-scoring job on Spark."
+    )
+    parser.add_argument("--job", required=True, help="job YAML file, e.g. conf/jobs/data_pricing.yaml")
+    parser.add_argument("--profile", help="platform profile YAML, e.g. conf/local.yaml")
+    parser.add_argument("--run-date", help="the run's date, YYYY-MM-DD (default: today, UTC)")
+    parser.add_argument("--run-id", help="the attempt's id (default: generated)")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="FIELD=VALUE",
+        help="override a job field, e.g. --set output.format=parquet (repeatable)",
+    )
+    parser.add_argument("--summary-json", help="also write the run summary to this JSON file")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the job described by ``argv``; return the process exit code.
+
+    Config, function and parameter errors are reported before Spark starts.
+    """
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = parse_args(argv)
+    try:
+        job = load_job(args.job, args.set)
+        profile = load_profile(args.profile) if args.profile else PlatformProfile(name="submitted")
+        run_date = parse_run_date(args.run_date)
+        prepare_function(job)
+        spark = build_session(profile, job)
+        log.info("Spark settings: %s", redact(spark_settings(profile, job)))
+        summary = run(spark, job, run_date, args.run_id, profile.s3_scheme)
+    except JobError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    print_summary(summary)
+    if args.summary_json:
+        with open(args.summary_json, "w") as file:
+            json.dump(summary.as_dict(), file, indent=2)
+    return 0
+
+
+def print_summary(summary: RunSummary) -> None:
+    """Print the run summary as a table on standard output."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{summary.job} run {summary.run_date} ({summary.run_id})")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for name, value in summary.as_dict().items():
+        if name not in ("job", "run_date", "run_id"):
+            table.add_row(name.replace("_", " "), f"{value:,}" if isinstance(value, int) else str(value))
+    Console(width=110).print(table)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
