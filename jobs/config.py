@@ -6,7 +6,7 @@ Spark settings of one place the job runs. Both reject unknown and missing fields
 field's path. Strings may hold ``${NAME}`` (or ``${NAME:-default}``) environment references,
 meant for ids, buckets and ARNs; never put credentials in these files. ``--set a.b=c``
 overrides any field; the value is parsed as YAML (``--set unit_of_work.buckets=16``,
-``--set 'unit_of_work.keys=[cell_id, hour]'``).
+``--set 'unit_of_work.keys=[cell_id, hour]'``, ``--set spark_conf.spark.sql.shuffle.partitions=64``).
 """
 
 from __future__ import annotations
@@ -166,6 +166,8 @@ def parse_run_date(value: str | None) -> dt.date:
     if value is None:
         return dt.datetime.now(dt.timezone.utc).date()
     try:
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            raise ValueError(value)
         return dt.date.fromisoformat(value)
     except ValueError:
         raise ConfigError(f"--run-date {value!r} is not a date in the form YYYY-MM-DD") from None
@@ -186,7 +188,7 @@ def _read_yaml(path: str | os.PathLike) -> dict[str, Any]:
 
 def _apply_override(data: dict[str, Any], override: str) -> None:
     dotted, sep, raw = override.partition("=")
-    parts = dotted.strip().split(".")
+    parts = _field_path(dotted.strip())
     if not sep or not all(parts):
         raise ConfigError(f"--set {override!r} is not of the form field.path=value")
     try:
@@ -202,6 +204,14 @@ def _apply_override(data: dict[str, Any], override: str) -> None:
     node[parts[-1]] = value
 
 
+def _field_path(dotted: str) -> list[str]:
+    """Split ``a.b.c``; below ``spark_conf`` the rest is one Spark key (``spark.sql.x``)."""
+    parts = dotted.split(".")
+    if parts[0] == "spark_conf" and len(parts) > 1:
+        return ["spark_conf", ".".join(parts[1:])]
+    return parts
+
+
 def _substitute_env(node: Any, path: str | os.PathLike, where: str = "") -> Any:
     if isinstance(node, dict):
         return {k: _substitute_env(v, path, f"{where}.{k}" if where else str(k)) for k, v in node.items()}
@@ -214,7 +224,7 @@ def _substitute_env(node: Any, path: str | os.PathLike, where: str = "") -> Any:
 
 def _env_value(match: re.Match[str], path: str | os.PathLike, where: str) -> str:
     name, default = match.group(1), match.group(2)
-    value = os.environ.get(name, default)
+    value = os.environ.get(name) or default if default is not None else os.environ.get(name)
     if value is None:
         raise ConfigError(
             f"{path}: {where} refers to environment variable ${{{name}}}, which is not set; "

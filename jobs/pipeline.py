@@ -101,6 +101,33 @@ def check_paths(job: JobConfig) -> None:
             )
 
 
+def check_partition_columns(job: JobConfig, function: UnitFunction) -> None:
+    """Refuse ``output.partition_by`` columns that the function's output will not have.
+
+    Raises:
+        ConfigError: naming the unknown columns and the ones to choose from.
+    """
+    available = [*job.unit_of_work.keys, *function.output_columns]
+    unknown = [c for c in job.output.partition_by if c not in available]
+    if unknown:
+        raise ConfigError(
+            f"output.partition_by names {unknown}, which the output does not have; choose "
+            f"from {available}"
+        )
+
+
+def preflight(job: JobConfig) -> PreparedFunction:
+    """All checks that need no Spark: function, parameters, paths, partition columns.
+
+    Raises:
+        ConfigError: the first problem found, naming its config field.
+    """
+    prepared = prepare_function(job)
+    check_paths(job)
+    check_partition_columns(job, prepared.function)
+    return prepared
+
+
 def needed_columns(job: JobConfig, rules: tuple[ColumnRule, ...]) -> list[str]:
     """Columns to read: ``source.columns`` or keys + order_by + the function's inputs."""
     base = job.source.columns or []
@@ -135,8 +162,7 @@ def run(
     """
     started = time.monotonic()
     run_id = run_id or new_run_id(run_date)
-    prepared = prepare_function(job)
-    check_paths(job)
+    prepared = preflight(job)
     output_path = resolve_path(job.output.path, s3_scheme)
     rejects_path = resolve_path(job.output.rejects, s3_scheme)
     if job.output.mode == "fail_if_run_exists" and run_exists(
@@ -177,15 +203,15 @@ def _summarise(
     seconds: float,
 ) -> RunSummary:
     output = read_run(spark, paths[0], job.output.format, run_date)
-    rejected = read_run(spark, paths[1], job.output.format, run_date).count()
+    rejects = read_run(spark, paths[1], job.output.format, run_date)
     return RunSummary(
         job=job.job,
         run_date=run_date.isoformat(),
         run_id=run_id,
         rows_in=source.count(),
-        rows_rejected=rejected,
-        units=output.select(*job.unit_of_work.keys).distinct().count(),
-        rows_out=output.count(),
+        rows_rejected=rejects.count() if rejects is not None else 0,
+        units=output.select(*job.unit_of_work.keys).distinct().count() if output is not None else 0,
+        rows_out=output.count() if output is not None else 0,
         buckets=buckets,
         output_path=paths[0],
         rejects_path=paths[1],

@@ -7,7 +7,10 @@ partition column. Rerunning a run date replaces that run's rows and nothing else
   that swaps the run's rows, other run dates untouched (Delta docs, "Selectively overwrite data
   with replaceWhere").
 * Parquet: ``mode("overwrite")`` with ``partitionOverwriteMode=dynamic``: only the partitions
-  the run writes are replaced (Spark SQL docs, "partitionOverwriteMode").
+  the run writes are replaced (Spark SQL docs, "partitionOverwriteMode"). Partitions of the same
+  run date that an earlier attempt wrote and this one did not (for example a segment that has
+  left the source, or rejects that are now gone) are deleted after the write: files are listed
+  before and after, and a leaf partition folder holding no new file is stale.
 
 Append is never used, so a retried write cannot duplicate rows.
 """
@@ -63,24 +66,71 @@ def write_run(
     )
     if output_format == "delta":
         writer.format("delta").option("replaceWhere", f"run_date = DATE'{run_date}'").save(path)
-    else:
-        (
-            writer.option("partitionOverwriteMode", "dynamic")
-            .option("compression", "zstd")
-            .parquet(path)
-        )
+        return
+    run_folder = f"{path.rstrip('/')}/run_date={run_date}"
+    before = set(list_files(df.sparkSession, run_folder))
+    writer.option("partitionOverwriteMode", "dynamic").option("compression", "zstd").parquet(path)
+    _delete_stale_partitions(df.sparkSession, run_folder, before)
 
 
-def read_run(spark: SparkSession, path: str, output_format: str, run_date: dt.date) -> DataFrame:
-    """Read back one run's rows (all columns, including ``run_date`` and ``run_id``)."""
+def _delete_stale_partitions(spark: SparkSession, run_folder: str, before: set[str]) -> None:
+    after = list_files(spark, run_folder)
+    fresh = {_parent(f) for f in after if f not in before}
+    for folder in sorted({_parent(f) for f in after} - fresh):
+        filesystem, stale = _filesystem(spark, folder)
+        filesystem.delete(stale, True)
+    remaining = list_files(spark, run_folder)
+    if not remaining and path_exists(spark, run_folder):
+        fs, folder_path = _filesystem(spark, run_folder)
+        fs.delete(folder_path, True)
+
+
+def list_files(spark: SparkSession, folder: str) -> list[str]:
+    """All data files below ``folder`` (recursive; names starting with _ or . skipped)."""
+    if not path_exists(spark, folder):
+        return []
+    fs, root = _filesystem(spark, folder)
+    files, iterator = [], fs.listFiles(root, True)
+    while iterator.hasNext():
+        status_path = iterator.next().getPath()
+        if not status_path.getName().startswith(("_", ".")):
+            files.append(status_path.toString())
+    return files
+
+
+def _filesystem(spark: SparkSession, path: str):
+    jvm = spark.sparkContext._jvm
+    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
+    return hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), hadoop_path
+
+
+def _parent(file: str) -> str:
+    return file.rsplit("/", 1)[0]
+
+
+def read_run(spark: SparkSession, path: str, output_format: str, run_date: dt.date) -> DataFrame | None:
+    """Read back one run's rows (all columns, including ``run_date`` and ``run_id``).
+
+    Returns None when the output holds no rows of that run (never written, or empty).
+    """
+    if not run_exists(spark, path, output_format, run_date, check_rows=False):
+        return None
     table = spark.read.format(output_format).load(path)
     return table.where(F.col("run_date") == F.lit(run_date))
 
 
-def run_exists(spark: SparkSession, path: str, output_format: str, run_date: dt.date) -> bool:
-    """True when the output at ``path`` already holds rows of ``run_date``."""
-    if not path_exists(spark, path):
-        return False
+def run_exists(
+    spark: SparkSession, path: str, output_format: str, run_date: dt.date, check_rows: bool = True
+) -> bool:
+    """True when the output at ``path`` already holds rows of ``run_date``.
+
+    With ``check_rows=False`` a Delta table only has to exist (cheaper, for reading back).
+    """
     if output_format == "parquet":
-        return path_exists(spark, f"{path.rstrip('/')}/run_date={run_date}")
-    return not read_run(spark, path, output_format, run_date).limit(1).isEmpty()
+        return bool(list_files(spark, f"{path.rstrip('/')}/run_date={run_date}"))
+    if not path_exists(spark, f"{path.rstrip('/')}/_delta_log"):
+        return False
+    if not check_rows:
+        return True
+    rows = spark.read.format("delta").load(path).where(F.col("run_date") == F.lit(run_date))
+    return not rows.limit(1).isEmpty()

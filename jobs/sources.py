@@ -61,7 +61,7 @@ def read_source(
         )
     if not path_exists(spark, path):
         raise InputError(f"source.path {source.path} does not exist; check the path or run date")
-    df = _reader(spark, source).load(path) if source.format != "delta" else _read_delta(spark, path)
+    df = _load(spark, source, path)
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise InputError(
@@ -71,6 +71,23 @@ def read_source(
     return _apply_filter(df.select(*columns), source.filter)
 
 
+def _load(spark: SparkSession, source: SourceConfig, path: str) -> DataFrame:
+    try:
+        return _reader(spark, source).load(path)
+    except AnalysisException as error:
+        first_line = str(error).strip().splitlines()[0]
+        hint = NANOS_HINT if "TIMESTAMP(NANOS" in first_line else "check source.format and the files"
+        raise InputError(
+            f"source.path {source.path} cannot be read as {source.format}: {first_line}; {hint}"
+        ) from None
+
+
+NANOS_HINT = (
+    "the files hold nanosecond timestamps (pandas' default), which Spark cannot read: rewrite "
+    "them with pyarrow's coerce_timestamps='us' (df.to_parquet(path, coerce_timestamps='us'))"
+)
+
+
 def _reader(spark: SparkSession, source: SourceConfig):
     reader = spark.read.format(source.format).options(**source.options)
     if source.ddl_schema:
@@ -78,13 +95,6 @@ def _reader(spark: SparkSession, source: SourceConfig):
     if source.format == "csv" and "header" not in source.options:
         reader = reader.option("header", "true")
     return reader
-
-
-def _read_delta(spark: SparkSession, path: str) -> DataFrame:
-    try:
-        return spark.read.format("delta").load(path)
-    except AnalysisException as error:
-        raise InputError(f"source.path {path} is not a readable Delta table: {error}") from None
 
 
 def _apply_filter(df: DataFrame, predicate: str | None) -> DataFrame:

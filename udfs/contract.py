@@ -50,15 +50,19 @@ class ColumnRule:
     maximum_exclusive: bool = False
 
     def describe_domain(self) -> str:
-        """Return the value domain as text, e.g. ``"> 0"`` or ``"in [0, 23]"``, for messages."""
+        """Return the value domain as text, e.g. ``"> 0"`` or ``">= 0 and <= 23"``, for messages."""
         low = None if self.minimum is None else ("> " if self.minimum_exclusive else ">= ")
         high = None if self.maximum is None else ("< " if self.maximum_exclusive else "<= ")
         parts = []
         if low:
-            parts.append(f"{low}{self.minimum:g}")
+            parts.append(f"{low}{_exact(self.minimum)}")
         if high:
-            parts.append(f"{high}{self.maximum:g}")
+            parts.append(f"{high}{_exact(self.maximum)}")
         return " and ".join(parts) or "any value"
+
+
+def _exact(number: float) -> str:
+    return str(int(number)) if float(number).is_integer() else repr(float(number))
 
 
 @dataclass(frozen=True)
@@ -167,8 +171,7 @@ def parse_ddl_columns(ddl: str) -> dict[str, str]:
     """
     columns: dict[str, str] = {}
     for entry in _split_top_level(ddl):
-        name, _, dtype = entry.strip().partition(" ")
-        name = name.strip("`")
+        name, dtype = _name_and_type(entry.strip())
         if not name or not dtype.strip():
             raise ValueError(f"output schema entry {entry.strip()!r} is not 'name type'")
         if name in columns:
@@ -177,6 +180,14 @@ def parse_ddl_columns(ddl: str) -> dict[str, str]:
     if not columns:
         raise ValueError("output schema is empty: give at least one 'name type' column")
     return columns
+
+
+def _name_and_type(entry: str) -> tuple[str, str]:
+    if entry.startswith("`"):
+        name, _, dtype = entry[1:].partition("`")
+        return name, dtype
+    name, _, dtype = entry.partition(" ")
+    return name, dtype
 
 
 def _split_top_level(ddl: str) -> list[str]:

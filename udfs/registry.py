@@ -115,10 +115,11 @@ def _import_callable(path: str):
         sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
-    except ImportError as error:
+    except Exception as error:  # a user's module may fail to import in any way
         raise FunctionNotFoundError(
-            f"function.name {path!r}: module {module_name!r} does not import ({error}). Install "
-            "it in the job's environment or run from the folder that holds it."
+            f"function.name {path!r}: module {module_name!r} does not import "
+            f"({type(error).__name__}: {error}). Install it in the job's environment or run "
+            "from the folder that holds it."
         ) from error
     fn = module
     for part in attribute.split("."):

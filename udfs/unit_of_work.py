@@ -72,11 +72,15 @@ def _last_unit_start(batch: pd.DataFrame, keys: Sequence[str]) -> int:
 
 
 def _same_unit(previous: pd.DataFrame, batch: pd.DataFrame, keys: Sequence[str]) -> bool:
-    for key in keys:
-        left, right = previous[key].iloc[-1], batch[key].iloc[0]
-        if not (left == right or (pd.isna(left) and pd.isna(right))):
-            return False
-    return True
+    return all(_same_value(previous[k].iloc[-1], batch[k].iloc[0]) for k in keys)
+
+
+def _same_value(left: object, right: object) -> bool:
+    """Equality where all missing values (None, NaN, NaT, pd.NA) are equal to each other."""
+    left_missing, right_missing = pd.isna(left), pd.isna(right)
+    if left_missing or right_missing:
+        return bool(left_missing and right_missing)
+    return bool(left == right)
 
 
 def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
