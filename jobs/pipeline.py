@@ -128,10 +128,16 @@ def preflight(job: JobConfig) -> PreparedFunction:
     return prepared
 
 
-def needed_columns(job: JobConfig, rules: tuple[ColumnRule, ...]) -> list[str]:
-    """Columns to read: ``source.columns`` or keys + order_by + the function's inputs."""
-    base = job.source.columns or []
+def needed_columns(job: JobConfig, rules: tuple[ColumnRule, ...]) -> list[str] | None:
+    """Columns to read, or None for all of them.
+
+    ``source.columns`` plus keys, order_by and the function's declared inputs; a function
+    that declares no inputs (a plain user function) and no ``source.columns`` reads all.
+    """
+    if not rules and not job.source.columns:
+        return None
     uow = job.unit_of_work
+    base = job.source.columns or []
     return list(dict.fromkeys([*base, *uow.keys, *uow.order_by, *(r.name for r in rules)]))
 
 

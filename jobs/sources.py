@@ -34,14 +34,14 @@ def path_exists(spark: SparkSession, path: str) -> bool:
 
 
 def read_source(
-    spark: SparkSession, source: SourceConfig, columns: Sequence[str], s3_scheme: str = "s3a"
+    spark: SparkSession, source: SourceConfig, columns: Sequence[str] | None, s3_scheme: str = "s3a"
 ) -> DataFrame:
     """Read the source, keep only ``columns``, and apply ``source.filter``.
 
     Args:
         spark: the session.
         source: the ``source`` section of the job config.
-        columns: columns the job needs (keys, order, function inputs); order is kept.
+        columns: columns the job needs (keys, order, function inputs), in order; None = all.
         s3_scheme: see :func:`resolve_path`.
 
     Returns:
@@ -62,6 +62,7 @@ def read_source(
     if not path_exists(spark, path):
         raise InputError(f"source.path {source.path} does not exist; check the path or run date")
     df = _load(spark, source, path)
+    columns = df.columns if columns is None else columns
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise InputError(

@@ -104,6 +104,19 @@ def test_parquet_output_is_hive_partitioned_and_rerun_is_idempotent(spark, tmp_p
     assert by_run == {DAY1: "b", DAY2: "c"}
 
 
+def test_parquet_rerun_drops_partitions_the_new_attempt_no_longer_has(spark, tmp_path, bundle_source):
+    job = pricing_job(tmp_path, bundle_source, "output.format=parquet")
+    run(spark, job, DAY1, "all-segments")
+    run(spark, job, DAY2, "other-day")
+    narrowed = pricing_job(tmp_path, bundle_source, "output.format=parquet",
+                           "source.filter=segment = 'youth'")
+    run(spark, narrowed, DAY1, "youth-only")
+    day1 = read_output(spark, job, DAY1)
+    assert {r[0] for r in day1.select("segment").distinct().collect()} == {"youth"}
+    assert {r[0] for r in day1.select("run_id").distinct().collect()} == {"youth-only"}
+    assert read_output(spark, job, DAY2).count() == 60
+
+
 def test_bad_rows_are_quarantined_with_a_reason_and_never_dropped(spark, tmp_path):
     pdf = make_bundle_sales(units=20, days=15, seed=3)
     pdf.loc[0, "price"] = -4.0

@@ -1,0 +1,159 @@
+"""Benchmark: the packed unit-of-work engine vs the applyInPandas reference, same data, one run.
+
+    .venv/bin/python benchmarks/packed_vs_reference.py --rows 2000000 --units 5000
+
+Generates seeded bundle-sales data (``batch-score sample-data``) under benchmarks/work/, then
+times, one after the other in the same Spark session (local[2]):
+
+1. floor:     read, repartition by the unit-of-work keys, sort, write Parquet; no function;
+2. reference: the data-pricing job with ``unit_of_work.engine=reference`` (applyInPandas);
+3. packed:    the same job with the packed engine (many units per Arrow batch);
+4. pandas:    the same pricing on one pandas DataFrame, no Spark.
+
+Each Spark timing is one whole job run (read, quarantine, priors, pricing, write, counts).
+Prints a table of seconds, rows/s per core and ratios, and writes it as JSON to
+benchmarks/results/. Not part of the test suite; timings are never asserted in tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+KEYS = ["segment", "location", "product"]
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=2_000_000)
+    parser.add_argument("--units", type=int, default=5_000)
+    parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--skip-reference", action="store_true", help="for very many units")
+    return parser.parse_args(argv)
+
+
+def make_session(cores: int):
+    from pyspark.sql import SparkSession
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    return (
+        SparkSession.builder.master(f"local[{cores}]")
+        .appName("benchmark-packed-vs-reference")
+        .config("spark.driver.memory", "6g")
+        .config("spark.sql.shuffle.partitions", str(cores * 4))
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.sql.execution.arrow.maxRecordsPerBatch", "10000")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.log.level", "ERROR")
+        .getOrCreate()
+    )
+
+
+def timed(label: str, action) -> tuple[str, float]:
+    started = time.perf_counter()
+    action()
+    seconds = time.perf_counter() - started
+    print(f"  {label:<10} {seconds:8.1f} s", flush=True)
+    return label, seconds
+
+
+def floor(spark, source: Path, out: Path, buckets: int) -> None:
+    (
+        spark.read.parquet(str(source))
+        .repartition(buckets, *KEYS)
+        .sortWithinPartitions(*KEYS, "sale_date")
+        .write.mode("overwrite")
+        .option("compression", "zstd")
+        .parquet(str(out))
+    )
+
+
+def job_run(spark, source: Path, out: Path, engine: str, buckets: int):
+    from batch_scoring.jobs.config import load_job
+    from batch_scoring.jobs.pipeline import run
+
+    job = load_job(ROOT / "conf/jobs/data_pricing.yaml", [
+        f"source.path={source}", f"output.path={out}", "output.format=parquet",
+        "source.filter=null", f"unit_of_work.engine={engine}", f"unit_of_work.buckets={buckets}",
+    ])
+    return run(spark, job, dt.date(2026, 11, 22), f"bench-{engine}")
+
+
+def pandas_alone(source: Path) -> None:
+    from batch_scoring.udfs.data_pricing import DataPricingParams, price_data
+    from batch_scoring.jobs.config import load_job
+
+    params = load_job(ROOT / "conf/jobs/data_pricing.yaml").function.params
+    price_data(pd.read_parquet(source), KEYS, DataPricingParams(**params))
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from batch_scoring.jobs.sample_data import write_sample
+
+    work = HERE / "work" / f"r{args.rows}-u{args.units}"
+    source = work / "bundle_sales"
+    if not source.exists():
+        write_sample("bundle_sales", source, rows=args.rows, units=args.units, seed=7)
+    rows = len(pd.read_parquet(source, columns=["volume"]))
+    spark = make_session(args.cores)
+    buckets = args.cores * 4
+    print(f"{rows:,} rows, {args.units:,} units, local[{args.cores}], {buckets} buckets")
+    results = [timed("floor", lambda: floor(spark, source, work / "floor", buckets))]
+    if not args.skip_reference:
+        results.append(timed("reference", lambda: job_run(spark, source, work / "ref", "reference", buckets)))
+    results.append(timed("packed", lambda: job_run(spark, source, work / "packed", "packed", buckets)))
+    results.append(timed("pandas", lambda: pandas_alone(source)))
+    spark.stop()
+    report = summarise(dict(results), rows, args)
+    print_table(report)
+    out = HERE / "results" / f"packed_vs_reference_r{args.rows}_u{args.units}.json"
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"written {out.relative_to(ROOT)}")
+    shutil.rmtree(work / "floor", ignore_errors=True)
+    return 0
+
+
+def summarise(seconds: dict[str, float], rows: int, args) -> dict:
+    stages = {
+        name: {
+            "seconds": round(value, 2),
+            "rows_per_s_per_core": round(rows / value / (1 if name == "pandas" else args.cores)),
+            "x_floor": round(value / seconds["floor"], 2),
+        }
+        for name, value in seconds.items()
+    }
+    ratios = {}
+    if "reference" in seconds:
+        ratios["reference_over_packed"] = round(seconds["reference"] / seconds["packed"], 2)
+    return {
+        "rows": rows, "units": args.units, "cores": args.cores,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "measured": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "stages": stages, "ratios": ratios,
+    }
+
+
+def print_table(report: dict) -> None:
+    print(f"\n{'stage':<10} {'seconds':>9} {'rows/s/core':>12} {'x floor':>8}")
+    for name, stage in report["stages"].items():
+        print(f"{name:<10} {stage['seconds']:>9.1f} {stage['rows_per_s_per_core']:>12,} {stage['x_floor']:>8.2f}")
+    for name, value in report["ratios"].items():
+        print(f"{name}: {value}x")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
