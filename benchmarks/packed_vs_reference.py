@@ -35,6 +35,7 @@ KEYS = ["segment", "location", "product"]
 
 
 def parse_args(argv=None) -> argparse.Namespace:
+    """Parse --rows (source rows), --units (units of work), --cores, --skip-reference."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--units", type=int, default=5_000)
@@ -44,6 +45,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def make_session(cores: int):
+    """A local[cores] SparkSession sized for this 2-core, 24 GiB machine (no Delta needed)."""
     from pyspark.sql import SparkSession
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -63,6 +65,7 @@ def make_session(cores: int):
 
 
 def timed(label: str, action) -> tuple[str, float]:
+    """Run ``action`` once; return (label, wall-clock seconds) and print it."""
     started = time.perf_counter()
     action()
     seconds = time.perf_counter() - started
@@ -71,6 +74,7 @@ def timed(label: str, action) -> tuple[str, float]:
 
 
 def floor(spark, source: Path, out: Path, buckets: int) -> None:
+    """The I/O floor: read, repartition by the keys, sort within partitions, write zstd Parquet."""
     (
         spark.read.parquet(str(source))
         .repartition(buckets, *KEYS)
@@ -82,6 +86,7 @@ def floor(spark, source: Path, out: Path, buckets: int) -> None:
 
 
 def job_run(spark, source: Path, out: Path, engine: str, buckets: int):
+    """One whole data-pricing job run with the given engine; returns its RunSummary."""
     from batch_scoring.jobs.config import load_job
     from batch_scoring.jobs.pipeline import run
 
@@ -93,6 +98,7 @@ def job_run(spark, source: Path, out: Path, engine: str, buckets: int):
 
 
 def pandas_alone(source: Path) -> None:
+    """The same pricing with pandas alone: read all rows into memory and price them."""
     from batch_scoring.udfs.data_pricing import DataPricingParams, price_data
     from batch_scoring.jobs.config import load_job
 
@@ -101,6 +107,7 @@ def pandas_alone(source: Path) -> None:
 
 
 def main(argv=None) -> int:
+    """Generate the data if missing, time every stage, print and save the table."""
     args = parse_args(argv)
     from batch_scoring.jobs.sample_data import write_sample
 
@@ -128,6 +135,7 @@ def main(argv=None) -> int:
 
 
 def summarise(seconds: dict[str, float], rows: int, args) -> dict:
+    """Seconds per stage -> report with rows/s per core and ratios to the floor."""
     stages = {
         name: {
             "seconds": round(value, 2),
@@ -148,6 +156,7 @@ def summarise(seconds: dict[str, float], rows: int, args) -> dict:
 
 
 def print_table(report: dict) -> None:
+    """Print the report as a fixed-width table."""
     print(f"\n{'stage':<10} {'seconds':>9} {'rows/s/core':>12} {'x floor':>8}")
     for name, stage in report["stages"].items():
         print(f"{name:<10} {stage['seconds']:>9.1f} {stage['rows_per_s_per_core']:>12,} {stage['x_floor']:>8.2f}")

@@ -11,6 +11,7 @@ Library code: it takes the session as an argument and never changes Spark settin
 from __future__ import annotations
 
 import datetime as dt
+import os
 import time
 import uuid
 from dataclasses import asdict, dataclass
@@ -91,14 +92,19 @@ def check_paths(job: JobConfig) -> None:
     Raises:
         ConfigError: naming the clashing fields.
     """
-    source = job.source.path.rstrip("/") + "/"
+    source = _comparable(job.source.path)
     for field, path in (("output.path", job.output.path), ("output.rejects_path", job.output.rejects)):
-        target = path.rstrip("/") + "/"
+        target = _comparable(path)
         if target.startswith(source) or source.startswith(target):
             raise ConfigError(
                 f"{field} {path} overlaps source.path {job.source.path}: a run must never "
                 "write into its own input"
             )
+
+
+def _comparable(path: str) -> str:
+    absolute = path if "://" in path else os.path.abspath(path)
+    return absolute.replace("s3a://", "s3://").rstrip("/") + "/"
 
 
 def check_partition_columns(job: JobConfig, function: UnitFunction) -> None:
