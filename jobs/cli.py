@@ -4,6 +4,8 @@
     batch-score sample-data --kind bundle_sales --out data/sample/bundle_sales [--rows N]
     batch-score submit-args --job conf/jobs/data_pricing.yaml --profile conf/local.yaml
     batch-score entry-point
+    batch-score predict --model URI (--record JSON | --input FILE --output FILE)
+    batch-score sample-model --data data/sample/bundle_sales --out data/sample/models/bundle_demand
 
 ``submit-args`` prints the spark-submit flags of a job on a profile, one per line, and
 ``entry-point`` the path of the spark-submit entry script; ``spark-submit.sh`` uses both.
@@ -15,12 +17,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from batch_scoring.jobs import run_job, sample_data
+from batch_scoring.jobs import predict, run_job, sample_data, sample_model
 from batch_scoring.jobs.config import load_job, load_profile
 from batch_scoring.jobs.errors import JobError
 from batch_scoring.jobs.session import submit_arguments
 
-COMMANDS = ("run", "sample-data", "submit-args", "entry-point")
+COMMANDS = ("run", "sample-data", "submit-args", "entry-point", "predict", "sample-model")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -34,6 +36,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_job.main(rest)
     if command == "sample-data":
         return sample_data.main(rest)
+    if command == "predict":
+        return predict.main(rest)
+    if command == "sample-model":
+        return sample_model.main(rest)
     if command == "entry-point":
         print(run_job.__file__)
         return 0

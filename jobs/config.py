@@ -19,7 +19,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from batch_scoring.jobs.errors import ConfigError
 
@@ -74,6 +82,26 @@ class FunctionConfig(StrictModel):
     output_schema: str | None = Field(None, description="DDL of non-key output columns")
 
 
+class ModelConfig(StrictModel):
+    """An MLflow / scikit-learn model scored row by row (instead of a unit-of-work function)."""
+
+    uri: str = Field(description="local path, runs:/, models:/name/version, models:/name@alias, s3://")
+    allowed_uris: list[str] = Field(
+        min_length=1, description="URI prefixes models may be loaded from (loading runs code)"
+    )
+    tracking_uri: str | None = Field(None, description="MLflow tracking server; default $MLFLOW_TRACKING_URI")
+    registry_uri: str | None = Field(None, description="model registry; default the tracking URI")
+    input_columns: list[str] | None = Field(
+        None, description="model inputs in order; required when the model has no signature"
+    )
+    passthrough: list[str] = Field(default_factory=list, description="source columns copied to the output")
+    output_schema: str | None = Field(
+        None, description="DDL of the prediction columns; default from the signature, else 'prediction double'"
+    )
+    batch_size: PositiveInt = Field(10_000, description="rows per predict call")
+    predict_params: dict[str, Any] = Field(default_factory=dict, description="params for predict()")
+
+
 class OutputConfig(StrictModel):
     """Where the results go; every row gets run_date and run_id."""
 
@@ -97,8 +125,9 @@ class JobConfig(StrictModel):
     job: str = Field(description="job name: letters, digits, _ and -")
     description: str | None = None
     source: SourceConfig
-    unit_of_work: UnitOfWorkConfig
-    function: FunctionConfig
+    unit_of_work: UnitOfWorkConfig | None = None
+    function: FunctionConfig | None = None
+    model: ModelConfig | None = None
     output: OutputConfig
     spark_conf: dict[str, str | int | float | bool] = Field(
         default_factory=dict, description="Spark settings of this job, over the profile's"
@@ -110,6 +139,14 @@ class JobConfig(StrictModel):
         if not re.fullmatch(r"[A-Za-z0-9_-]+", value):
             raise ValueError("use only letters, digits, '_' and '-'")
         return value
+
+    @model_validator(mode="after")
+    def _function_or_model(self) -> JobConfig:
+        if (self.function is None) == (self.model is None):
+            raise ValueError("give exactly one of 'function' (a unit-of-work function) or 'model'")
+        if self.function is not None and self.unit_of_work is None:
+            raise ValueError("'unit_of_work' is required with 'function': set unit_of_work.keys")
+        return self
 
     @property
     def uses_delta(self) -> bool:

@@ -11,44 +11,30 @@ Library code: it takes the session as an argument and never changes Spark settin
 from __future__ import annotations
 
 import datetime as dt
-import os
 import time
-import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 from pyspark.sql import DataFrame, SparkSession
 
+from batch_scoring.jobs.commit import (
+    RunSummary,
+    check_partition_columns,
+    check_paths,
+    commit,
+    new_run_id,
+    prepare_targets,
+    summarise,
+)
 from batch_scoring.jobs.config import JobConfig, format_validation_error
 from batch_scoring.jobs.errors import ConfigError
+from batch_scoring.jobs.model_job import run_model_job
 from batch_scoring.jobs.quarantine import check_columns, split_rejects
-from batch_scoring.jobs.sinks import read_run, run_exists, write_run
-from batch_scoring.jobs.sources import choose_buckets, read_source, resolve_path
+from batch_scoring.jobs.sources import choose_buckets, read_source
 from batch_scoring.udfs.contract import ColumnRule, UnitFunction
 from batch_scoring.udfs.registry import FunctionNotFoundError, resolve_function
 from batch_scoring.udfs.spark_execution import apply_packed, apply_reference
-
-
-@dataclass(frozen=True)
-class RunSummary:
-    """What a run did, in numbers (rows are counts of rows; seconds are wall-clock)."""
-
-    job: str
-    run_date: str
-    run_id: str
-    rows_in: int
-    rows_rejected: int
-    units: int
-    rows_out: int
-    buckets: int
-    output_path: str
-    rejects_path: str
-    seconds: float
-
-    def as_dict(self) -> dict[str, Any]:
-        """The summary as a JSON-ready dict."""
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -58,12 +44,6 @@ class PreparedFunction:
     function: UnitFunction
     params: Any
     rules: tuple[ColumnRule, ...]
-
-
-def new_run_id(run_date: dt.date) -> str:
-    """A fresh run id: run date, UTC time and 8 random hex digits, e.g. 20261122-041502-9f1c2ab0."""
-    now = dt.datetime.now(dt.timezone.utc)
-    return f"{run_date:%Y%m%d}-{now:%H%M%S}-{uuid.uuid4().hex[:8]}"
 
 
 def prepare_function(job: JobConfig) -> PreparedFunction:
@@ -86,51 +66,15 @@ def prepare_function(job: JobConfig) -> PreparedFunction:
     return PreparedFunction(function, params, tuple(function.input_rules(params)))
 
 
-def check_paths(job: JobConfig) -> None:
-    """Refuse an output or rejects path equal to, inside, or containing the source path.
-
-    Raises:
-        ConfigError: naming the clashing fields.
-    """
-    source = _comparable(job.source.path)
-    for field, path in (("output.path", job.output.path), ("output.rejects_path", job.output.rejects)):
-        target = _comparable(path)
-        if target.startswith(source) or source.startswith(target):
-            raise ConfigError(
-                f"{field} {path} overlaps source.path {job.source.path}: a run must never "
-                "write into its own input"
-            )
-
-
-def _comparable(path: str) -> str:
-    absolute = path if "://" in path else os.path.abspath(path)
-    return absolute.replace("s3a://", "s3://").rstrip("/") + "/"
-
-
-def check_partition_columns(job: JobConfig, function: UnitFunction) -> None:
-    """Refuse ``output.partition_by`` columns that the function's output will not have.
-
-    Raises:
-        ConfigError: naming the unknown columns and the ones to choose from.
-    """
-    available = [*job.unit_of_work.keys, *function.output_columns]
-    unknown = [c for c in job.output.partition_by if c not in available]
-    if unknown:
-        raise ConfigError(
-            f"output.partition_by names {unknown}, which the output does not have; choose "
-            f"from {available}"
-        )
-
-
 def preflight(job: JobConfig) -> PreparedFunction:
-    """All checks that need no Spark: function, parameters, paths, partition columns.
+    """All checks of a function job that need no Spark: function, params, paths, partitions.
 
     Raises:
         ConfigError: the first problem found, naming its config field.
     """
     prepared = prepare_function(job)
     check_paths(job)
-    check_partition_columns(job, prepared.function)
+    check_partition_columns(job, [*job.unit_of_work.keys, *prepared.function.output_columns])
     return prepared
 
 
@@ -158,40 +102,41 @@ def run(
 
     Args:
         spark: an active session with Delta enabled when the job uses Delta.
-        job: the validated job config.
+        job: the validated job config (a unit-of-work function or a model job).
         run_date: the run's date; the run owns the ``run_date=`` partition of its outputs.
         run_id: the attempt's id; a fresh one when None.
         s3_scheme: how ``s3://`` paths are read (see ``sources.resolve_path``).
 
     Returns:
-        The :class:`RunSummary`.
+        The :class:`~batch_scoring.jobs.commit.RunSummary`.
 
     Raises:
-        ConfigError: bad function, parameters, paths, filter or partition columns.
-        InputError: missing source, columns, or incompatible column types.
+        ConfigError: bad function, model, parameters, paths, filter or partition columns.
+        InputError: missing source, columns, incompatible column types, or a source that
+            cannot satisfy the model's signature.
         batch_scoring.udfs.unit_of_work.FunctionOutputError: (inside a Spark error) when the
             function returns undeclared or misses declared columns.
     """
-    started = time.monotonic()
     run_id = run_id or new_run_id(run_date)
+    if job.model is not None:
+        return run_model_job(spark, job, run_date, run_id, s3_scheme)
+    return run_function_job(spark, job, run_date, run_id, s3_scheme)
+
+
+def run_function_job(
+    spark: SparkSession, job: JobConfig, run_date: dt.date, run_id: str, s3_scheme: str
+) -> RunSummary:
+    """Run a unit-of-work function job (see :func:`run`)."""
+    started = time.monotonic()
     prepared = preflight(job)
-    output_path = resolve_path(job.output.path, s3_scheme)
-    rejects_path = resolve_path(job.output.rejects, s3_scheme)
-    if job.output.mode == "fail_if_run_exists" and run_exists(
-        spark, output_path, job.output.format, run_date
-    ):
-        raise ConfigError(
-            f"output.mode is fail_if_run_exists and {job.output.path} already holds run_date "
-            f"{run_date}; choose another --run-date or set output.mode=replace_run"
-        )
+    targets = prepare_targets(spark, job, run_date, s3_scheme)
     source = read_source(spark, job.source, needed_columns(job, prepared.rules), s3_scheme)
     check_columns(source, prepared.rules, job.source.path)
     valid, rejects = split_rejects(source, prepared.rules, job.unit_of_work.keys)
     result, buckets = _apply(valid, job, prepared)
-    write_run(result, output_path, job.output.format, job.output.partition_by, run_date, run_id)
-    write_run(rejects, rejects_path, job.output.format, [], run_date, run_id)
-    return _summarise(spark, job, run_date, run_id, source, buckets,
-                      (output_path, rejects_path), time.monotonic() - started)
+    commit(job, result, rejects, targets, run_date, run_id)
+    return summarise(spark, job, source, targets, run_date, run_id, job.unit_of_work.keys,
+                     buckets, time.monotonic() - started)
 
 
 def _apply(valid: DataFrame, job: JobConfig, prepared: PreparedFunction) -> tuple[DataFrame, int]:
@@ -202,30 +147,3 @@ def _apply(valid: DataFrame, job: JobConfig, prepared: PreparedFunction) -> tupl
         return apply_reference(valid, function, bound, uow.keys, uow.order_by), 0
     buckets = choose_buckets(valid, uow.buckets, uow.target_bucket_mb)
     return apply_packed(valid, function, bound, uow.keys, uow.order_by, buckets), buckets
-
-
-def _summarise(
-    spark: SparkSession,
-    job: JobConfig,
-    run_date: dt.date,
-    run_id: str,
-    source: DataFrame,
-    buckets: int,
-    paths: tuple[str, str],
-    seconds: float,
-) -> RunSummary:
-    output = read_run(spark, paths[0], job.output.format, run_date)
-    rejects = read_run(spark, paths[1], job.output.format, run_date)
-    return RunSummary(
-        job=job.job,
-        run_date=run_date.isoformat(),
-        run_id=run_id,
-        rows_in=source.count(),
-        rows_rejected=rejects.count() if rejects is not None else 0,
-        units=output.select(*job.unit_of_work.keys).distinct().count() if output is not None else 0,
-        rows_out=output.count() if output is not None else 0,
-        buckets=buckets,
-        output_path=paths[0],
-        rejects_path=paths[1],
-        seconds=round(seconds, 1),
-    )

@@ -34,6 +34,7 @@ def spark():
         .config("spark.sql.adaptive.enabled", "false")
         .config("spark.driver.memory", "2g")
         .config("spark.log.level", "ERROR")
+        .config("spark.databricks.delta.snapshotPartitions", "2")
         .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
         .config(
             "spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog"
@@ -55,3 +56,106 @@ def arrow_batch_rows(spark):
 
     yield set_rows
     spark.conf.set(key, previous)
+
+
+# MLflow fixtures: a real tracking server and models logged on it (tests/mlflow_server.py).
+import dataclasses  # noqa: E402
+from typing import Any  # noqa: E402
+
+
+@dataclasses.dataclass(frozen=True)
+class RegisteredModels:
+    """What ``registered_models`` logged on the session's MLflow tracking server.
+
+    ``features`` is the iris feature table the models were trained on (150 rows, float64
+    columns ``sepal_length``, ``sepal_width``, ``petal_length``, ``petal_width``, cm); the fitted
+    estimators are kept so tests can compare a loaded model's predictions with their own.
+    """
+
+    tracking_uri: str
+    name: str
+    features: Any  # pandas.DataFrame
+    classifier_v1: Any  # sklearn LogisticRegression, C=1.0, registered as version 1 (champion)
+    classifier_v2: Any  # sklearn LogisticRegression, C=0.05, registered as version 2
+    unsigned: Any  # sklearn LogisticRegression, C=0.5, logged without signature, not registered
+    run_id_v1: str
+    run_id_v2: str
+    run_id_unsigned: str
+    uri_v1: str  # models:/iris_classifier/1
+    uri_v2: str  # models:/iris_classifier/2
+    uri_champion: str  # models:/iris_classifier@champion
+    uri_latest: str  # models:/iris_classifier/latest
+    uri_v1_run: str  # runs:/<run_id_v1>/model
+    uri_unsigned: str  # runs:/<run_id_unsigned>/model
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    """A real MLflow tracking server (SQLite store, served artifacts), stopped at session end."""
+    from mlflow_server import start_tracking_server
+
+    server = start_tracking_server(tmp_path_factory.mktemp("mlflow_server"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def registered_models(mlflow_server) -> RegisteredModels:
+    """Train and log three small iris classifiers on ``mlflow_server``.
+
+    ``iris_classifier`` version 1 (alias ``champion``) and version 2 are logged with signatures
+    inferred from the features and predictions; a third model is logged without signature in
+    its own run and not registered; each run is in the experiment ``iris``.
+    ``mlflow.start_run`` only works through the global tracking URI, so it is set while logging
+    and restored afterwards (``set_tracking_uri`` mirrors itself into ``MLFLOW_TRACKING_URI``,
+    and ``set_tracking_uri(None)`` unsets both, so the environment variable is what is saved).
+    """
+    import mlflow
+    import mlflow.sklearn
+    import sklearn
+    from mlflow.models import infer_signature
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    iris = load_iris(as_frame=True)
+    features = iris.data.set_axis(
+        ["sepal_length", "sepal_width", "petal_length", "petal_width"], axis=1
+    )
+    target = iris.target
+    name = "iris_classifier"
+    client = mlflow.MlflowClient(tracking_uri=mlflow_server.uri)
+    experiment_id = client.create_experiment("iris")
+    # Given explicitly: MLflow's requirement inference runs a subprocess (~4 s per model).
+    requirements = [f"scikit-learn=={sklearn.__version__}", f"mlflow=={mlflow.__version__}"]
+
+    def log(estimator, *, signed: bool, register: bool) -> str:
+        estimator.fit(features, target)
+        signature = infer_signature(features, estimator.predict(features)) if signed else None
+        with mlflow.start_run(experiment_id=experiment_id) as run:
+            mlflow.sklearn.log_model(
+                estimator, name="model", signature=signature,
+                registered_model_name=name if register else None,
+                pip_requirements=requirements,
+            )
+        return run.info.run_id
+
+    previous = os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(mlflow_server.uri)
+    try:
+        classifier_v1 = LogisticRegression(C=1.0, max_iter=1000)
+        run_id_v1 = log(classifier_v1, signed=True, register=True)
+        classifier_v2 = LogisticRegression(C=0.05, max_iter=1000)
+        run_id_v2 = log(classifier_v2, signed=True, register=True)
+        unsigned = LogisticRegression(C=0.5, max_iter=1000)
+        run_id_unsigned = log(unsigned, signed=False, register=False)
+    finally:
+        mlflow.set_tracking_uri(previous)
+    client.set_registered_model_alias(name, "champion", "1")
+    return RegisteredModels(
+        tracking_uri=mlflow_server.uri, name=name, features=features,
+        classifier_v1=classifier_v1, classifier_v2=classifier_v2, unsigned=unsigned,
+        run_id_v1=run_id_v1, run_id_v2=run_id_v2, run_id_unsigned=run_id_unsigned,
+        uri_v1=f"models:/{name}/1", uri_v2=f"models:/{name}/2",
+        uri_champion=f"models:/{name}@champion", uri_latest=f"models:/{name}/latest",
+        uri_v1_run=f"runs:/{run_id_v1}/model", uri_unsigned=f"runs:/{run_id_unsigned}/model",
+    )

@@ -117,7 +117,8 @@ def test_real_profile_loads_with_its_values():
     assert conf["spark.sql.execution.arrow.maxRecordsPerBatch"] == 10000
     assert conf["spark.sql.execution.arrow.pyspark.enabled"] is True
     assert conf["spark.ui.showConsoleProgress"] is False
-    assert len(conf) == 9
+    assert conf["spark.databricks.delta.snapshotPartitions"] == 2
+    assert len(conf) == 10
 
 
 def test_copy_of_real_job_file_loads_identically(job_file):

@@ -1,0 +1,157 @@
+"""What every job kind shares after its rows are computed: targets, commit, summary.
+
+A run writes two outputs, the result and the rejects, both partitioned by ``run_date`` and
+replaced idempotently (see :mod:`~batch_scoring.jobs.sinks`), then reads back its counts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import uuid
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+
+from batch_scoring.jobs.config import JobConfig
+from batch_scoring.jobs.errors import ConfigError
+from batch_scoring.jobs.sinks import read_run, run_exists, write_run
+from batch_scoring.jobs.sources import resolve_path
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What a run did, in numbers (rows are counts of rows; seconds are wall-clock).
+
+    ``units`` counts distinct unit-of-work keys in the output (scored rows for a model job).
+    The ``model_*`` fields are set for model jobs: URI, registry version, content hash.
+    """
+
+    job: str
+    run_date: str
+    run_id: str
+    rows_in: int
+    rows_rejected: int
+    units: int
+    rows_out: int
+    buckets: int
+    output_path: str
+    rejects_path: str
+    seconds: float
+    model_uri: str | None = None
+    model_version: str | None = None
+    model_sha256: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The summary as a JSON-ready dict (model fields only when set)."""
+        return {k: v for k, v in asdict(self).items() if v is not None or not k.startswith("model_")}
+
+
+@dataclass(frozen=True)
+class RunTargets:
+    """Resolved output and rejects paths of a run."""
+
+    output: str
+    rejects: str
+
+
+def new_run_id(run_date: dt.date) -> str:
+    """A fresh run id: run date, UTC time and 8 random hex digits, e.g. 20261122-041502-9f1c2ab0."""
+    now = dt.datetime.now(dt.timezone.utc)
+    return f"{run_date:%Y%m%d}-{now:%H%M%S}-{uuid.uuid4().hex[:8]}"
+
+
+def check_paths(job: JobConfig) -> None:
+    """Refuse an output or rejects path equal to, inside, or containing the source path.
+
+    Raises:
+        ConfigError: naming the clashing fields.
+    """
+    source = _comparable(job.source.path)
+    for field, path in (("output.path", job.output.path), ("output.rejects_path", job.output.rejects)):
+        target = _comparable(path)
+        if target.startswith(source) or source.startswith(target):
+            raise ConfigError(
+                f"{field} {path} overlaps source.path {job.source.path}: a run must never "
+                "write into its own input"
+            )
+
+
+def _comparable(path: str) -> str:
+    absolute = path if "://" in path else os.path.abspath(path)
+    return absolute.replace("s3a://", "s3://").rstrip("/") + "/"
+
+
+def check_partition_columns(job: JobConfig, available: Sequence[str]) -> None:
+    """Refuse ``output.partition_by`` columns that the output will not have.
+
+    Raises:
+        ConfigError: naming the unknown columns and the ones to choose from.
+    """
+    unknown = [c for c in job.output.partition_by if c not in available]
+    if unknown:
+        raise ConfigError(
+            f"output.partition_by names {unknown}, which the output does not have; choose "
+            f"from {list(available)}"
+        )
+
+
+def prepare_targets(
+    spark: SparkSession, job: JobConfig, run_date: dt.date, s3_scheme: str
+) -> RunTargets:
+    """Resolve the output paths and enforce ``output.mode``.
+
+    Raises:
+        ConfigError: when ``output.mode`` is ``fail_if_run_exists`` and the run date has rows.
+    """
+    targets = RunTargets(
+        resolve_path(job.output.path, s3_scheme), resolve_path(job.output.rejects, s3_scheme)
+    )
+    if job.output.mode == "fail_if_run_exists" and run_exists(
+        spark, targets.output, job.output.format, run_date
+    ):
+        raise ConfigError(
+            f"output.mode is fail_if_run_exists and {job.output.path} already holds run_date "
+            f"{run_date}; choose another --run-date or set output.mode=replace_run"
+        )
+    return targets
+
+
+def commit(
+    job: JobConfig, result: DataFrame, rejects: DataFrame, targets: RunTargets,
+    run_date: dt.date, run_id: str,
+) -> None:
+    """Write the result and the rejects of the run (result first)."""
+    write_run(result, targets.output, job.output.format, job.output.partition_by, run_date, run_id)
+    write_run(rejects, targets.rejects, job.output.format, [], run_date, run_id)
+
+
+def summarise(
+    spark: SparkSession, job: JobConfig, source: DataFrame, targets: RunTargets,
+    run_date: dt.date, run_id: str, unit_keys: Sequence[str], buckets: int, seconds: float,
+    **model: str | None,
+) -> RunSummary:
+    """Read back the run's counts and build its :class:`RunSummary`.
+
+    ``unit_keys`` empty counts output rows as units.
+    """
+    output = read_run(spark, targets.output, job.output.format, run_date)
+    rejects = read_run(spark, targets.rejects, job.output.format, run_date)
+    rows_out = output.count() if output is not None else 0
+    units = output.select(*unit_keys).distinct().count() if output is not None and unit_keys else rows_out
+    return RunSummary(
+        job=job.job,
+        run_date=run_date.isoformat(),
+        run_id=run_id,
+        rows_in=source.count(),
+        rows_rejected=rejects.count() if rejects is not None else 0,
+        units=units,
+        rows_out=rows_out,
+        buckets=buckets,
+        output_path=targets.output,
+        rejects_path=targets.rejects,
+        seconds=round(seconds, 1),
+        **model,
+    )

@@ -1,0 +1,161 @@
+"""``batch-score predict``: score one record or a local file with pandas alone, no Spark.
+
+    batch-score predict --model models:/churn@champion --record '{"tenure": 12, "plan": "s"}'
+    batch-score predict --job conf/jobs/model_scoring.yaml --input rows.parquet --output scored.parquet
+
+Uses the same resolution, signature check, row rules and :func:`score_frame` as the Spark job,
+so a record scored here gets exactly the prediction the job gives it. With ``--model`` the
+typed URI is the allow-list; with ``--job`` the job's ``model`` section (and its
+``allowed_uris``) is used. Exit codes as the job: 2 configuration (bad JSON, model not found),
+3 input (missing columns, a record the model cannot score).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from batch_scoring.jobs.config import ModelConfig, load_job
+from batch_scoring.jobs.errors import ConfigError, InputError, JobError
+from batch_scoring.jobs.model_job import resolve, scoring_spec
+from batch_scoring.udfs.model_scoring import (
+    ModelInputError,
+    ModelStamp,
+    ScoringSpec,
+    rebatch,
+    score_frame,
+)
+from batch_scoring.udfs.model_signature import input_rules_pandas
+from batch_scoring.udfs.pandas_quarantine import split_rejects_pandas
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    """Parse the predict command line (see ``--help``)."""
+    parser = argparse.ArgumentParser(prog="batch-score predict", description=__doc__.splitlines()[0])
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--model", help="model URI (local path, runs:/, models:/, s3://)")
+    which.add_argument("--job", help="job YAML whose 'model' section to use")
+    parser.add_argument("--tracking-uri", help="MLflow tracking server (default $MLFLOW_TRACKING_URI)")
+    parser.add_argument("--input-columns", help="comma-separated inputs, for a model without signature")
+    parser.add_argument("--output-schema", help="DDL of the prediction columns")
+    parser.add_argument("--passthrough", default="", help="comma-separated columns to copy to the output")
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--record", help="one record as a JSON object (or a JSON list of objects)")
+    what.add_argument("--input", help="a .parquet, .csv or .json file of records")
+    parser.add_argument("--output", help="with --input: where to write the scored rows (.parquet)")
+    return parser.parse_args(argv)
+
+
+def model_config(args: argparse.Namespace) -> ModelConfig:
+    """The model settings: the job's ``model`` section, or the command-line flags."""
+    if args.job:
+        job = load_job(args.job)
+        if job.model is None:
+            raise ConfigError(f"{args.job} has no 'model' section")
+        return job.model
+    return ModelConfig(
+        uri=args.model,
+        allowed_uris=[args.model],
+        tracking_uri=args.tracking_uri,
+        input_columns=_split(args.input_columns) or None,
+        output_schema=args.output_schema,
+        passthrough=_split(args.passthrough),
+    )
+
+
+def read_records(args: argparse.Namespace) -> pd.DataFrame:
+    """The rows to score from ``--record`` or ``--input``.
+
+    Raises:
+        ConfigError: when ``--record`` is not a JSON object or list of objects, ``--input``
+            has an unknown extension, or ``--output`` is missing.
+        InputError: when ``--input`` does not exist.
+    """
+    if args.record is not None:
+        try:
+            record = json.loads(args.record)
+        except json.JSONDecodeError as error:
+            raise ConfigError(f"--record is not valid JSON: {error}") from None
+        records = record if isinstance(record, list) else [record]
+        if not records or not all(isinstance(r, dict) for r in records):
+            raise ConfigError("--record must be a JSON object like {\"x\": 1.5} or a list of them")
+        return pd.DataFrame(records)
+    if not args.output:
+        raise ConfigError("--input needs --output (a .parquet file for the scored rows)")
+    path = Path(args.input)
+    if not path.exists():
+        raise InputError(f"--input {path} does not exist")
+    readers = {".parquet": pd.read_parquet, ".csv": pd.read_csv, ".json": pd.read_json}
+    if path.suffix not in readers:
+        raise ConfigError(f"--input {path}: use a .parquet, .csv or .json file")
+    return readers[path.suffix](path)
+
+
+def score_local(model, pdf: pd.DataFrame, spec: ScoringSpec, stamp: ModelStamp, batch_size: int):
+    """Score ``pdf`` with pandas: rows breaking the input rules go to the second frame.
+
+    Raises:
+        InputError: when a required input or passthrough column is missing.
+    """
+    missing = [c for c in [*spec.input_names, *spec.passthrough] if c not in pdf.columns]
+    if missing:
+        raise InputError(f"the records lack column(s) {missing}; the model needs {spec.input_names}")
+    valid, rejects = split_rejects_pandas(pdf, input_rules_pandas(spec.inputs), [])
+    parts = [score_frame(model, chunk, spec, stamp) for chunk in rebatch([valid], batch_size)]
+    scored = pd.concat(parts, ignore_index=True) if parts else score_frame(model, valid, spec, stamp)
+    return scored, rejects
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``batch-score predict``; return the exit code."""
+    args = parse_args(list(sys.argv[1:] if argv is None else argv))
+    download = tempfile.mkdtemp(prefix="batch-scoring-predict-")
+    try:
+        config = model_config(args)
+        records = read_records(args)
+        resolved = resolve(config, download)
+        spec = scoring_spec(config, resolved, list(records.columns))
+        import mlflow.pyfunc
+
+        model = mlflow.pyfunc.load_model(resolved.local_path)
+        stamp = ModelStamp(resolved.uri, resolved.version, resolved.run_id)
+        scored, rejects = score_local(model, records, spec, stamp, config.batch_size)
+        return _report(args, scored, rejects, resolved.sha256)
+    except JobError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    except ModelInputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return InputError.exit_code
+    finally:
+        shutil.rmtree(download, ignore_errors=True)
+
+
+def _report(args, scored: pd.DataFrame, rejects: pd.DataFrame, sha256: str) -> int:
+    if args.record is not None:
+        for _, row in rejects.iterrows():
+            print(f"error: record not scored: {row['reject_reason']} in {row['reject_column']!r} "
+                  f"(must be {row['reject_rule']})", file=sys.stderr)
+        print(scored.assign(scored_at=scored["scored_at"].astype(str)).to_json(orient="records", lines=True).strip())
+        return 3 if len(rejects) else 0
+    scored.to_parquet(args.output, coerce_timestamps="us", allow_truncated_timestamps=True)
+    if len(rejects):
+        rejects.to_parquet(f"{args.output}.rejects.parquet")
+    print(f"scored {len(scored):,} rows, rejected {len(rejects):,} -> {args.output} "
+          f"(model sha256 {sha256[:12]})")
+    return 0
+
+
+def _split(text: str | None) -> list[str]:
+    return [part.strip() for part in (text or "").split(",") if part.strip()]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

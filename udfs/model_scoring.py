@@ -1,0 +1,172 @@
+"""Score pandas DataFrames with a loaded MLflow pyfunc model: the one function every mode uses.
+
+A single record (``batch-score predict --record``), a local file scored with pandas alone, and
+the Spark job (one call per Arrow batch on the executors) all call :func:`score_frame`, so the
+three give identical predictions. The model's inputs are passed by name in the model's order,
+numeric columns cast to the signature's types; the predictions are normalised into the
+configured output columns; the model's identity is stamped on every row.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from batch_scoring.udfs.model_signature import ModelInput
+
+STAMP_COLUMNS: dict[str, str] = {
+    "model_uri": "string",
+    "model_version": "string",
+    "model_run_id": "string",
+    "scored_at": "timestamp",
+}
+_NUMPY_TYPES = {"double": "float64", "float": "float32", "long": "int64", "integer": "int32"}
+
+
+class ModelInputError(ValueError):
+    """An input column cannot be converted to the type the model's signature declares."""
+
+
+class ModelOutputError(ValueError):
+    """The model's predictions do not fit the configured output columns."""
+
+
+@dataclass(frozen=True)
+class ModelStamp:
+    """Identity of the model stamped on every scored row."""
+
+    uri: str
+    version: str | None = None
+    run_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ScoringSpec:
+    """What to feed the model and what to return.
+
+    Attributes:
+        inputs: the model's input columns, in the model's order.
+        output_columns: prediction column name -> Spark DDL type, in the order the model
+            returns them (one per output, or per class probability).
+        passthrough: input columns copied to the output before the predictions (ids, keys).
+        predict_params: keyword params passed to ``model.predict(..., params=...)``, if any.
+    """
+
+    inputs: tuple[ModelInput, ...]
+    output_columns: Mapping[str, str]
+    passthrough: tuple[str, ...] = ()
+    predict_params: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def input_names(self) -> list[str]:
+        """The model's input column names, in order."""
+        return [spec.name for spec in self.inputs]
+
+
+def features_of(pdf: pd.DataFrame, spec: ScoringSpec) -> pd.DataFrame:
+    """The model's input columns of ``pdf``, in order, numeric ones cast to the signature's type.
+
+    Raises:
+        KeyError: when an input column is missing (the pre-flight check prevents this in jobs).
+        ModelInputError: naming the column when its values cannot be cast (e.g. text for a
+            ``double`` input).
+    """
+    features = pdf[spec.input_names].reset_index(drop=True)
+    for model_input in spec.inputs:
+        target = _NUMPY_TYPES.get(model_input.mlflow_type or "")
+        if target and features[model_input.name].dtype != target:
+            try:
+                features[model_input.name] = features[model_input.name].astype(target)
+            except (TypeError, ValueError) as error:
+                raise ModelInputError(
+                    f"input column {model_input.name!r} cannot be read as {model_input.mlflow_type} "
+                    f"({error})"
+                ) from None
+    return features
+
+
+def predictions_of(model: Any, features: pd.DataFrame, spec: ScoringSpec, model_uri: str) -> pd.DataFrame:
+    """Call ``model.predict`` and shape its result into ``spec.output_columns``.
+
+    Accepts a 1-D array or Series (one output column), a 2-D array or a DataFrame (one column
+    per configured output, matched by position).
+
+    Raises:
+        ModelOutputError: naming the model and the expected and returned shapes, when the
+            number of rows or columns differs from ``spec``.
+    """
+    params = dict(spec.predict_params) or None
+    raw = model.predict(features, params=params) if params else model.predict(features)
+    names = list(spec.output_columns)
+    values = raw.to_numpy() if isinstance(raw, (pd.DataFrame, pd.Series)) else np.asarray(raw)
+    values = values.reshape(-1, 1) if values.ndim == 1 else values
+    if values.ndim != 2 or values.shape != (len(features), len(names)):
+        raise ModelOutputError(
+            f"model {model_uri} returned predictions of shape {np.shape(raw)} for "
+            f"{len(features)} rows; the job expects {len(names)} column(s) {names}: set "
+            "model.output_schema to match what the model returns"
+        )
+    return pd.DataFrame({name: values[:, i] for i, name in enumerate(names)})
+
+
+def score_frame(
+    model: Any, pdf: pd.DataFrame, spec: ScoringSpec, stamp: ModelStamp,
+    scored_at: dt.datetime | None = None,
+) -> pd.DataFrame:
+    """Score every row of ``pdf`` (rows must already satisfy the model's input rules).
+
+    Args:
+        model: a loaded pyfunc model (anything with ``predict(DataFrame)``).
+        pdf: the rows: the model's input columns and the passthrough columns.
+        spec: inputs, outputs, passthrough.
+        stamp: the model's identity.
+        scored_at: the scoring time (UTC); now when None.
+
+    Returns:
+        One row per input row, same order: passthrough columns, prediction columns, then
+        ``model_uri``, ``model_version``, ``model_run_id`` (str) and ``scored_at``
+        (datetime64[ns, UTC]).
+    """
+    when = scored_at or dt.datetime.now(dt.timezone.utc)
+    if pdf.empty:
+        return _empty_result(pdf, spec)
+    predictions = predictions_of(model, features_of(pdf, spec), spec, stamp.uri)
+    result = pdf[list(spec.passthrough)].reset_index(drop=True)
+    for name in spec.output_columns:
+        result[name] = predictions[name]
+    return result.assign(
+        model_uri=stamp.uri, model_version=stamp.version, model_run_id=stamp.run_id,
+        scored_at=pd.Timestamp(when),
+    )
+
+
+def _empty_result(pdf: pd.DataFrame, spec: ScoringSpec) -> pd.DataFrame:
+    columns = {c: pdf[c] for c in spec.passthrough}
+    for name in [*spec.output_columns, *STAMP_COLUMNS]:
+        columns[name] = pd.Series(dtype=object)
+    return pd.DataFrame(columns)
+
+
+def rebatch(batches: Iterable[pd.DataFrame], rows: int) -> Iterator[pd.DataFrame]:
+    """Re-cut a stream of DataFrames into pieces of exactly ``rows`` rows (the last may be short).
+
+    Bounds the rows per ``predict`` call whatever Spark's Arrow batch size is.
+    """
+    pending: list[pd.DataFrame] = []
+    held = 0
+    for batch in batches:
+        start = 0
+        while start < len(batch):
+            take = min(rows - held, len(batch) - start)
+            pending.append(batch.iloc[start:start + take])
+            held, start = held + take, start + take
+            if held == rows:
+                yield pd.concat(pending, ignore_index=True)
+                pending, held = [], 0
+    if pending:
+        yield pd.concat(pending, ignore_index=True)
