@@ -23,6 +23,7 @@ RUNTIME = [
     "pydantic==2.14.3",
     "PyYAML==6.0.3",
     "rich==15.0.0",
+    "Pillow==13.0.0",  # image preprocessing before a model
 ]
 
 DEV = [

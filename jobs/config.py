@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import string
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -30,6 +31,7 @@ from pydantic import (
 )
 
 from batch_scoring.jobs.errors import ConfigError
+from batch_scoring.udfs.preprocessing import PreprocessStep
 
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -44,7 +46,7 @@ class SourceConfig(StrictModel):
     """Where and how to read the input."""
 
     path: str = Field(description="file or folder, local path or s3:// / s3a:// URI")
-    format: Literal["parquet", "csv", "json", "delta"] = "parquet"
+    format: Literal["parquet", "csv", "json", "delta", "binaryFile"] = "parquet"
     options: dict[str, str] = Field(default_factory=dict, description="Spark reader options")
     ddl_schema: str | None = Field(
         None, alias="schema", description="DDL schema, required for csv and json"
@@ -82,10 +84,36 @@ class FunctionConfig(StrictModel):
     output_schema: str | None = Field(None, description="DDL of non-key output columns")
 
 
+class RouteConfig(StrictModel):
+    """Route each unit of work to its own model: one model per value of the ``by`` columns."""
+
+    by: list[str] = Field(min_length=1, description="key columns that choose the model")
+    uri_template: str = Field(
+        description="model URI with {column} placeholders, e.g. models:/demand_{segment}@champion"
+    )
+    fallback_uri: str | None = Field(
+        None, description="model for keys whose templated model does not exist; none = reject"
+    )
+    max_models_per_worker: PositiveInt = Field(4, description="models each Python worker keeps")
+
+    @model_validator(mode="after")
+    def _placeholders_are_keys(self) -> RouteConfig:
+        names = {name for _, name, _, _ in string.Formatter().parse(self.uri_template) if name}
+        unknown = sorted(names - set(self.by))
+        if unknown:
+            raise ValueError(f"uri_template uses {unknown}, which are not in 'by' {self.by}")
+        if not names:
+            raise ValueError("uri_template has no {column} placeholder; use model.uri for one model")
+        return self
+
+
 class ModelConfig(StrictModel):
     """An MLflow / scikit-learn model scored row by row (instead of a unit-of-work function)."""
 
-    uri: str = Field(description="local path, runs:/, models:/name/version, models:/name@alias, s3://")
+    uri: str | None = Field(
+        None, description="local path, runs:/, models:/name/version, models:/name@alias, s3://"
+    )
+    route: RouteConfig | None = Field(None, description="one model per unit of work, instead of uri")
     allowed_uris: list[str] = Field(
         min_length=1, description="URI prefixes models may be loaded from (loading runs code)"
     )
@@ -98,8 +126,17 @@ class ModelConfig(StrictModel):
     output_schema: str | None = Field(
         None, description="DDL of the prediction columns; default from the signature, else 'prediction double'"
     )
+    preprocess: list[PreprocessStep] = Field(
+        default_factory=list, description="ordered transforms applied before the model"
+    )
     batch_size: PositiveInt = Field(10_000, description="rows per predict call")
     predict_params: dict[str, Any] = Field(default_factory=dict, description="params for predict()")
+
+    @model_validator(mode="after")
+    def _uri_or_route(self) -> ModelConfig:
+        if (self.uri is None) == (self.route is None):
+            raise ValueError("give exactly one of model.uri (one model) or model.route (one per key)")
+        return self
 
 
 class OutputConfig(StrictModel):

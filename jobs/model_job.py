@@ -1,9 +1,9 @@
-"""The model-scoring job: resolve the model once, check its signature, score row by row.
+"""The model-scoring job: resolve the models once, check signatures, score row by row.
 
-    allow-list check -> resolve and download the model on the driver (content hash)
-      -> compare the source schema with the model signature (every problem in one message)
-      -> quarantine rows the model cannot score (nulls, NaN in required inputs)
-      -> ship the model folder to the executors -> mapInPandas scoring, no shuffle
+    allow-list check -> resolve and download the model(s) on the driver (content hashes)
+      -> compare the source schema with each model's signature (every problem in one message)
+      -> quarantine rows that cannot be scored (nulls, NaN in required inputs, no model)
+      -> ship each model folder to the executors once -> mapInPandas scoring, no shuffle
       -> write predictions and rejects -> RunSummary with the model's URI, version and hash
 
 Loading a model runs its code (pickle): only URIs under ``model.allowed_uris`` are loaded.
@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import shutil
 import tempfile
 import time
+from dataclasses import dataclass, field
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from batch_scoring.jobs.commit import (
     RunSummary,
@@ -29,16 +30,18 @@ from batch_scoring.jobs.commit import (
 )
 from batch_scoring.jobs.config import JobConfig, ModelConfig
 from batch_scoring.jobs.errors import ConfigError, InputError
-from batch_scoring.jobs.quarantine import split_rejects
+from batch_scoring.jobs.quarantine import REJECT_COLUMNS, split_rejects
 from batch_scoring.jobs.sources import read_source
-from batch_scoring.udfs.contract import parse_ddl_columns
+from batch_scoring.udfs.contract import ColumnRule, parse_ddl_columns
 from batch_scoring.udfs.model_resolution import (
     ModelResolutionError,
     ResolvedModel,
     check_allowed,
     resolve_model,
 )
+from batch_scoring.udfs.model_routing import resolve_routes
 from batch_scoring.udfs.model_scoring import ModelStamp, ScoringSpec
+from batch_scoring.udfs.preprocessing import PreprocessingError, Preprocessor
 from batch_scoring.udfs.model_signature import (
     SignatureMismatchError,
     check_signature,
@@ -46,10 +49,33 @@ from batch_scoring.udfs.model_signature import (
     model_inputs,
     output_columns_from_signature,
 )
-from batch_scoring.udfs.spark_scoring import ship_model, score_spark
+from batch_scoring.udfs.spark_scoring import ShippedModel, score_spark, score_spark_routed, ship_model
 
 log = logging.getLogger("batch_scoring")
 DEFAULT_OUTPUT = {"prediction": "double"}
+
+
+@dataclass(frozen=True)
+class ScoringPlan:
+    """The models of a run: specs by content hash, and which key uses which shipped model.
+
+    ``by`` is empty for a one-model job, whose only route key is ``()``; ``unrouted`` lists the
+    keys that have no model (their rows are rejected with reason ``no_model``).
+    """
+
+    by: tuple[str, ...]
+    specs: dict[str, ScoringSpec]
+    routes: dict[tuple, ShippedModel]
+    models: list[ResolvedModel]
+    unrouted: list[tuple] = field(default_factory=list)
+
+    def columns(self, passthrough: list[str]) -> list[str]:
+        """Columns to read: passthrough, route keys, then what every model reads from the source."""
+        inputs = [
+            name for spec in self.specs.values()
+            for name in [*(i.name for i in spec.source_inputs), *spec.consumed_columns]
+        ]
+        return list(dict.fromkeys([*passthrough, *self.by, *inputs]))
 
 
 def preflight_model(job: JobConfig) -> None:
@@ -60,7 +86,9 @@ def preflight_model(job: JobConfig) -> None:
     """
     model = job.model
     try:
-        check_allowed(model.uri, model.allowed_uris)
+        for uri in (model.uri, model.route and model.route.fallback_uri):
+            if uri:
+                check_allowed(uri, model.allowed_uris)
         if model.output_schema:
             parse_ddl_columns(model.output_schema)
     except ModelResolutionError as error:
@@ -70,83 +98,180 @@ def preflight_model(job: JobConfig) -> None:
     check_paths(job)
 
 
-def resolve(model: ModelConfig, dst_dir: str) -> ResolvedModel:
-    """Download the configured model into ``dst_dir`` on the driver.
+def resolve(model: ModelConfig, uri: str, dst_dir: str) -> ResolvedModel:
+    """Download one model into ``dst_dir`` on the driver (allow-list checked first).
 
     Raises:
-        ConfigError: when the model is not allowed, missing or cannot be downloaded.
+        ModelResolutionError: when the model is not allowed, missing or cannot be downloaded.
     """
-    try:
-        return resolve_model(
-            model.uri, dst_dir, allowed_prefixes=model.allowed_uris,
-            tracking_uri=model.tracking_uri, registry_uri=model.registry_uri,
-        )
-    except ModelResolutionError as error:
-        raise ConfigError(str(error)) from None
+    return resolve_model(
+        uri, dst_dir, allowed_prefixes=model.allowed_uris,
+        tracking_uri=model.tracking_uri or None, registry_uri=model.registry_uri,
+    )
 
 
 def scoring_spec(model: ModelConfig, resolved: ResolvedModel, present: list[str]) -> ScoringSpec:
     """The scoring spec from the signature and config, keeping optional inputs the source has.
 
+    The preprocessing statistics are read here, on the driver, from the model's folder.
+
     Raises:
-        ConfigError: when the model has no signature and ``model.input_columns`` is not set.
+        ConfigError: when the model has no signature and ``model.input_columns`` is not set,
+            or its preprocessing statistics are missing or invalid.
     """
     try:
-        inputs = model_inputs(resolved.signature, model.input_columns, model.uri)
-    except SignatureMismatchError as error:
-        raise ConfigError(str(error)) from None
+        inputs = model_inputs(resolved.signature, model.input_columns, resolved.uri)
+        preprocessor = Preprocessor.load(model.preprocess, resolved.local_path) if model.preprocess else None
+    except (SignatureMismatchError, PreprocessingError) as error:
+        raise ConfigError(f"model {resolved.uri}: {error}") from None
     outputs = (
         parse_ddl_columns(model.output_schema) if model.output_schema
         else output_columns_from_signature(resolved.signature) or DEFAULT_OUTPUT
     )
-    inputs = [i for i in inputs if i.required or i.name in present]
-    return ScoringSpec(tuple(inputs), outputs, tuple(model.passthrough), dict(model.predict_params))
+    available = {*present, *(preprocessor.produced_columns if preprocessor else [])}
+    inputs = [i for i in inputs if i.required or i.name in available]
+    return ScoringSpec(
+        tuple(inputs), outputs, tuple(model.passthrough), dict(model.predict_params), preprocessor
+    )
 
 
-def check_source(source: DataFrame, spec: ScoringSpec, job: JobConfig) -> None:
+def plan_scoring(spark: SparkSession, job: JobConfig, source: DataFrame, dst_dir: str) -> ScoringPlan:
+    """Resolve, check and ship the job's model(s).
+
+    Raises:
+        ConfigError: a model is not allowed, missing, or the models disagree on outputs.
+        InputError: the source cannot feed a model (every problem listed).
+    """
+    model = job.model
+    try:
+        if model.route is None:
+            resolved = resolve(model, model.uri, dst_dir)
+            routes, by, unrouted = {(): resolved}, (), []
+        else:
+            routes, by, unrouted = _resolve_routes(model, source, dst_dir)
+    except ModelResolutionError as error:
+        raise ConfigError(str(error)) from None
+    distinct = list({m.sha256: m for m in routes.values()}.values())
+    specs = {m.sha256: scoring_spec(model, m, source.columns) for m in distinct}
+    for resolved in distinct:
+        check_source(source, specs[resolved.sha256], job, resolved)
+    _same_outputs(specs, model)
+    shipped = {m.sha256: ship_model(spark, m.local_path, m.sha256, _stamp(m)) for m in distinct}
+    return ScoringPlan(by, specs, {k: shipped[m.sha256] for k, m in routes.items()}, distinct, unrouted)
+
+
+def _resolve_routes(model: ModelConfig, source: DataFrame, dst_dir: str):
+    route = model.route
+    rows = source.select(*route.by).dropna().distinct().collect()
+    keys = [tuple(row) for row in rows]
+    found = resolve_routes(keys, route.by, route.uri_template, route.fallback_uri,
+                           lambda uri: resolve(model, uri, dst_dir))
+    for key, chosen in sorted(found.items(), key=lambda item: str(item[0])):
+        log.info("route %s -> %s%s", key, chosen.uri if chosen.model else "no model",
+                 " (fallback)" if chosen.fallback else "")
+    routes = {k: r.model for k, r in found.items() if r.model is not None}
+    unrouted = [k for k, r in found.items() if r.model is None]
+    if not routes:
+        raise ConfigError(
+            f"model.route: no key of {route.by} has a model under {route.uri_template!r} and "
+            "there is no model.route.fallback_uri"
+        )
+    return routes, tuple(route.by), unrouted
+
+
+def _stamp(resolved: ResolvedModel) -> ModelStamp:
+    return ModelStamp(resolved.uri, resolved.version, resolved.run_id)
+
+
+def _same_outputs(specs: dict[str, ScoringSpec], model: ModelConfig) -> None:
+    outputs = {tuple(spec.output_columns.items()) for spec in specs.values()}
+    if len(outputs) > 1:
+        raise ConfigError(
+            f"the routed models return different outputs {sorted(outputs)}; set "
+            "model.output_schema to the columns every model returns"
+        )
+
+
+def check_source(source: DataFrame, spec: ScoringSpec, job: JobConfig, resolved: ResolvedModel) -> None:
     """Fail with every problem at once when the source cannot feed the model.
 
     Raises:
         InputError: listing missing or incompatible input columns and missing passthrough
             columns, naming the source path and the model URI.
     """
-    report = check_signature(source.schema, spec.inputs)
+    report = check_signature(source.schema, spec.source_inputs)
     missing = [c for c in spec.passthrough if c not in source.columns]
-    problems = [*report.problems, *(f"passthrough column {c!r} is missing" for c in missing)]
+    unread = [c for c in spec.consumed_columns if c not in source.columns]
+    problems = [
+        *report.problems,
+        *(f"passthrough column {c!r} is missing" for c in missing),
+        *(f"column {c!r} read by model.preprocess is missing" for c in unread),
+    ]
     for note in report.notes:
         log.warning("model input: %s", note)
     if problems:
         raise InputError(
-            f"source {job.source.path} cannot feed model {job.model.uri}: " + "; ".join(problems)
+            f"source {job.source.path} cannot feed model {resolved.uri}: " + "; ".join(problems)
             + f". The source has {source.columns}."
         )
+
+
+def quarantine(projected: DataFrame, plan: ScoringPlan) -> tuple[DataFrame, DataFrame]:
+    """Split rows into scorable ones and rejects (input rules, null keys, keys with no model)."""
+    rules = {
+        rule.name: rule
+        for spec in plan.specs.values()
+        for rule in [
+            *input_rules(spec.source_inputs, projected.schema),
+            *(ColumnRule(c) for c in spec.consumed_columns),
+        ]
+    }
+    valid, rejects = split_rejects(projected, list(rules.values()), list(plan.by))
+    if not plan.unrouted:
+        return valid, rejects
+    spark = projected.sparkSession
+    unrouted = F.broadcast(spark.createDataFrame(plan.unrouted, projected.select(*plan.by).schema))
+    no_model = valid.join(unrouted, on=list(plan.by), how="left_semi").select(
+        *projected.columns,
+        F.lit("no_model").alias("reject_reason"),
+        F.lit(",".join(plan.by)).alias("reject_column"),
+        F.lit("a model for this key").alias("reject_rule"),
+    )
+    scorable = valid.join(unrouted, on=list(plan.by), how="left_anti").select(*projected.columns)
+    return scorable, rejects.unionByName(no_model.select(*projected.columns, *REJECT_COLUMNS))
 
 
 def run_model_job(
     spark: SparkSession, job: JobConfig, run_date: dt.date, run_id: str, s3_scheme: str
 ) -> RunSummary:
-    """Score the model over the source and commit predictions and rejects (see module doc)."""
+    """Score the model(s) over the source and commit predictions and rejects."""
     started = time.monotonic()
     preflight_model(job)
     targets = prepare_targets(spark, job, run_date, s3_scheme)
-    download = tempfile.mkdtemp(prefix="batch-scoring-model-")
-    try:
-        resolved = resolve(job.model, download)
-        source = read_source(spark, job.source, None, s3_scheme)
-        spec = scoring_spec(job.model, resolved, source.columns)
-        check_source(source, spec, job)
-        check_partition_columns(job, [*spec.passthrough, *spec.output_columns])
-        log.info("model %s: version %s, run %s, sha256 %s", resolved.uri, resolved.version,
-                 resolved.run_id, resolved.sha256)
-        stamp = ModelStamp(resolved.uri, resolved.version, resolved.run_id)
-        shipped = ship_model(spark, resolved.local_path, resolved.sha256, stamp)
-    finally:
-        shutil.rmtree(download, ignore_errors=True)
-    projected = source.select(*dict.fromkeys([*spec.passthrough, *spec.input_names]))
-    valid, rejects = split_rejects(projected, input_rules(spec.inputs, projected.schema), [])
-    scored = score_spark(valid, shipped, spec, job.model.batch_size)
+    source = read_source(spark, job.source, None, s3_scheme)
+    with tempfile.TemporaryDirectory(prefix="batch-scoring-model-") as download:
+        plan = plan_scoring(spark, job, source, download)
+    spec = next(iter(plan.specs.values()))
+    check_partition_columns(job, [*spec.passthrough, *spec.output_columns])
+    projected = source.select(*plan.columns(job.model.passthrough))
+    valid, rejects = quarantine(projected, plan)
+    scored = _score(valid, plan, job.model)
     commit(job, scored, rejects, targets, run_date, run_id)
+    first = plan.models[0]
+    one = len(plan.models) == 1 and not plan.by
     return summarise(
         spark, job, projected, targets, run_date, run_id, [], 0, time.monotonic() - started,
-        model_uri=resolved.uri, model_version=resolved.version, model_sha256=resolved.sha256,
+        model_uri=first.uri if one else job.model.route.uri_template,
+        model_version=first.version if one else f"{len(plan.models)} models",
+        model_sha256=first.sha256 if one else None,
     )
+
+
+def _score(valid: DataFrame, plan: ScoringPlan, model: ModelConfig) -> DataFrame:
+    for resolved in plan.models:
+        log.info("model %s: version %s, run %s, sha256 %s", resolved.uri, resolved.version,
+                 resolved.run_id, resolved.sha256)
+    if not plan.by:
+        return score_spark(valid, plan.routes[()], next(iter(plan.specs.values())), model.batch_size)
+    return score_spark_routed(valid, plan.routes, plan.specs, plan.by, model.batch_size,
+                              model.route.max_models_per_worker)

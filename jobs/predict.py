@@ -25,6 +25,8 @@ import pandas as pd
 from batch_scoring.jobs.config import ModelConfig, load_job
 from batch_scoring.jobs.errors import ConfigError, InputError, JobError
 from batch_scoring.jobs.model_job import resolve, scoring_spec
+from batch_scoring.udfs.contract import ColumnRule
+from batch_scoring.udfs.model_resolution import ModelResolutionError
 from batch_scoring.udfs.model_scoring import (
     ModelInputError,
     ModelStamp,
@@ -34,6 +36,7 @@ from batch_scoring.udfs.model_scoring import (
 )
 from batch_scoring.udfs.model_signature import input_rules_pandas
 from batch_scoring.udfs.pandas_quarantine import split_rejects_pandas
+from batch_scoring.udfs.preprocessing import PreprocessingError
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -104,10 +107,12 @@ def score_local(model, pdf: pd.DataFrame, spec: ScoringSpec, stamp: ModelStamp, 
     Raises:
         InputError: when a required input or passthrough column is missing.
     """
-    missing = [c for c in [*spec.input_names, *spec.passthrough] if c not in pdf.columns]
+    needed = [*(i.name for i in spec.source_inputs), *spec.consumed_columns, *spec.passthrough]
+    missing = [c for c in dict.fromkeys(needed) if c not in pdf.columns]
     if missing:
-        raise InputError(f"the records lack column(s) {missing}; the model needs {spec.input_names}")
-    valid, rejects = split_rejects_pandas(pdf, input_rules_pandas(spec.inputs), [])
+        raise InputError(f"the records lack column(s) {missing}; the model reads {needed}")
+    rules = [*input_rules_pandas(spec.source_inputs), *(ColumnRule(c) for c in spec.consumed_columns)]
+    valid, rejects = split_rejects_pandas(pdf, rules, [])
     parts = [score_frame(model, chunk, spec, stamp) for chunk in rebatch([valid], batch_size)]
     scored = pd.concat(parts, ignore_index=True) if parts else score_frame(model, valid, spec, stamp)
     return scored, rejects
@@ -120,7 +125,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = model_config(args)
         records = read_records(args)
-        resolved = resolve(config, download)
+        if config.uri is None:
+            raise ConfigError("predict scores one model: use a job whose model has 'uri', not 'route'")
+        try:
+            resolved = resolve(config, config.uri, download)
+        except ModelResolutionError as error:
+            raise ConfigError(str(error)) from None
         spec = scoring_spec(config, resolved, list(records.columns))
         import mlflow.pyfunc
 
@@ -131,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except JobError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code
-    except ModelInputError as error:
+    except (ModelInputError, PreprocessingError) as error:
         print(f"error: {error}", file=sys.stderr)
         return InputError.exit_code
     finally:

@@ -57,6 +57,10 @@ class ModelResolutionError(ValueError):
     """A model URI cannot be resolved or loaded; the message names the URI and what to do."""
 
 
+class ModelNotFoundError(ModelResolutionError):
+    """The URI is well formed and the server answered, but no such model, version or alias."""
+
+
 @dataclass(frozen=True)
 class ResolvedModel:
     """A model folder downloaded on the driver, ready to ship to executors.
@@ -248,7 +252,7 @@ def _local_folder(uri: str) -> str:
         path = Path(uri)
     path = path.expanduser().absolute()
     if not path.exists():
-        raise ModelResolutionError(
+        raise ModelNotFoundError(
             f"model path {uri!r} does not exist (looked at {str(path)!r}); give the folder "
             f"holding the model's {MLMODEL_FILE} file, as seen from the driver"
         )
@@ -311,7 +315,7 @@ def _latest_version(uri: str, client: mlflow.MlflowClient, name: str) -> Any:
         filter_string=f"name = {quoted}", order_by=["version_number DESC"], max_results=1
     )
     if not versions:
-        raise ModelResolutionError(
+        raise ModelNotFoundError(
             f"model URI {uri!r}: the registry at {_shown(_registry_of(client))} has no "
             f"registered model {name!r} or it has no versions; check the name or register a "
             "version first"
@@ -410,9 +414,14 @@ def _mlflow_errors(uri: str, server_uri: str | None, hint: str) -> Iterator[None
                 f"{_shown(server_uri)} cannot be reached ({_first_line(exc)}); check that it "
                 "is running and reachable from the driver, or pass the right tracking URI"
             ) from exc
-        raise ModelResolutionError(
-            f"cannot resolve model {uri!r}: {_first_line(exc)}; {hint}"
-        ) from exc
+        error = ModelNotFoundError if _is_not_found(exc) else ModelResolutionError
+        raise error(f"cannot resolve model {uri!r}: {_first_line(exc)}; {hint}") from exc
+
+
+def _is_not_found(exc: BaseException) -> bool:
+    """True for the registry's and tracking server's answers to an unknown name/version/alias."""
+    code = getattr(exc, "error_code", None)
+    return code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
 
 
 def _boto_errors() -> tuple[type[BaseException], ...]:

@@ -55,12 +55,31 @@ class ScoringSpec:
             returns them (one per output, or per class probability).
         passthrough: input columns copied to the output before the predictions (ids, keys).
         predict_params: keyword params passed to ``model.predict(..., params=...)``, if any.
+        preprocessor: transforms applied to the rows before the model (a fitted
+            :class:`~batch_scoring.udfs.preprocessing.Preprocessor`), or None.
     """
 
     inputs: tuple[ModelInput, ...]
     output_columns: Mapping[str, str]
     passthrough: tuple[str, ...] = ()
     predict_params: Mapping[str, Any] = field(default_factory=dict)
+    preprocessor: Any = None
+
+    @property
+    def produced_columns(self) -> list[str]:
+        """Model inputs the preprocessing creates (the source need not have them)."""
+        return self.preprocessor.produced_columns if self.preprocessor else []
+
+    @property
+    def consumed_columns(self) -> list[str]:
+        """Source columns the preprocessing reads."""
+        return self.preprocessor.consumed_columns if self.preprocessor else []
+
+    @property
+    def source_inputs(self) -> tuple[ModelInput, ...]:
+        """Model inputs read straight from the source (not created by preprocessing)."""
+        produced = set(self.produced_columns)
+        return tuple(i for i in self.inputs if i.name not in produced)
 
     @property
     def input_names(self) -> list[str]:
@@ -120,6 +139,8 @@ def score_frame(
 ) -> pd.DataFrame:
     """Score every row of ``pdf`` (rows must already satisfy the model's input rules).
 
+    The spec's preprocessing runs first; the passthrough columns come from ``pdf`` as given.
+
     Args:
         model: a loaded pyfunc model (anything with ``predict(DataFrame)``).
         pdf: the rows: the model's input columns and the passthrough columns.
@@ -135,7 +156,8 @@ def score_frame(
     when = scored_at or dt.datetime.now(dt.timezone.utc)
     if pdf.empty:
         return _empty_result(pdf, spec)
-    predictions = predictions_of(model, features_of(pdf, spec), spec, stamp.uri)
+    prepared = spec.preprocessor.apply(pdf) if spec.preprocessor else pdf
+    predictions = predictions_of(model, features_of(prepared, spec), spec, stamp.uri)
     result = pdf[list(spec.passthrough)].reset_index(drop=True)
     for name in spec.output_columns:
         result[name] = predictions[name]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,3 +92,44 @@ def score_spark(df: DataFrame, shipped: ShippedModel, spec: ScoringSpec, batch_s
             yield score_frame(model, batch, spec, stamp, dt.datetime.now(dt.timezone.utc))
 
     return df.mapInPandas(score_partition, scored_ddl(df, spec))
+
+
+def score_spark_routed(
+    df: DataFrame,
+    routes: Mapping[tuple, ShippedModel],
+    specs: Mapping[str, ScoringSpec],
+    by: Sequence[str],
+    batch_size: int,
+    max_models: int,
+) -> DataFrame:
+    """Score each row with the model of its key (``by`` columns), loading models lazily.
+
+    Rows are sorted by key within each partition (no shuffle), so a Python worker meets the
+    keys one after the other and its bounded cache (``max_models``) rarely evicts a model it
+    still needs.
+
+    Args:
+        df: rows whose keys all have a route; input, passthrough and ``by`` columns.
+        routes: key tuple -> shipped model.
+        specs: model content hash -> scoring spec; every spec has the same output columns.
+        by: the key columns.
+        batch_size: rows per ``predict`` call at most.
+        max_models: models each Python worker keeps loaded.
+
+    Returns:
+        A DataFrame with :func:`scored_ddl`'s schema (of any spec), one row per input row.
+    """
+    key_columns = list(by)
+    any_spec = next(iter(specs.values()))
+
+    def score_partition(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for batch in rebatch(batches, batch_size):
+            for key, rows in batch.groupby(key_columns, sort=False):
+                shipped = routes[key if isinstance(key, tuple) else (key,)]
+                model = model_cache.get_model(
+                    shipped.sha256, lambda s=shipped: load_shipped(s.files_name), max_models
+                )
+                spec = specs[shipped.sha256]
+                yield score_frame(model, rows, spec, shipped.stamp, dt.datetime.now(dt.timezone.utc))
+
+    return df.sortWithinPartitions(*key_columns).mapInPandas(score_partition, scored_ddl(df, any_spec))

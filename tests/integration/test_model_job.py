@@ -173,3 +173,62 @@ def test_each_python_worker_loads_the_model_once_for_all_its_batches(spark, tmp_
     pids = loads.read_text().split()
     assert len(set(pids)) == len(pids)  # never loaded twice in one Python worker
     assert len(pids) < 8  # fewer loads than the 8 tasks (and far fewer than the 16 predict calls)
+
+
+@pytest.fixture(scope="module")
+def routed_source(tmp_path_factory, registered_models):
+    """Iris rows keyed by the model version that should score them: "1", "2" or "9" (none)."""
+    path = tmp_path_factory.mktemp("routed") / "iris.parquet"
+    features = registered_models.features
+    version = np.array(["1", "2", "9"])[np.arange(len(features)) % 3]
+    features.assign(flower_id=np.arange(len(features)), batch="all", version=version).to_parquet(path)
+    return path
+
+
+def routed_job(tmp_path, source, models, *overrides):
+    return scoring_job(tmp_path, source, models, "model.uri=null",
+                       "model.route={by: [version], uri_template: 'models:/iris_classifier/{version}'}",
+                       "model.allowed_uris=['models:/iris_classifier']",
+                       "model.passthrough=[flower_id, batch, version]", *overrides)
+
+
+def test_each_key_is_scored_by_its_own_model_and_missing_ones_by_the_fallback(spark, tmp_path, routed_source, registered_models):
+    job = routed_job(tmp_path, routed_source, registered_models,
+                     f"model.route.fallback_uri={registered_models.uri_v1}")
+    summary = run(spark, job, DAY, "routed")
+    out = read(spark, job.output.path)
+    features = registered_models.features
+    by_version = {"1": registered_models.classifier_v1, "2": registered_models.classifier_v2,
+                  "9": registered_models.classifier_v1}
+    for version, estimator in by_version.items():
+        rows = out[out["version"] == version]
+        expected = estimator.predict(features.iloc[rows["flower_id"]])
+        assert rows["prediction"].tolist() == expected.tolist()
+    stamped = out.groupby("version")["model_version"].unique().map(list).to_dict()
+    assert stamped == {"1": ["1"], "2": ["2"], "9": ["1"]}
+    assert (summary.rows_out, summary.rows_rejected, summary.model_version) == (150, 0, "2 models")
+
+
+def test_keys_without_a_model_and_no_fallback_are_rejected(spark, tmp_path, routed_source, registered_models):
+    job = routed_job(tmp_path, routed_source, registered_models)
+    summary = run(spark, job, DAY, "no-fallback")
+    rejects = spark.read.format("delta").load(job.output.rejects).toPandas()
+    assert (summary.rows_out, summary.rows_rejected) == (100, 50)
+    assert set(rejects["version"]) == {"9"}
+    assert set(zip(rejects["reject_reason"], rejects["reject_column"])) == {("no_model", "version")}
+
+
+def test_a_registered_alias_per_key(spark, tmp_path, registered_models):
+    source = tmp_path / "tiers.parquet"
+    features = registered_models.features
+    tier = np.where(np.arange(len(features)) < 75, "champion", "challenger")
+    features.assign(flower_id=np.arange(len(features)), batch="all", tier=tier).to_parquet(source)
+    job = scoring_job(tmp_path, source, registered_models, "model.uri=null",
+                      "model.route={by: [tier], uri_template: 'models:/iris_classifier@{tier}', "
+                      f"fallback_uri: '{registered_models.uri_v2}'}}",
+                      "model.allowed_uris=['models:/iris_classifier']",
+                      "model.passthrough=[flower_id, batch, tier]")
+    run(spark, job, DAY, "aliases")
+    out = read(spark, job.output.path)
+    assert set(out[out["tier"] == "champion"]["model_version"]) == {"1"}
+    assert set(out[out["tier"] == "challenger"]["model_version"]) == {"2"}

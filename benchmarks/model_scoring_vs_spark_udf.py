@@ -1,0 +1,302 @@
+"""Benchmark: our model scorer vs ``mlflow.pyfunc.spark_udf``, same data, same model, one run.
+
+    .venv/bin/python benchmarks/model_scoring_vs_spark_udf.py --rows 2000000
+
+Generates a seeded numeric dataset (int64 ``id`` + 8 float64 features, zstd Parquet, 8 files)
+and a scikit-learn HistGradientBoostingRegressor trained on a 20k-row sample, saved as an
+MLflow model folder with an inferred signature, both under benchmarks/work/. Then times, one
+after the other in the same Spark session (local[2]), after one warm-up read of the source:
+
+1. floor:       read id + features, write zstd Parquet; no model;
+2. spark_udf:   ``mlflow.pyfunc.spark_udf(..., result_type="double")`` on ``struct(*features)``,
+                id + prediction written as Parquet;
+3. ours_engine: ``ship_model`` + ``score_spark`` (id passthrough), written as Parquet: the
+                scorer alone;
+4. ours_job:    the whole model job (``pipeline.run`` on conf/jobs/model_scoring.yaml): signature
+                check, quarantine, predictions and rejects written, counts read back.
+
+Checks that spark_udf and our scorer give the same predictions (a sample joined on id; exits 1
+when they differ). Prints a table of seconds, rows/s per core and ratios, and writes it as JSON
+to benchmarks/results/. Not part of the test suite; timings are never asserted in tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+FEATURES = [f"x{i}" for i in range(8)]
+FILES = 8
+TRAIN_ROWS = 20_000
+BATCH_SIZE = 10_000
+TOLERANCE = 1e-9
+HGB_PREDICTOR = "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """Parse --rows (source rows), --cores, --seed."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=2_000_000)
+    parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=7)
+    return parser.parse_args(argv)
+
+
+def make_session(cores: int):
+    """A local[cores] SparkSession sized for this 2-core, 24 GiB machine (no Delta needed)."""
+    from pyspark.sql import SparkSession
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    return (
+        SparkSession.builder.master(f"local[{cores}]")
+        .appName("benchmark-model-scoring-vs-spark-udf")
+        .config("spark.driver.memory", "6g")
+        .config("spark.sql.shuffle.partitions", str(cores * 4))
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.sql.execution.arrow.maxRecordsPerBatch", "10000")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.log.level", "ERROR")
+        .getOrCreate()
+    )
+
+
+def timed(label: str, action) -> tuple[str, float]:
+    """Run ``action`` once; return (label, wall-clock seconds) and print it."""
+    started = time.perf_counter()
+    action()
+    seconds = time.perf_counter() - started
+    print(f"  {label:<12} {seconds:8.1f} s", flush=True)
+    return label, seconds
+
+
+def features_frame(rng: np.random.Generator, rows: int) -> pd.DataFrame:
+    """``rows`` rows of the 8 float64 features: normal, uniform, log-normal and skewed columns."""
+    return pd.DataFrame({
+        "x0": rng.normal(0.0, 1.0, rows),
+        "x1": rng.uniform(-2.0, 2.0, rows),
+        "x2": rng.normal(5.0, 2.0, rows),
+        "x3": rng.lognormal(0.0, 0.5, rows),
+        "x4": rng.normal(0.0, 3.0, rows),
+        "x5": rng.exponential(1.0, rows),
+        "x6": rng.uniform(0.0, 10.0, rows),
+        "x7": rng.standard_t(5, rows),
+    })
+
+
+def target_of(features: pd.DataFrame, rng: np.random.Generator) -> np.ndarray:
+    """A nonlinear target with interactions and noise, so the trees have something to learn."""
+    f = features
+    signal = (
+        3 * np.sin(f["x0"]) + f["x1"] ** 2 + 0.3 * f["x2"] * f["x3"] + 2 * (f["x4"] > 0)
+        + np.log1p(f["x5"]) + 0.5 * f["x6"] - 0.3 * f["x7"]
+    )
+    return (signal + rng.normal(0.0, 0.5, len(f))).to_numpy()
+
+
+def write_source(source: Path, rows: int, seed: int) -> None:
+    """Write the seeded dataset as ``FILES`` zstd Parquet files: ``id`` (int64) + features."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(seed)
+    staging = source.with_name(source.name + ".tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    bounds = np.linspace(0, rows, FILES + 1).astype(np.int64)
+    for part, (start, stop) in enumerate(zip(bounds[:-1], bounds[1:])):
+        frame = features_frame(rng, int(stop - start))
+        frame.insert(0, "id", np.arange(start, stop, dtype=np.int64))
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        pq.write_table(table, staging / f"part-{part:05d}.parquet", compression="zstd")
+    staging.rename(source)
+
+
+def save_model(source: Path, model_path: Path, seed: int) -> None:
+    """Train a HistGradientBoostingRegressor on a 20k-row sample; save it as an MLflow model."""
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    rng = np.random.default_rng(seed + 1)
+    sample = pd.read_parquet(source, columns=FEATURES).sample(
+        n=TRAIN_ROWS, random_state=seed
+    ).reset_index(drop=True)
+    model = HistGradientBoostingRegressor(max_iter=100, max_leaf_nodes=31, random_state=seed)
+    model.fit(sample, target_of(sample, rng))
+    signature = infer_signature(sample, model.predict(sample.head(100)))
+    shutil.rmtree(model_path, ignore_errors=True)
+    mlflow.sklearn.save_model(
+        model, str(model_path), signature=signature, skops_trusted_types=[HGB_PREDICTOR]
+    )
+
+
+def floor(spark, source: Path, out: Path) -> None:
+    """The I/O floor: read id + features, write them as zstd Parquet; no model."""
+    (
+        spark.read.parquet(str(source)).select("id", *FEATURES)
+        .write.mode("overwrite").option("compression", "zstd").parquet(str(out))
+    )
+
+
+def spark_udf(spark, source: Path, model_path: Path, out: Path) -> None:
+    """MLflow's own Spark scoring: ``spark_udf`` on a struct of the features, id + prediction."""
+    import mlflow.pyfunc
+    from pyspark.sql import functions as F
+
+    predict = mlflow.pyfunc.spark_udf(spark, str(model_path), result_type="double")
+    (
+        spark.read.parquet(str(source))
+        .withColumn("prediction", predict(F.struct(*FEATURES)))
+        .select("id", "prediction")
+        .write.mode("overwrite").option("compression", "zstd").parquet(str(out))
+    )
+
+
+def engine(spark, source: Path, model_path: Path, out: Path) -> None:
+    """Our scorer alone: ``ship_model`` + ``score_spark`` with id passthrough, written as Parquet."""
+    from mlflow.models import Model
+
+    from batch_scoring.udfs.model_resolution import content_hash
+    from batch_scoring.udfs.model_scoring import ModelStamp, ScoringSpec
+    from batch_scoring.udfs.model_signature import model_inputs
+    from batch_scoring.udfs.spark_scoring import score_spark, ship_model
+
+    uri = str(model_path)
+    signature = Model.load(uri).signature
+    spec = ScoringSpec(tuple(model_inputs(signature, None, uri)), {"prediction": "double"}, ("id",))
+    shipped = ship_model(spark, uri, content_hash(model_path), ModelStamp(uri))
+    df = spark.read.parquet(str(source)).select("id", *FEATURES)
+    (
+        score_spark(df, shipped, spec, BATCH_SIZE)
+        .write.mode("overwrite").option("compression", "zstd").parquet(str(out))
+    )
+
+
+def job_run(spark, source: Path, model_path: Path, out: Path):
+    """One whole model-scoring job run on the data and model; returns its RunSummary."""
+    from batch_scoring.jobs.config import load_job
+    from batch_scoring.jobs.pipeline import run
+
+    job = load_job(ROOT / "conf/jobs/model_scoring.yaml", [
+        f"source.path={source}", "source.filter=null",
+        f"model.uri={model_path}", f"model.allowed_uris={json.dumps([str(model_path)])}",
+        "model.passthrough=[id]", "model.output_schema=prediction double",
+        f"output.path={out}", "output.format=parquet", "output.partition_by=[]",
+    ])
+    return run(spark, job, dt.date(2026, 11, 22), "bench-model-job")
+
+
+def max_difference(spark, left: Path, right: Path, fraction: float = 0.01) -> tuple[int, int, float]:
+    """Join a sample of ``left``'s predictions to ``right``'s on id.
+
+    Returns:
+        (sampled rows, rows matched in ``right``, max |prediction difference|).
+    """
+    from pyspark.sql import functions as F
+
+    sample = spark.read.parquet(str(left)).select("id", F.col("prediction").alias("a"))
+    sample = sample.sample(fraction=fraction, seed=11)
+    other = spark.read.parquet(str(right)).select("id", F.col("prediction").alias("b"))
+    row = sample.join(other, "id", "left").agg(
+        F.count("*").alias("n"), F.count("b").alias("matched"),
+        F.max(F.abs(F.col("a") - F.col("b"))).alias("diff"),
+    ).first()
+    return row["n"], row["matched"], float(row["diff"] if row["diff"] is not None else np.inf)
+
+
+def check_predictions(spark, work: Path) -> dict:
+    """spark_udf vs our scorer (engine and job) on a sample joined on id; prints the result."""
+    checks = {}
+    for name in ("ours_engine", "ours_job"):
+        sampled, matched, diff = max_difference(spark, work / "spark_udf", work / name)
+        ok = sampled > 0 and matched == sampled and diff < TOLERANCE
+        checks[f"spark_udf_vs_{name}"] = {
+            "sampled_rows": sampled, "matched_rows": matched, "max_abs_diff": diff, "ok": ok,
+        }
+        print(f"check spark_udf vs {name}: {matched:,}/{sampled:,} sampled ids matched, "
+              f"max |diff| {diff:.3g} -> {'OK' if ok else 'MISMATCH'}")
+    return checks
+
+
+def main(argv=None) -> int:
+    """Generate the data and model if missing, time every stage, check, print and save."""
+    args = parse_args(argv)
+    work = HERE / "work" / f"model-r{args.rows}-s{args.seed}"
+    source, model_path = work / "source", work / "model"
+    if not source.exists():
+        write_source(source, args.rows, args.seed)
+    if not (model_path / "MLmodel").exists():
+        save_model(source, model_path, args.seed)
+    spark = make_session(args.cores)
+    rows = spark.read.parquet(str(source)).count()
+    print(f"{rows:,} rows, {len(FEATURES)} features, {FILES} files, local[{args.cores}], "
+          f"HistGradientBoostingRegressor(max_iter=100)")
+    results = [timed("floor", lambda: floor(spark, source, work / "floor"))]
+    results.append(timed("spark_udf", lambda: spark_udf(spark, source, model_path, work / "spark_udf")))
+    results.append(timed("ours_engine", lambda: engine(spark, source, model_path, work / "ours_engine")))
+    results.append(timed("ours_job", lambda: job_run(spark, source, model_path, work / "ours_job")))
+    checks = check_predictions(spark, work)
+    spark.stop()
+    report = summarise(dict(results), rows, args, checks)
+    print_table(report)
+    out = HERE / "results" / f"model_scoring_vs_spark_udf_r{args.rows}.json"
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"written {out.relative_to(ROOT)}")
+    for name in ("floor", "spark_udf", "ours_engine", "ours_job", "ours_job_rejects"):
+        shutil.rmtree(work / name, ignore_errors=True)
+    if not all(check["ok"] for check in checks.values()):
+        print("error: spark_udf and our scorer disagree (see the checks above)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def summarise(seconds: dict[str, float], rows: int, args, checks: dict) -> dict:
+    """Seconds per stage -> report with rows/s per core, ratios to the floor and the checks."""
+    stages = {
+        name: {
+            "seconds": round(value, 2),
+            "rows_per_s_per_core": round(rows / value / args.cores),
+            "x_floor": round(value / seconds["floor"], 2),
+        }
+        for name, value in seconds.items()
+    }
+    ratios = {
+        "spark_udf_over_ours_engine": round(seconds["spark_udf"] / seconds["ours_engine"], 2),
+        "spark_udf_over_ours_job": round(seconds["spark_udf"] / seconds["ours_job"], 2),
+        "ours_engine_over_floor": round(seconds["ours_engine"] / seconds["floor"], 2),
+        "ours_job_over_floor": round(seconds["ours_job"] / seconds["floor"], 2),
+    }
+    return {
+        "rows": rows, "features": len(FEATURES), "cores": args.cores,
+        "model": "HistGradientBoostingRegressor(max_iter=100, max_leaf_nodes=31), skops",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "measured": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "stages": stages, "ratios": ratios, "checks": checks,
+    }
+
+
+def print_table(report: dict) -> None:
+    """Print the report as a fixed-width table."""
+    print(f"\n{'stage':<12} {'seconds':>9} {'rows/s/core':>12} {'x floor':>8}")
+    for name, stage in report["stages"].items():
+        print(f"{name:<12} {stage['seconds']:>9.1f} {stage['rows_per_s_per_core']:>12,} {stage['x_floor']:>8.2f}")
+    for name, value in report["ratios"].items():
+        print(f"{name}: {value}x")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
