@@ -5,7 +5,9 @@
 Generates a seeded numeric dataset (int64 ``id`` + 8 float64 features, zstd Parquet, 8 files)
 and a scikit-learn HistGradientBoostingRegressor trained on a 20k-row sample, saved as an
 MLflow model folder with an inferred signature, both under benchmarks/work/. Then times, one
-after the other in the same Spark session (local[2]), after one warm-up read of the source:
+after the other in the same Spark session (local[2]), after a warm-up (one read of the source,
+and one pass that starts the Python workers and imports mlflow and scikit-learn in them, so no
+stage pays those imports):
 
 1. floor:       read id + features, write zstd Parquet; no model;
 2. spark_udf:   ``mlflow.pyfunc.spark_udf(..., result_type="double")`` on ``struct(*features)``,
@@ -18,6 +20,11 @@ after the other in the same Spark session (local[2]), after one warm-up read of 
 Checks that spark_udf and our scorer give the same predictions (a sample joined on id; exits 1
 when they differ). Prints a table of seconds, rows/s per core and ratios, and writes it as JSON
 to benchmarks/results/. Not part of the test suite; timings are never asserted in tests.
+
+``--worker-threads N`` sets ``OMP_NUM_THREADS=N`` in the Python workers
+(``spark.executorEnv.OMP_NUM_THREADS``); by default it is unset, so scikit-learn's OpenMP
+predict uses every core in each of the ``--cores`` workers. The result file name then ends in
+``_omp<N>``.
 """
 
 from __future__ import annotations
@@ -46,21 +53,26 @@ HGB_PREDICTOR = "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredicto
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    """Parse --rows (source rows), --cores, --seed."""
+    """Parse --rows (source rows), --cores, --seed, --worker-threads."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--worker-threads", type=int, default=None,
+                        help="OMP_NUM_THREADS of the Python workers (default: unset)")
     return parser.parse_args(argv)
 
 
-def make_session(cores: int):
+def make_session(cores: int, worker_threads: int | None = None):
     """A local[cores] SparkSession sized for this 2-core, 24 GiB machine (no Delta needed)."""
     from pyspark.sql import SparkSession
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    builder = SparkSession.builder
+    if worker_threads is not None:
+        builder = builder.config("spark.executorEnv.OMP_NUM_THREADS", str(worker_threads))
     return (
-        SparkSession.builder.master(f"local[{cores}]")
+        builder.master(f"local[{cores}]")
         .appName("benchmark-model-scoring-vs-spark-udf")
         .config("spark.driver.memory", "6g")
         .config("spark.sql.shuffle.partitions", str(cores * 4))
@@ -81,6 +93,23 @@ def timed(label: str, action) -> tuple[str, float]:
     seconds = time.perf_counter() - started
     print(f"  {label:<12} {seconds:8.1f} s", flush=True)
     return label, seconds
+
+
+def warm_up(spark, source: Path) -> int:
+    """Read the source once (returns its rows) and start the Python workers with mlflow and
+    scikit-learn imported, so that neither spark_udf nor our scorer pays those imports."""
+
+    def import_model_libraries(batches):
+        import mlflow.pyfunc  # noqa: F401
+        import sklearn.ensemble  # noqa: F401
+
+        for _ in batches:
+            pass
+        yield pd.DataFrame({"pid": [os.getpid()]})
+
+    rows = spark.read.parquet(str(source)).count()
+    spark.read.parquet(str(source)).select("id").mapInPandas(import_model_libraries, "pid long").collect()
+    return rows
 
 
 def features_frame(rng: np.random.Generator, rows: int) -> pd.DataFrame:
@@ -241,10 +270,11 @@ def main(argv=None) -> int:
         write_source(source, args.rows, args.seed)
     if not (model_path / "MLmodel").exists():
         save_model(source, model_path, args.seed)
-    spark = make_session(args.cores)
-    rows = spark.read.parquet(str(source)).count()
+    spark = make_session(args.cores, args.worker_threads)
+    rows = warm_up(spark, source)
     print(f"{rows:,} rows, {len(FEATURES)} features, {FILES} files, local[{args.cores}], "
-          f"HistGradientBoostingRegressor(max_iter=100)")
+          f"HistGradientBoostingRegressor(max_iter=100), worker OMP_NUM_THREADS "
+          f"{args.worker_threads or 'unset'}")
     results = [timed("floor", lambda: floor(spark, source, work / "floor"))]
     results.append(timed("spark_udf", lambda: spark_udf(spark, source, model_path, work / "spark_udf")))
     results.append(timed("ours_engine", lambda: engine(spark, source, model_path, work / "ours_engine")))
@@ -253,7 +283,8 @@ def main(argv=None) -> int:
     spark.stop()
     report = summarise(dict(results), rows, args, checks)
     print_table(report)
-    out = HERE / "results" / f"model_scoring_vs_spark_udf_r{args.rows}.json"
+    suffix = "" if args.worker_threads is None else f"_omp{args.worker_threads}"
+    out = HERE / "results" / f"model_scoring_vs_spark_udf_r{args.rows}{suffix}.json"
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"written {out.relative_to(ROOT)}")
     for name in ("floor", "spark_udf", "ours_engine", "ours_job", "ours_job_rejects"):
@@ -282,6 +313,7 @@ def summarise(seconds: dict[str, float], rows: int, args, checks: dict) -> dict:
     }
     return {
         "rows": rows, "features": len(FEATURES), "cores": args.cores,
+        "worker_omp_num_threads": args.worker_threads,
         "model": "HistGradientBoostingRegressor(max_iter=100, max_leaf_nodes=31), skops",
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
         "measured": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

@@ -179,8 +179,11 @@ class JobConfig(StrictModel):
 
     @model_validator(mode="after")
     def _function_or_model(self) -> JobConfig:
-        if (self.function is None) == (self.model is None):
-            raise ValueError("give exactly one of 'function' (a unit-of-work function) or 'model'")
+        if self.function is None and self.model is None:
+            raise ValueError(
+                "give 'function' (a unit-of-work function), 'model', or both (the model scores "
+                "rows, then the function runs per unit of work on the scored rows)"
+            )
         if self.function is not None and self.unit_of_work is None:
             raise ValueError("'unit_of_work' is required with 'function': set unit_of_work.keys")
         return self

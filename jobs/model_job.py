@@ -241,6 +241,30 @@ def quarantine(projected: DataFrame, plan: ScoringPlan) -> tuple[DataFrame, Data
     return scorable, rejects.unionByName(no_model.select(*projected.columns, *REJECT_COLUMNS))
 
 
+def score_source(
+    spark: SparkSession, job: JobConfig, source: DataFrame
+) -> tuple[DataFrame, DataFrame, DataFrame, ScoringPlan]:
+    """Plan the models and score the source.
+
+    Returns:
+        ``(projected, scored, rejects, plan)``: the projected source, the scored rows
+        (passthrough, predictions, model stamps), the rows that could not be scored, the plan.
+    """
+    with tempfile.TemporaryDirectory(prefix="batch-scoring-model-") as download:
+        plan = plan_scoring(spark, job, source, download)
+    projected = source.select(*plan.columns(job.model.passthrough))
+    valid, rejects = quarantine(projected, plan)
+    return projected, score(valid, plan, job.model), rejects, plan
+
+
+def model_fields(plan: ScoringPlan, model: ModelConfig) -> dict[str, str | None]:
+    """The summary's model fields: URI, version and hash of one model, or of the routes."""
+    first = plan.models[0]
+    if len(plan.models) == 1 and not plan.by:
+        return {"model_uri": first.uri, "model_version": first.version, "model_sha256": first.sha256}
+    return {"model_uri": model.route.uri_template, "model_version": f"{len(plan.models)} models"}
+
+
 def run_model_job(
     spark: SparkSession, job: JobConfig, run_date: dt.date, run_id: str, s3_scheme: str
 ) -> RunSummary:
@@ -249,25 +273,16 @@ def run_model_job(
     preflight_model(job)
     targets = prepare_targets(spark, job, run_date, s3_scheme)
     source = read_source(spark, job.source, None, s3_scheme)
-    with tempfile.TemporaryDirectory(prefix="batch-scoring-model-") as download:
-        plan = plan_scoring(spark, job, source, download)
+    projected, scored, rejects, plan = score_source(spark, job, source)
     spec = next(iter(plan.specs.values()))
     check_partition_columns(job, [*spec.passthrough, *spec.output_columns])
-    projected = source.select(*plan.columns(job.model.passthrough))
-    valid, rejects = quarantine(projected, plan)
-    scored = _score(valid, plan, job.model)
     commit(job, scored, rejects, targets, run_date, run_id)
-    first = plan.models[0]
-    one = len(plan.models) == 1 and not plan.by
-    return summarise(
-        spark, job, projected, targets, run_date, run_id, [], 0, time.monotonic() - started,
-        model_uri=first.uri if one else job.model.route.uri_template,
-        model_version=first.version if one else f"{len(plan.models)} models",
-        model_sha256=first.sha256 if one else None,
-    )
+    return summarise(spark, job, projected, targets, run_date, run_id, [], 0,
+                     time.monotonic() - started, **model_fields(plan, job.model))
 
 
-def _score(valid: DataFrame, plan: ScoringPlan, model: ModelConfig) -> DataFrame:
+def score(valid: DataFrame, plan: ScoringPlan, model: ModelConfig) -> DataFrame:
+    """Score rows that passed quarantine with the plan's model(s)."""
     for resolved in plan.models:
         log.info("model %s: version %s, run %s, sha256 %s", resolved.uri, resolved.version,
                  resolved.run_id, resolved.sha256)

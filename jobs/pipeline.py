@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 
 from batch_scoring.jobs.commit import (
@@ -29,7 +30,7 @@ from batch_scoring.jobs.commit import (
 )
 from batch_scoring.jobs.config import JobConfig, format_validation_error
 from batch_scoring.jobs.errors import ConfigError
-from batch_scoring.jobs.model_job import run_model_job
+from batch_scoring.jobs.model_job import model_fields, preflight_model, run_model_job, score_source
 from batch_scoring.jobs.quarantine import check_columns, split_rejects
 from batch_scoring.jobs.sources import choose_buckets, read_source
 from batch_scoring.udfs.contract import ColumnRule, UnitFunction
@@ -118,6 +119,8 @@ def run(
             function returns undeclared or misses declared columns.
     """
     run_id = run_id or new_run_id(run_date)
+    if job.model is not None and job.function is not None:
+        return run_chained_job(spark, job, run_date, run_id, s3_scheme)
     if job.model is not None:
         return run_model_job(spark, job, run_date, run_id, s3_scheme)
     return run_function_job(spark, job, run_date, run_id, s3_scheme)
@@ -137,6 +140,35 @@ def run_function_job(
     commit(job, result, rejects, targets, run_date, run_id)
     return summarise(spark, job, source, targets, run_date, run_id, job.unit_of_work.keys,
                      buckets, time.monotonic() - started)
+
+
+def run_chained_job(
+    spark: SparkSession, job: JobConfig, run_date: dt.date, run_id: str, s3_scheme: str
+) -> RunSummary:
+    """Score rows with the model, then run the function per unit of work on the scored rows.
+
+    The function's inputs come from the model's passthrough and prediction columns. The
+    scored rows are persisted, so the model runs once although the function's stages (priors,
+    quarantine, units) read them several times. Rejects of both stages go to one rejects
+    output (columns of either stage, missing ones null).
+    """
+    started = time.monotonic()
+    prepared = preflight(job)
+    preflight_model(job)
+    targets = prepare_targets(spark, job, run_date, s3_scheme)
+    source = read_source(spark, job.source, None, s3_scheme)
+    projected, scored, model_rejects, plan = score_source(spark, job, source)
+    scored = scored.persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        check_columns(scored, prepared.rules, f"{job.source.path} (scored by {job.model.uri or 'routes'})")
+        valid, rejects = split_rejects(scored, prepared.rules, job.unit_of_work.keys)
+        result, buckets = _apply(valid, job, prepared)
+        all_rejects = model_rejects.unionByName(rejects, allowMissingColumns=True)
+        commit(job, result, all_rejects, targets, run_date, run_id)
+    finally:
+        scored.unpersist()
+    return summarise(spark, job, projected, targets, run_date, run_id, job.unit_of_work.keys,
+                     buckets, time.monotonic() - started, **model_fields(plan, job.model))
 
 
 def _apply(valid: DataFrame, job: JobConfig, prepared: PreparedFunction) -> tuple[DataFrame, int]:
