@@ -3,7 +3,7 @@
 #
 #   ./spark-submit.sh quickstart
 #       Create .venv (Python 3.11) with the package and its test tools, generate the embedded
-#       sample data if missing, and run the data-pricing job locally.
+#       sample data and sample demand model if missing, and run the data-pricing job locally.
 #   ./spark-submit.sh local <job.yaml> [--run-date YYYY-MM-DD] [--run-id ID] [--set field=value ...]
 #       Run a job with spark-submit in local mode (profile conf/local.yaml).
 #   ./spark-submit.sh --help
@@ -63,6 +63,7 @@ quickstart() {
   local cli="$ROOT/.venv/bin/batch-score"
   "$cli" sample-data --kind bundle_sales --out "$ROOT/data/sample/bundle_sales" --if-missing
   "$cli" sample-data --kind voice_traffic --out "$ROOT/data/sample/voice_traffic" --if-missing
+  "$cli" sample-model --data "$ROOT/data/sample/bundle_sales" --out "$ROOT/data/sample/models/bundle_demand" --if-missing
   cd "$ROOT"
   run_local conf/jobs/data_pricing.yaml "$@"
 }

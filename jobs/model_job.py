@@ -7,6 +7,7 @@
       -> write predictions and rejects -> RunSummary with the model's URI, version and hash
 
 Loading a model runs its code (pickle): only URIs under ``model.allowed_uris`` are loaded.
+:func:`score_source` is also the first half of a chained job (model, then function).
 """
 
 from __future__ import annotations
@@ -41,7 +42,6 @@ from batch_scoring.udfs.model_resolution import (
 )
 from batch_scoring.udfs.model_routing import resolve_routes
 from batch_scoring.udfs.model_scoring import ModelStamp, ScoringSpec
-from batch_scoring.udfs.preprocessing import PreprocessingError, Preprocessor
 from batch_scoring.udfs.model_signature import (
     SignatureMismatchError,
     check_signature,
@@ -49,6 +49,7 @@ from batch_scoring.udfs.model_signature import (
     model_inputs,
     output_columns_from_signature,
 )
+from batch_scoring.udfs.preprocessing import PreprocessingError, Preprocessor
 from batch_scoring.udfs.spark_scoring import ShippedModel, score_spark, score_spark_routed, ship_model
 
 log = logging.getLogger("batch_scoring")

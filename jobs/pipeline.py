@@ -1,5 +1,8 @@
 """The job pipeline: ``run(spark, job, run_date, run_id)``, from source to committed output.
 
+``run`` sends a model job to :mod:`~batch_scoring.jobs.model_job`, and runs function jobs and
+chained jobs (model, then function) here:
+
     read (projection + filter) -> check contract -> quarantine bad rows
       -> prepare (driver-side context, e.g. pooled priors) -> repartition by unit-of-work key
       -> function per chunk of whole units (pandas UDF) -> write output and rejects
