@@ -50,7 +50,7 @@ from batch_scoring.udfs.model_signature import (
     output_columns_from_signature,
 )
 from batch_scoring.udfs.preprocessing import PreprocessingError, Preprocessor
-from batch_scoring.udfs.spark_scoring import ShippedModel, score_spark, score_spark_routed, ship_model
+from batch_scoring.udfs.spark_scoring import ShippedModel, score_spark, ship_model
 
 log = logging.getLogger("batch_scoring")
 DEFAULT_OUTPUT = {"prediction": "double"}
@@ -287,7 +287,5 @@ def score(valid: DataFrame, plan: ScoringPlan, model: ModelConfig) -> DataFrame:
     for resolved in plan.models:
         log.info("model %s: version %s, run %s, sha256 %s", resolved.uri, resolved.version,
                  resolved.run_id, resolved.sha256)
-    if not plan.by:
-        return score_spark(valid, plan.routes[()], next(iter(plan.specs.values())), model.batch_size)
-    return score_spark_routed(valid, plan.routes, plan.specs, plan.by, model.batch_size,
-                              model.route.max_models_per_worker)
+    max_models = model.route.max_models_per_worker if model.route else 1
+    return score_spark(valid, plan.routes, plan.specs, plan.by, model.batch_size, max_models)

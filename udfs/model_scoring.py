@@ -133,6 +133,18 @@ def predictions_of(model: Any, features: pd.DataFrame, spec: ScoringSpec, model_
     return pd.DataFrame({name: values[:, i] for i, name in enumerate(names)})
 
 
+def predict_rows(model: Any, pdf: pd.DataFrame, spec: ScoringSpec, model_uri: str) -> pd.DataFrame:
+    """Preprocess ``pdf``, feed the model its inputs and return only the prediction columns.
+
+    The core every mode shares: :func:`score_frame` (record and file modes) and the Spark UDF.
+
+    Returns:
+        ``spec.output_columns``, one row per row of ``pdf``, with a fresh RangeIndex.
+    """
+    prepared = spec.preprocessor.apply(pdf) if spec.preprocessor else pdf
+    return predictions_of(model, features_of(prepared, spec), spec, model_uri)
+
+
 def score_frame(
     model: Any, pdf: pd.DataFrame, spec: ScoringSpec, stamp: ModelStamp,
     scored_at: dt.datetime | None = None,
@@ -156,8 +168,7 @@ def score_frame(
     when = scored_at or dt.datetime.now(dt.timezone.utc)
     if pdf.empty:
         return _empty_result(pdf, spec)
-    prepared = spec.preprocessor.apply(pdf) if spec.preprocessor else pdf
-    predictions = predictions_of(model, features_of(prepared, spec), spec, stamp.uri)
+    predictions = predict_rows(model, pdf, spec, stamp.uri)
     result = pdf[list(spec.passthrough)].reset_index(drop=True)
     for name in spec.output_columns:
         result[name] = predictions[name]

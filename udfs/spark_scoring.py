@@ -1,15 +1,19 @@
-"""Score a model on Spark: ship its files once, load it once per Python worker, Arrow batches.
+"""Score models on Spark: ship their files once, load each once per Python worker, Arrow batches.
 
-The model folder (already downloaded on the driver) is added with ``SparkContext.addFile``
+Each model folder (already downloaded on the driver) is added with ``SparkContext.addFile``
 under a name derived from its content hash; each executor fetches it once, and each Python
 worker loads it once through :mod:`~batch_scoring.udfs.model_cache` and reuses it for every
-Arrow batch of every task. Executors never contact the tracking server. Rows flow through
-``mapInPandas`` without a shuffle, cut into batches of ``batch_size`` rows per ``predict`` call.
+Arrow batch of every task. Executors never contact the tracking server.
+
+Scoring is an iterator scalar pandas UDF over a struct of only the columns the models read:
+the passthrough columns never leave the JVM, and the model's URI, version and run id are added
+as Spark literals (by model index for routed jobs), so Arrow carries features in and
+predictions out, nothing more. No shuffle: rows are scored where they were read, sorted by
+routing key within each partition when there are several models.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -17,16 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from batch_scoring.udfs import model_cache
-from batch_scoring.udfs.model_scoring import (
-    STAMP_COLUMNS,
-    ModelStamp,
-    ScoringSpec,
-    rebatch,
-    score_frame,
-)
+from batch_scoring.udfs.model_scoring import ModelStamp, ScoringSpec, predict_rows
+
+MODEL_INDEX = "_model"
 
 
 @dataclass(frozen=True)
@@ -63,73 +64,92 @@ def load_shipped(files_name: str):
     return mlflow.pyfunc.load_model(SparkFiles.get(files_name))
 
 
-def scored_ddl(df: DataFrame, spec: ScoringSpec) -> str:
-    """Spark DDL of the scored output: passthrough (source types), predictions, stamps."""
-    types = {f.name: f.dataType.simpleString() for f in df.schema.fields}
-    columns = {c: types[c] for c in spec.passthrough}
-    columns.update(spec.output_columns)
-    columns.update(STAMP_COLUMNS)
-    return ", ".join(f"`{name}` {dtype}" for name, dtype in columns.items())
-
-
-def score_spark(df: DataFrame, shipped: ShippedModel, spec: ScoringSpec, batch_size: int) -> DataFrame:
-    """Score every row of ``df`` with the shipped model.
-
-    Args:
-        df: rows that satisfy the model's input rules, with the input and passthrough columns.
-        shipped: from :func:`ship_model`.
-        spec: inputs, outputs, passthrough.
-        batch_size: rows per ``predict`` call.
-
-    Returns:
-        A DataFrame with :func:`scored_ddl`'s schema, one row per input row.
-    """
-    files_name, sha256, stamp = shipped.files_name, shipped.sha256, shipped.stamp
-
-    def score_partition(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        model = model_cache.get_model(sha256, lambda: load_shipped(files_name), max_models=1)
-        for batch in rebatch(batches, batch_size):
-            yield score_frame(model, batch, spec, stamp, dt.datetime.now(dt.timezone.utc))
-
-    return df.mapInPandas(score_partition, scored_ddl(df, spec))
-
-
-def score_spark_routed(
+def score_spark(
     df: DataFrame,
     routes: Mapping[tuple, ShippedModel],
     specs: Mapping[str, ScoringSpec],
     by: Sequence[str],
     batch_size: int,
-    max_models: int,
+    max_models: int = 1,
 ) -> DataFrame:
-    """Score each row with the model of its key (``by`` columns), loading models lazily.
-
-    Rows are sorted by key within each partition (no shuffle), so a Python worker meets the
-    keys one after the other and its bounded cache (``max_models``) rarely evicts a model it
-    still needs.
+    """Score each row with its model: the only model (``by`` empty, key ``()``) or its key's.
 
     Args:
-        df: rows whose keys all have a route; input, passthrough and ``by`` columns.
-        routes: key tuple -> shipped model.
-        specs: model content hash -> scoring spec; every spec has the same output columns.
-        by: the key columns.
+        df: rows that passed quarantine, with input, passthrough and ``by`` columns; every
+            key present has a route.
+        routes: key tuple -> shipped model (``{(): model}`` for one model).
+        specs: model content hash -> scoring spec; all specs have the same output columns.
+        by: the routing key columns, or empty.
         batch_size: rows per ``predict`` call at most.
         max_models: models each Python worker keeps loaded.
 
     Returns:
-        A DataFrame with :func:`scored_ddl`'s schema (of any spec), one row per input row.
+        passthrough columns (source types), prediction columns, ``model_uri``,
+        ``model_version``, ``model_run_id`` (string) and ``scored_at`` (timestamp, the query's
+        start), one row per input row.
     """
-    key_columns = list(by)
-    any_spec = next(iter(specs.values()))
+    models = list({shipped.sha256: shipped for shipped in routes.values()}.values())
+    spec = specs[models[0].sha256]
+    read = _columns_read(specs, by)
+    predict = _predict_udf(routes, models, specs, list(by), read, batch_size, max_models)
+    rows = df.sortWithinPartitions(*by) if by else df
+    scored = rows.select(*spec.passthrough, predict(F.struct(*read)).alias("_scored"))
+    return scored.select(
+        *spec.passthrough,
+        *(F.col(f"_scored.{name}").alias(name) for name in spec.output_columns),
+        *_stamp_columns(models, F.col(f"_scored.{MODEL_INDEX}")),
+        F.current_timestamp().alias("scored_at"),
+    )
 
-    def score_partition(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        for batch in rebatch(batches, batch_size):
-            for key, rows in batch.groupby(key_columns, sort=False):
-                shipped = routes[key if isinstance(key, tuple) else (key,)]
-                model = model_cache.get_model(
-                    shipped.sha256, lambda s=shipped: load_shipped(s.files_name), max_models
-                )
-                spec = specs[shipped.sha256]
-                yield score_frame(model, rows, spec, shipped.stamp, dt.datetime.now(dt.timezone.utc))
 
-    return df.sortWithinPartitions(*key_columns).mapInPandas(score_partition, scored_ddl(df, any_spec))
+def _columns_read(specs: Mapping[str, ScoringSpec], by: Sequence[str]) -> list[str]:
+    names = [*by]
+    for spec in specs.values():
+        names += [i.name for i in spec.source_inputs] + spec.consumed_columns
+    return list(dict.fromkeys(names))
+
+
+def _stamp_columns(models: list[ShippedModel], index: Column) -> list[Column]:
+    def lookup(values: list[str | None]) -> Column:
+        if len(set(values)) == 1:
+            return F.lit(values[0]).cast("string")
+        pairs = [item for i, value in enumerate(values) for item in (F.lit(i), F.lit(value))]
+        return F.element_at(F.create_map(*pairs), index).cast("string")
+
+    return [
+        lookup([m.stamp.uri for m in models]).alias("model_uri"),
+        lookup([m.stamp.version for m in models]).alias("model_version"),
+        lookup([m.stamp.run_id for m in models]).alias("model_run_id"),
+    ]
+
+
+def _predict_udf(routes, models, specs, by, read, batch_size, max_models):
+    index = {shipped.sha256: i for i, shipped in enumerate(models)}
+    key_to_model = {key: index[shipped.sha256] for key, shipped in routes.items()}
+    outputs = specs[models[0].sha256].output_columns
+    ddl = ", ".join([*(f"`{n}` {t}" for n, t in outputs.items()), f"`{MODEL_INDEX}` int"])
+
+    def predict(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for batch in batches:
+            yield _predict_batch(batch, by, key_to_model, models, specs, batch_size, max_models)
+
+    return F.pandas_udf(predict, ddl)
+
+
+def _predict_batch(batch, by, key_to_model, models, specs, batch_size, max_models) -> pd.DataFrame:
+    groups = batch.groupby(by, sort=False).indices.items() if by else [((), None)]
+    parts = []
+    for key, positions in groups:
+        chosen = key_to_model[key if isinstance(key, tuple) else (key,)]
+        rows = batch if positions is None else batch.iloc[positions]
+        shipped = models[chosen]
+        model = model_cache.get_model(
+            shipped.sha256, lambda s=shipped: load_shipped(s.files_name), max_models
+        )
+        spec = specs[shipped.sha256]
+        for start in range(0, len(rows), batch_size):
+            chunk = rows.iloc[start:start + batch_size]
+            predicted = predict_rows(model, chunk, spec, shipped.stamp.uri)
+            predicted.index = chunk.index
+            parts.append(predicted.assign(**{MODEL_INDEX: chosen}))
+    return pd.concat(parts).loc[batch.index].reset_index(drop=True)
