@@ -223,7 +223,7 @@ def engine(spark, source: Path, model_path: Path, out: Path) -> None:
     shipped = ship_model(spark, uri, content_hash(model_path), ModelStamp(uri))
     df = spark.read.parquet(str(source)).select("id", *FEATURES)
     (
-        score_spark(df, shipped, spec, BATCH_SIZE)
+        score_spark(df, {(): shipped}, {shipped.sha256: spec}, (), BATCH_SIZE)
         .write.mode("overwrite").option("compression", "zstd").parquet(str(out))
     )
 
