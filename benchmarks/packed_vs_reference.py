@@ -24,10 +24,11 @@ import os
 import platform
 import shutil
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
+
+from harness import make_session, print_table, timed  # benchmarks/ is on sys.path when run as a script
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -42,35 +43,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--skip-reference", action="store_true", help="for very many units")
     return parser.parse_args(argv)
-
-
-def make_session(cores: int):
-    """A local[cores] SparkSession sized for this 2-core, 24 GiB machine (no Delta needed)."""
-    from pyspark.sql import SparkSession
-
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    return (
-        SparkSession.builder.master(f"local[{cores}]")
-        .appName("benchmark-packed-vs-reference")
-        .config("spark.driver.memory", "6g")
-        .config("spark.sql.shuffle.partitions", str(cores * 4))
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-        .config("spark.sql.execution.arrow.maxRecordsPerBatch", "10000")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.log.level", "ERROR")
-        .getOrCreate()
-    )
-
-
-def timed(label: str, action) -> tuple[str, float]:
-    """Run ``action`` once; return (label, wall-clock seconds) and print it."""
-    started = time.perf_counter()
-    action()
-    seconds = time.perf_counter() - started
-    print(f"  {label:<10} {seconds:8.1f} s", flush=True)
-    return label, seconds
 
 
 def floor(spark, source: Path, out: Path, buckets: int) -> None:
@@ -116,7 +88,7 @@ def main(argv=None) -> int:
     if not source.exists():
         write_sample("bundle_sales", source, rows=args.rows, units=args.units, seed=7)
     rows = len(pd.read_parquet(source, columns=["volume"]))
-    spark = make_session(args.cores)
+    spark = make_session(args.cores, "benchmark-packed-vs-reference")
     buckets = args.cores * 4
     print(f"{rows:,} rows, {args.units:,} units, local[{args.cores}], {buckets} buckets")
     results = [timed("floor", lambda: floor(spark, source, work / "floor", buckets))]
@@ -153,15 +125,6 @@ def summarise(seconds: dict[str, float], rows: int, args) -> dict:
         "measured": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "stages": stages, "ratios": ratios,
     }
-
-
-def print_table(report: dict) -> None:
-    """Print the report as a fixed-width table."""
-    print(f"\n{'stage':<10} {'seconds':>9} {'rows/s/core':>12} {'x floor':>8}")
-    for name, stage in report["stages"].items():
-        print(f"{name:<10} {stage['seconds']:>9.1f} {stage['rows_per_s_per_core']:>12,} {stage['x_floor']:>8.2f}")
-    for name, value in report["ratios"].items():
-        print(f"{name}: {value}x")
 
 
 if __name__ == "__main__":
