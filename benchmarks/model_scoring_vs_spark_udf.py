@@ -1,6 +1,6 @@
 """Benchmark: our model scorer vs ``mlflow.pyfunc.spark_udf``, same data, same model, one run.
 
-    .venv/bin/python benchmarks/model_scoring_vs_spark_udf.py --rows 2000000
+    .venv/bin/python benchmarks/model_scoring_vs_spark_udf.py --rows 2000000 [--model hgb|ridge]
 
 Generates a seeded numeric dataset (int64 ``id`` + 8 float64 features, zstd Parquet, 8 files)
 and a scikit-learn HistGradientBoostingRegressor trained on a 20k-row sample, saved as an
@@ -55,6 +55,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--model", choices=sorted(MODELS), default="hgb",
+                        help="hgb: predict-bound; ridge: nearly free predict, shows scorer overhead")
     return parser.parse_args(argv)
 
 
@@ -139,17 +141,32 @@ def write_source(source: Path, rows: int, seed: int) -> None:
     staging.rename(source)
 
 
-def save_model(source: Path, model_path: Path, seed: int) -> None:
-    """Train a HistGradientBoostingRegressor on a 20k-row sample; save it as an MLflow model."""
+MODELS = {
+    "hgb": "HistGradientBoostingRegressor(max_iter=100, max_leaf_nodes=31), skops",
+    "ridge": "Ridge(alpha=1.0), skops",
+}
+
+
+def new_estimator(kind: str, seed: int):
+    """The benchmark's scikit-learn estimator of ``kind`` (see MODELS)."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+    from sklearn.linear_model import Ridge
+
+    if kind == "ridge":
+        return Ridge(alpha=1.0)
+    return HistGradientBoostingRegressor(max_iter=100, max_leaf_nodes=31, random_state=seed)
+
+
+def save_model(source: Path, model_path: Path, seed: int, kind: str = "hgb") -> None:
+    """Train the ``kind`` estimator on a 20k-row sample; save it as an MLflow model."""
     import mlflow.sklearn
     from mlflow.models import infer_signature
-    from sklearn.ensemble import HistGradientBoostingRegressor
 
     rng = np.random.default_rng(seed + 1)
     sample = pd.read_parquet(source, columns=FEATURES).sample(
         n=TRAIN_ROWS, random_state=seed
     ).reset_index(drop=True)
-    model = HistGradientBoostingRegressor(max_iter=100, max_leaf_nodes=31, random_state=seed)
+    model = new_estimator(kind, seed)
     model.fit(sample, target_of(sample, rng))
     signature = infer_signature(sample, model.predict(sample.head(100)))
     shutil.rmtree(model_path, ignore_errors=True)
@@ -250,15 +267,15 @@ def main(argv=None) -> int:
     """Generate the data and model if missing, time every stage, check, print and save."""
     args = parse_args(argv)
     work = HERE / "work" / f"model-r{args.rows}-s{args.seed}"
-    source, model_path = work / "source", work / "model"
+    source, model_path = work / "source", work / f"model-{args.model}"
     if not source.exists():
         write_source(source, args.rows, args.seed)
     if not (model_path / "MLmodel").exists():
-        save_model(source, model_path, args.seed)
+        save_model(source, model_path, args.seed, args.model)
     spark = make_session(args.cores, "benchmark-model-scoring-vs-spark-udf")
     rows = warm_up(spark, source, model_path, work / "warm_up")
     print(f"{rows:,} rows, {len(FEATURES)} features, {FILES} files, local[{args.cores}], "
-          "HistGradientBoostingRegressor(max_iter=100)")
+          f"{MODELS[args.model]}")
     results = [timed("floor", lambda: floor(spark, source, work / "floor"))]
     results.append(timed("spark_udf", lambda: spark_udf(spark, source, model_path, work / "spark_udf")))
     results.append(timed("ours_engine", lambda: engine(spark, source, model_path, work / "ours_engine")))
@@ -267,7 +284,8 @@ def main(argv=None) -> int:
     spark.stop()
     report = summarise(dict(results), rows, args, checks)
     print_table(report)
-    out = HERE / "results" / f"model_scoring_vs_spark_udf_r{args.rows}.json"
+    suffix = "" if args.model == "hgb" else f"_{args.model}"
+    out = HERE / "results" / f"model_scoring_vs_spark_udf_r{args.rows}{suffix}.json"
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"written {out.relative_to(ROOT)}")
     for name in ("floor", "spark_udf", "ours_engine", "ours_job", "ours_job_rejects"):
@@ -296,7 +314,7 @@ def summarise(seconds: dict[str, float], rows: int, args, checks: dict) -> dict:
     }
     return {
         "rows": rows, "features": len(FEATURES), "cores": args.cores,
-        "model": "HistGradientBoostingRegressor(max_iter=100, max_leaf_nodes=31), skops",
+        "model": MODELS[args.model],
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
         "measured": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "stages": stages, "ratios": ratios, "checks": checks,

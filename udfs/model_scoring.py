@@ -95,10 +95,14 @@ def features_of(pdf: pd.DataFrame, spec: ScoringSpec) -> pd.DataFrame:
         ModelInputError: naming the column when its values cannot be cast (e.g. text for a
             ``double`` input).
     """
-    features = pdf[spec.input_names].reset_index(drop=True)
+    names = spec.input_names
+    features = pdf if list(pdf.columns) == names else pdf[names]
+    if not isinstance(features.index, pd.RangeIndex) or features.index.start != 0:
+        features = features.reset_index(drop=True)
     for model_input in spec.inputs:
         target = _NUMPY_TYPES.get(model_input.mlflow_type or "")
         if target and features[model_input.name].dtype != target:
+            features = features.copy() if features is pdf else features
             try:
                 features[model_input.name] = features[model_input.name].astype(target)
             except (TypeError, ValueError) as error:

@@ -137,19 +137,26 @@ def _predict_udf(routes, models, specs, by, read, batch_size, max_models):
 
 
 def _predict_batch(batch, by, key_to_model, models, specs, batch_size, max_models) -> pd.DataFrame:
-    groups = batch.groupby(by, sort=False).indices.items() if by else [((), None)]
+    if not by:
+        return _predict_rows_of(batch, 0, models, specs, batch_size, max_models)
     parts = []
-    for key, positions in groups:
+    for key, positions in batch.groupby(by, sort=False).indices.items():
         chosen = key_to_model[key if isinstance(key, tuple) else (key,)]
-        rows = batch if positions is None else batch.iloc[positions]
-        shipped = models[chosen]
-        model = model_cache.get_model(
-            shipped.sha256, lambda s=shipped: load_shipped(s.files_name), max_models
-        )
-        spec = specs[shipped.sha256]
-        for start in range(0, len(rows), batch_size):
-            chunk = rows.iloc[start:start + batch_size]
-            predicted = predict_rows(model, chunk, spec, shipped.stamp.uri)
-            predicted.index = chunk.index
-            parts.append(predicted.assign(**{MODEL_INDEX: chosen}))
-    return pd.concat(parts).loc[batch.index].reset_index(drop=True)
+        predicted = _predict_rows_of(batch.iloc[positions], chosen, models, specs, batch_size, max_models)
+        predicted.index = positions
+        parts.append(predicted)
+    return pd.concat(parts).sort_index().reset_index(drop=True)
+
+
+def _predict_rows_of(rows, chosen, models, specs, batch_size, max_models) -> pd.DataFrame:
+    """Predictions of model ``chosen`` for ``rows``, in ``predict`` calls of ``batch_size`` rows."""
+    shipped = models[chosen]
+    model = model_cache.get_model(shipped.sha256, lambda: load_shipped(shipped.files_name), max_models)
+    spec = specs[shipped.sha256]
+    chunks = [
+        predict_rows(model, rows.iloc[start:start + batch_size], spec, shipped.stamp.uri)
+        for start in range(0, len(rows), batch_size)
+    ]
+    predicted = chunks[0] if len(chunks) == 1 else pd.concat(chunks, ignore_index=True)
+    predicted[MODEL_INDEX] = chosen
+    return predicted
