@@ -99,17 +99,22 @@ def features_of(pdf: pd.DataFrame, spec: ScoringSpec) -> pd.DataFrame:
     features = pdf if list(pdf.columns) == names else pdf[names]
     if not isinstance(features.index, pd.RangeIndex) or features.index.start != 0:
         features = features.reset_index(drop=True)
-    for model_input in spec.inputs:
-        target = _NUMPY_TYPES.get(model_input.mlflow_type or "")
-        if target and features[model_input.name].dtype != target:
-            features = features.copy() if features is pdf else features
-            try:
-                features[model_input.name] = features[model_input.name].astype(target)
-            except (TypeError, ValueError) as error:
-                raise ModelInputError(
-                    f"input column {model_input.name!r} cannot be read as {model_input.mlflow_type} "
-                    f"({error})"
-                ) from None
+    casts = [
+        i for i in spec.inputs
+        if i.mlflow_type in _NUMPY_TYPES and features[i.name].dtype != _NUMPY_TYPES[i.mlflow_type]
+    ]
+    if casts:
+        features = features.copy()
+    for model_input in casts:
+        try:
+            features[model_input.name] = features[model_input.name].astype(
+                _NUMPY_TYPES[model_input.mlflow_type]
+            )
+        except (TypeError, ValueError) as error:
+            raise ModelInputError(
+                f"input column {model_input.name!r} cannot be read as {model_input.mlflow_type} "
+                f"({error})"
+            ) from None
     return features
 
 

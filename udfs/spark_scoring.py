@@ -91,7 +91,7 @@ def score_spark(
     models = list({shipped.sha256: shipped for shipped in routes.values()}.values())
     spec = specs[models[0].sha256]
     read = _columns_read(specs, by)
-    predict = _predict_udf(routes, models, specs, list(by), read, batch_size, max_models)
+    predict = _predict_udf(routes, models, specs, list(by), batch_size, max_models)
     rows = df.sortWithinPartitions(*by) if by else df
     scored = rows.select(*spec.passthrough, predict(F.struct(*read)).alias("_scored"))
     return scored.select(
@@ -123,7 +123,7 @@ def _stamp_columns(models: list[ShippedModel], index: Column) -> list[Column]:
     ]
 
 
-def _predict_udf(routes, models, specs, by, read, batch_size, max_models):
+def _predict_udf(routes, models, specs, by, batch_size, max_models):
     index = {shipped.sha256: i for i, shipped in enumerate(models)}
     key_to_model = {key: index[shipped.sha256] for key, shipped in routes.items()}
     outputs = specs[models[0].sha256].output_columns
