@@ -301,7 +301,9 @@ def _substitute_env(node: Any, path: str | os.PathLike, where: str = "") -> Any:
 
 def _env_value(match: re.Match[str], path: str | os.PathLike, where: str) -> str:
     name, default = match.group(1), match.group(2)
-    value = os.environ.get(name) or default if default is not None else os.environ.get(name)
+    value = os.environ.get(name)
+    if not value and default is not None:  # as in a shell, ${X:-d} also covers an empty X
+        value = default
     if value is None:
         raise ConfigError(
             f"{path}: {where} refers to environment variable ${{{name}}}, which is not set; "

@@ -3,7 +3,7 @@
     allow-list check -> resolve and download the model(s) on the driver (content hashes)
       -> compare the source schema with each model's signature (every problem in one message)
       -> quarantine rows that cannot be scored (nulls, NaN in required inputs, no model)
-      -> ship each model folder to the executors once -> mapInPandas scoring, no shuffle
+      -> ship each model folder to the executors once -> iterator pandas UDF, no shuffle
       -> write predictions and rejects -> RunSummary with the model's URI, version and hash
 
 Loading a model runs its code (pickle): only URIs under ``model.allowed_uris`` are loaded.
@@ -33,7 +33,7 @@ from batch_scoring.jobs.config import JobConfig, ModelConfig
 from batch_scoring.jobs.errors import ConfigError, InputError
 from batch_scoring.jobs.quarantine import REJECT_COLUMNS, split_rejects
 from batch_scoring.jobs.sources import read_source
-from batch_scoring.udfs.contract import ColumnRule, parse_ddl_columns
+from batch_scoring.udfs.contract import parse_ddl_columns
 from batch_scoring.udfs.model_resolution import (
     ModelResolutionError,
     ResolvedModel,
@@ -45,8 +45,8 @@ from batch_scoring.udfs.model_scoring import ModelStamp, ScoringSpec
 from batch_scoring.udfs.model_signature import (
     SignatureMismatchError,
     check_signature,
-    input_rules,
     model_inputs,
+    numeric_columns,
     output_columns_from_signature,
 )
 from batch_scoring.udfs.preprocessing import PreprocessingError, Preprocessor
@@ -156,7 +156,7 @@ def plan_scoring(spark: SparkSession, job: JobConfig, source: DataFrame, dst_dir
     specs = {m.sha256: scoring_spec(model, m, source.columns) for m in distinct}
     for resolved in distinct:
         check_source(source, specs[resolved.sha256], job, resolved)
-    _same_outputs(specs, model)
+    _same_outputs(specs)
     shipped = {m.sha256: ship_model(spark, m.local_path, m.sha256, _stamp(m)) for m in distinct}
     return ScoringPlan(by, specs, {k: shipped[m.sha256] for k, m in routes.items()}, distinct, unrouted)
 
@@ -184,7 +184,7 @@ def _stamp(resolved: ResolvedModel) -> ModelStamp:
     return ModelStamp(resolved.uri, resolved.version, resolved.run_id)
 
 
-def _same_outputs(specs: dict[str, ScoringSpec], model: ModelConfig) -> None:
+def _same_outputs(specs: dict[str, ScoringSpec]) -> None:
     outputs = {tuple(spec.output_columns.items()) for spec in specs.values()}
     if len(outputs) > 1:
         raise ConfigError(
@@ -219,14 +219,8 @@ def check_source(source: DataFrame, spec: ScoringSpec, job: JobConfig, resolved:
 
 def quarantine(projected: DataFrame, plan: ScoringPlan) -> tuple[DataFrame, DataFrame]:
     """Split rows into scorable ones and rejects (input rules, null keys, keys with no model)."""
-    rules = {
-        rule.name: rule
-        for spec in plan.specs.values()
-        for rule in [
-            *input_rules(spec.source_inputs, projected.schema),
-            *(ColumnRule(c) for c in spec.consumed_columns),
-        ]
-    }
+    numeric = numeric_columns(projected.schema)
+    rules = {rule.name: rule for spec in plan.specs.values() for rule in spec.row_rules(numeric)}
     valid, rejects = split_rejects(projected, list(rules.values()), list(plan.by))
     if not plan.unrouted:
         return valid, rejects
@@ -261,7 +255,7 @@ def score_source(
 def model_fields(plan: ScoringPlan, model: ModelConfig) -> dict[str, str | None]:
     """The summary's model fields: URI, version and hash of one model, or of the routes."""
     first = plan.models[0]
-    if len(plan.models) == 1 and not plan.by:
+    if not plan.by:
         return {"model_uri": first.uri, "model_version": first.version, "model_sha256": first.sha256}
     return {"model_uri": model.route.uri_template, "model_version": f"{len(plan.models)} models"}
 

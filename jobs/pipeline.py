@@ -82,6 +82,21 @@ def preflight(job: JobConfig) -> PreparedFunction:
     return prepared
 
 
+def preflight_job(job: JobConfig) -> PreparedFunction | None:
+    """Every check of the job that needs no Spark: its function's, its model's, or both.
+
+    Returns:
+        The prepared function, or None for a model-only job.
+
+    Raises:
+        ConfigError: the first problem found, naming its config field.
+    """
+    prepared = preflight(job) if job.function is not None else None
+    if job.model is not None:
+        preflight_model(job)
+    return prepared
+
+
 def needed_columns(job: JobConfig, rules: tuple[ColumnRule, ...]) -> list[str] | None:
     """Columns to read, or None for all of them.
 
@@ -156,8 +171,7 @@ def run_chained_job(
     output (columns of either stage, missing ones null).
     """
     started = time.monotonic()
-    prepared = preflight(job)
-    preflight_model(job)
+    prepared = preflight_job(job)
     targets = prepare_targets(spark, job, run_date, s3_scheme)
     source = read_source(spark, job.source, None, s3_scheme)
     projected, scored, model_rejects, plan = score_source(spark, job, source)

@@ -25,7 +25,6 @@ import pandas as pd
 from batch_scoring.jobs.config import ModelConfig, load_job
 from batch_scoring.jobs.errors import ConfigError, InputError, JobError
 from batch_scoring.jobs.model_job import resolve, scoring_spec
-from batch_scoring.udfs.contract import ColumnRule
 from batch_scoring.udfs.model_resolution import ModelResolutionError
 from batch_scoring.udfs.model_scoring import (
     ModelInputError,
@@ -34,7 +33,6 @@ from batch_scoring.udfs.model_scoring import (
     rebatch,
     score_frame,
 )
-from batch_scoring.udfs.model_signature import input_rules_pandas
 from batch_scoring.udfs.pandas_quarantine import split_rejects_pandas
 from batch_scoring.udfs.preprocessing import PreprocessingError
 
@@ -104,6 +102,11 @@ def read_records(args: argparse.Namespace) -> pd.DataFrame:
 def score_local(model, pdf: pd.DataFrame, spec: ScoringSpec, stamp: ModelStamp, batch_size: int):
     """Score ``pdf`` with pandas: rows breaking the input rules go to the second frame.
 
+    Returns:
+        ``(scored, rejects)``: scored rows as :func:`score_frame` returns them (passthrough,
+        predictions, model stamps), and the rejected rows with ``reject_reason``,
+        ``reject_column`` and ``reject_rule``; together every row of ``pdf`` once.
+
     Raises:
         InputError: when a required input or passthrough column is missing.
     """
@@ -111,8 +114,7 @@ def score_local(model, pdf: pd.DataFrame, spec: ScoringSpec, stamp: ModelStamp, 
     missing = [c for c in dict.fromkeys(needed) if c not in pdf.columns]
     if missing:
         raise InputError(f"the records lack column(s) {missing}; the model reads {needed}")
-    rules = [*input_rules_pandas(spec.source_inputs), *(ColumnRule(c) for c in spec.consumed_columns)]
-    valid, rejects = split_rejects_pandas(pdf, rules, [])
+    valid, rejects = split_rejects_pandas(pdf, spec.row_rules(), [])
     parts = [score_frame(model, chunk, spec, stamp) for chunk in rebatch([valid], batch_size)]
     scored = pd.concat(parts, ignore_index=True) if parts else score_frame(model, valid, spec, stamp)
     return scored, rejects
@@ -154,7 +156,7 @@ def _report(args, scored: pd.DataFrame, rejects: pd.DataFrame, sha256: str) -> i
             print(f"error: record not scored: {row['reject_reason']} in {row['reject_column']!r} "
                   f"(must be {row['reject_rule']})", file=sys.stderr)
         print(scored.assign(scored_at=scored["scored_at"].astype(str)).to_json(orient="records", lines=True).strip())
-        return 3 if len(rejects) else 0
+        return InputError.exit_code if len(rejects) else 0
     scored.to_parquet(args.output, coerce_timestamps="us", allow_truncated_timestamps=True)
     if len(rejects):
         rejects.to_parquet(f"{args.output}.rejects.parquet")

@@ -26,8 +26,7 @@ from collections.abc import Sequence
 from batch_scoring.jobs.config import PlatformProfile, load_job, load_profile, parse_run_date
 from batch_scoring.jobs.errors import JobError
 from batch_scoring.jobs.commit import RunSummary
-from batch_scoring.jobs.model_job import preflight_model
-from batch_scoring.jobs.pipeline import preflight, run
+from batch_scoring.jobs.pipeline import preflight_job, run
 from batch_scoring.jobs.session import build_session, redact, spark_settings
 
 log = logging.getLogger("batch_scoring")
@@ -61,10 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         job = load_job(args.job, args.set)
         profile = load_profile(args.profile) if args.profile else PlatformProfile(name="submitted")
         run_date = parse_run_date(args.run_date)
-        if job.model is not None:
-            preflight_model(job)
-        else:
-            preflight(job)
+        preflight_job(job)
         spark = build_session(profile, job)
         log.info("Spark settings: %s", redact(spark_settings(profile, job)))
         summary = run(spark, job, run_date, args.run_id, profile.s3_scheme)

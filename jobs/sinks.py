@@ -24,7 +24,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from batch_scoring.jobs.errors import ConfigError
-from batch_scoring.jobs.sources import path_exists
+from batch_scoring.jobs.sources import hadoop_filesystem, path_exists
 
 RUN_COLUMNS = ["run_date", "run_id"]
 
@@ -76,32 +76,24 @@ def write_run(
 def _delete_stale_partitions(spark: SparkSession, run_folder: str, before: set[str]) -> None:
     after = list_files(spark, run_folder)
     fresh = {_parent(f) for f in after if f not in before}
-    for folder in sorted({_parent(f) for f in after} - fresh):
-        filesystem, stale = _filesystem(spark, folder)
-        filesystem.delete(stale, True)
-    remaining = list_files(spark, run_folder)
-    if not remaining and path_exists(spark, run_folder):
-        fs, folder_path = _filesystem(spark, run_folder)
-        fs.delete(folder_path, True)
+    stale = {_parent(f) for f in after} - fresh
+    for folder in sorted(stale if fresh else {run_folder}):
+        if path_exists(spark, folder):
+            filesystem, hadoop_path = hadoop_filesystem(spark, folder)
+            filesystem.delete(hadoop_path, True)
 
 
 def list_files(spark: SparkSession, folder: str) -> list[str]:
     """All data files below ``folder`` (recursive; names starting with _ or . skipped)."""
     if not path_exists(spark, folder):
         return []
-    fs, root = _filesystem(spark, folder)
+    fs, root = hadoop_filesystem(spark, folder)
     files, iterator = [], fs.listFiles(root, True)
     while iterator.hasNext():
         status_path = iterator.next().getPath()
         if not status_path.getName().startswith(("_", ".")):
             files.append(status_path.toString())
     return files
-
-
-def _filesystem(spark: SparkSession, path: str):
-    jvm = spark.sparkContext._jvm
-    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
-    return hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), hadoop_path
 
 
 def _parent(file: str) -> str:

@@ -25,11 +25,15 @@ def resolve_path(path: str, s3_scheme: str) -> str:
     return path
 
 
+def hadoop_filesystem(spark: SparkSession, path: str):
+    """``(FileSystem, Path)`` JVM objects of Hadoop for ``path`` (local, s3a, hdfs...)."""
+    hadoop_path = spark.sparkContext._jvm.org.apache.hadoop.fs.Path(path)
+    return hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), hadoop_path
+
+
 def path_exists(spark: SparkSession, path: str) -> bool:
-    """True when ``path`` exists, asked through Hadoop's FileSystem (local, s3a, hdfs...)."""
-    jvm = spark.sparkContext._jvm
-    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
-    filesystem = hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    """True when ``path`` exists, asked through Hadoop's FileSystem."""
+    filesystem, hadoop_path = hadoop_filesystem(spark, path)
     return bool(filesystem.exists(hadoop_path))
 
 

@@ -10,14 +10,15 @@ configured output columns; the model's identity is stamped on every row.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from batch_scoring.udfs.model_signature import ModelInput
+from batch_scoring.udfs.contract import ColumnRule
+from batch_scoring.udfs.model_signature import ModelInput, input_rules
 
 STAMP_COLUMNS: dict[str, str] = {
     "model_uri": "string",
@@ -74,6 +75,15 @@ class ScoringSpec:
     def consumed_columns(self) -> list[str]:
         """Source columns the preprocessing reads."""
         return self.preprocessor.consumed_columns if self.preprocessor else []
+
+    def row_rules(self, numeric_columns: Collection[str] = ()) -> list[ColumnRule]:
+        """Rules a row must keep to be scored: the source inputs' rules (see
+        :func:`~batch_scoring.udfs.model_signature.input_rules`) and non-null preprocessing inputs.
+        """
+        return [
+            *input_rules(self.source_inputs, numeric_columns),
+            *(ColumnRule(c) for c in self.consumed_columns),
+        ]
 
     @property
     def source_inputs(self) -> tuple[ModelInput, ...]:

@@ -11,7 +11,7 @@ quarantined with a reason instead of failing the batch.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 from pyspark.sql import types as T
@@ -129,25 +129,30 @@ def check_signature(schema: T.StructType, inputs: Sequence[ModelInput]) -> Signa
     return report
 
 
-def input_rules(inputs: Sequence[ModelInput], schema: T.StructType) -> list[ColumnRule]:
-    """Row rules from the model inputs: required inputs must not be null (nor NaN if numeric)."""
-    types = {f.name: f.dataType for f in schema.fields}
-    rules = []
-    for spec in inputs:
-        if spec.name not in types:
-            continue
-        numeric = isinstance(types[spec.name], T.NumericType)
-        rules.append(ColumnRule(spec.name, "numeric" if numeric else "any", nullable=not spec.required))
-    return rules
+NUMERIC_MLFLOW_TYPES = frozenset({"double", "float", "long", "integer"})
 
 
-def input_rules_pandas(inputs: Sequence[ModelInput]) -> list[ColumnRule]:
-    """Row rules for pandas records: required inputs must not be null or NaN."""
-    numeric = {"double", "float", "long", "integer"}
+def input_rules(
+    inputs: Sequence[ModelInput], numeric_columns: Collection[str] = ()
+) -> list[ColumnRule]:
+    """Row rules from the model inputs: required inputs must not be null (nor NaN if numeric).
+
+    An input is numeric when its signature type is, or when it is in ``numeric_columns`` (the
+    source's numeric columns, for inputs of a model without a signature).
+    """
     return [
-        ColumnRule(s.name, "numeric" if s.mlflow_type in numeric else "any", nullable=not s.required)
-        for s in inputs
+        ColumnRule(
+            spec.name,
+            "numeric" if spec.mlflow_type in NUMERIC_MLFLOW_TYPES or spec.name in numeric_columns else "any",
+            nullable=not spec.required,
+        )
+        for spec in inputs
     ]
+
+
+def numeric_columns(schema: T.StructType) -> set[str]:
+    """Names of the numeric columns of a Spark schema."""
+    return {f.name for f in schema.fields if isinstance(f.dataType, T.NumericType)}
 
 
 def output_columns_from_signature(signature) -> dict[str, str] | None:

@@ -88,3 +88,12 @@ def test_a_job_needs_a_function_or_a_model_and_a_function_needs_unit_of_work():
     chained = load_job(ROOT / "conf/jobs/demand_pricing.yaml")
     assert chained.model.output_schema == "expected_volume double"
     assert chained.function.params["volume_col"] == "expected_volume"
+
+
+def test_a_chained_jobs_function_is_checked_before_spark_starts():
+    from batch_scoring.jobs.pipeline import preflight_job
+
+    job = load_job(ROOT / "conf/jobs/demand_pricing.yaml", ["function.name=nowhere_pkg:price"])
+    with pytest.raises(ConfigError, match="nowhere_pkg"):
+        preflight_job(job)
+    assert preflight_job(job_with()) is None  # a model-only job has no function to prepare

@@ -25,7 +25,7 @@ from batch_scoring.udfs.model_signature import (
     ModelInput,
     SignatureMismatchError,
     check_signature,
-    input_rules_pandas,
+    input_rules,
     model_inputs,
     output_columns_from_signature,
 )
@@ -153,7 +153,7 @@ def test_output_columns_come_from_a_named_or_single_signature_output():
 def test_pandas_quarantine_reports_missing_values_as_null_value():
     pdf = pd.DataFrame({"a": [1.0, np.nan, 3.0, 4.0], "b": [1, 2, None, 4], "plan": ["s", "m", "l", None]})
     inputs = (ModelInput("a", "double"), ModelInput("b", "long"), ModelInput("plan", "string"))
-    valid, rejects = split_rejects_pandas(pdf, input_rules_pandas(inputs))
+    valid, rejects = split_rejects_pandas(pdf, input_rules(inputs))
     assert valid.index.tolist() == [0]
     assert rejects[["reject_reason", "reject_column"]].values.tolist() == [
         ["null_value", "a"], ["null_value", "b"], ["null_value", "plan"],
