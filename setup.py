@@ -47,9 +47,10 @@ setup(
     # The fixed top-level folders jobs/ and udfs/ install as batch_scoring.jobs and
     # batch_scoring.udfs (batch_scoring is a namespace package), so the package never puts
     # generic top-level names such as `jobs` into a user's environment.
-    packages=["batch_scoring.jobs", "batch_scoring.udfs"],
+    packages=["batch_scoring.jobs", "batch_scoring.jobs.deploy", "batch_scoring.udfs"],
     package_dir={
         "batch_scoring.jobs": "jobs",
+        "batch_scoring.jobs.deploy": "jobs/deploy",
         "batch_scoring.udfs": "udfs",
     },
     install_requires=RUNTIME,

@@ -1,16 +1,34 @@
 #!/usr/bin/env bash
-# One entry for running batch-scoring jobs.
+# One entry for running batch-scoring jobs, on every target:
 #
-#   ./spark-submit.sh quickstart
-#       Create .venv (Python 3.11) with the package and its test tools, generate the embedded
-#       sample data and sample demand model if missing, and run the data-pricing job locally.
-#   ./spark-submit.sh local <job.yaml> [--run-date YYYY-MM-DD] [--run-id ID] [--set field=value ...]
-#       Run a job with spark-submit in local mode (profile conf/local.yaml).
-#   ./spark-submit.sh --help
+#   ./spark-submit.sh <target> <job.yaml> [--profile P] [--run-date YYYY-MM-DD] [--set field=value ...]
+#
+# Targets:
+#   quickstart      Create .venv (Python 3.11) with the package and its test tools, generate the
+#                   embedded sample data and sample demand model if missing, and run the
+#                   data-pricing job locally.
+#   local           spark-submit on this machine in local mode (profile conf/local.yaml).
+#   cluster         spark-submit from this machine to a Spark master (profile conf/cluster.yaml):
+#                   give --master spark://host:7077 or set SPARK_MASTER_URL. Executors run the
+#                   Python in PYSPARK_PYTHON (default this checkout's .venv/bin/python).
+#   emr             Build and upload the wheel, environment archive, entry script and config to
+#                   the profile's aws.artifacts_uri, add a step to the EMR cluster emr.cluster_id
+#                   and wait for it (profile conf/emr.yaml). --no-wait returns after submitting.
+#   emr-serverless  The same, as a job run on the EMR Serverless application
+#                   emr_serverless.application_id (profile conf/emr-serverless.yaml).
+#                   --attempt N starts a new run for a run date already submitted.
+#   schedule        Create or update the EventBridge Scheduler schedule that starts the job on
+#                   EMR Serverless at the job's schedule.expression (profile conf/emr-serverless.yaml).
+#   unschedule      Delete that schedule.
+#   package         Only build the wheel and the environment archive into dist/.
+#
+# Every target prints where the logs and the outputs are and exits with the job's status:
+# 0 success, 2 config error, 3 input error, 5 deploy or remote run failure, 1 other failure.
 #
 # Environment: PYTHON (interpreter for the quickstart venv, default python3.11),
 # BATCH_SCORE_PYTHON (interpreter with the package installed, default .venv/bin/python),
-# BATCH_SCORE_PROFILE (profile YAML for the local target, default conf/local.yaml).
+# BATCH_SCORE_PROFILE (profile YAML instead of the target's default; --profile wins),
+# SPARK_MASTER_URL (cluster), AWS_REGION / AWS_ENDPOINT_URL / the boto3 credential chain (AWS).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -42,19 +60,60 @@ setup_venv() {
   "$ROOT/.venv/bin/python" -m pip install --quiet -e "$ROOT[dev]"
 }
 
-run_local() {
-  local job="${1:-}"; shift || true
-  [[ -n "$job" && -f "$job" ]] || die "give a job YAML file, e.g. ./spark-submit.sh local conf/jobs/data_pricing.yaml (got '${job}')."
+# Split "--profile P" and "--master URL" out of the arguments; the rest go to the job.
+parse_target_args() {
+  OPT_PROFILE="" OPT_MASTER="" JOB_ARGS=()
+  while [[ $# -gt 0 ]]; do
+    case "$1" in
+      --profile) [[ $# -ge 2 ]] || die "--profile needs a YAML file"; OPT_PROFILE="$2"; shift 2 ;;
+      --profile=*) OPT_PROFILE="${1#--profile=}"; shift ;;
+      --master) [[ $# -ge 2 ]] || die "--master needs a URL"; OPT_MASTER="$2"; shift 2 ;;
+      --master=*) OPT_MASTER="${1#--master=}"; shift ;;
+      *) JOB_ARGS+=("$1"); shift ;;
+    esac
+  done
+}
+
+profile_for() {
+  local profile="${OPT_PROFILE:-${BATCH_SCORE_PROFILE:-$ROOT/conf/$1.yaml}}"
+  [[ -f "$profile" ]] || die "profile $profile does not exist; give --profile conf/<name>.yaml"
+  echo "$profile"
+}
+
+require_job() {
+  [[ -n "${1:-}" && -f "$1" ]] || die "give a job YAML file, e.g. ./spark-submit.sh $2 conf/jobs/data_pricing.yaml (got '${1:-}')."
+}
+
+# local and cluster: spark-submit on this machine with flags rendered from the profile.
+run_spark_submit() {
+  local target="$1" job="${2:-}"; shift 2 || shift $#
+  require_job "$job" "$target"
+  parse_target_args "$@"
   require_java17
   local py profile entry
   py="$(package_python)"
-  profile="${BATCH_SCORE_PROFILE:-$ROOT/conf/local.yaml}"
-  export PYSPARK_PYTHON="$py" PYSPARK_DRIVER_PYTHON="$py"
+  profile="$(profile_for "$target")"
+  [[ -z "$OPT_MASTER" ]] || export SPARK_MASTER_URL="$OPT_MASTER"
+  export PYSPARK_PYTHON="${PYSPARK_PYTHON:-$py}" PYSPARK_DRIVER_PYTHON="$py"
   local -a flags
-  mapfile -t flags < <("$py" -m batch_scoring.jobs.cli submit-args --job "$job" --profile "$profile" "$@")
+  mapfile -t flags < <("$py" -m batch_scoring.jobs.cli submit-args --job "$job" --profile "$profile" "${JOB_ARGS[@]}")
   [[ ${#flags[@]} -gt 0 ]] || exit 2
   entry="$("$py" -m batch_scoring.jobs.cli entry-point)"
-  "$(dirname "$py")/spark-submit" "${flags[@]}" "$entry" --job "$job" --profile "$profile" "$@"
+  echo "spark-submit.sh: $target run of $job on profile $profile; driver and Spark logs follow on this terminal." >&2
+  "$(dirname "$py")/spark-submit" "${flags[@]}" "$entry" --job "$job" --profile "$profile" "${JOB_ARGS[@]}"
+}
+
+run_local() { run_spark_submit local "$@"; }
+
+# emr, emr-serverless, schedule, unschedule: the Python deploy commands (boto3).
+run_deploy() {
+  local command="$1" target="$2" job="${3:-}"; shift 3 || shift $#
+  require_job "$job" "$command"
+  parse_target_args "$@"
+  local py profile
+  py="$(package_python)"
+  profile="$(profile_for "$target")"
+  "$py" -m batch_scoring.jobs.cli "$command" --job "$job" --profile "$profile" "${JOB_ARGS[@]}"
 }
 
 quickstart() {
@@ -71,7 +130,10 @@ quickstart() {
 target="${1:---help}"; shift || true
 case "$target" in
   quickstart) quickstart "$@" ;;
-  local) run_local "$@" ;;
+  local|cluster) run_spark_submit "$target" "$@" ;;
+  emr|emr-serverless) run_deploy submit "$target" "$@" ;;
+  schedule|unschedule) run_deploy "$target" emr-serverless "$@" ;;
+  package) exec "$(package_python)" -m batch_scoring.jobs.cli package "$@" ;;
   -h|--help|help) usage ;;
   *) die "unknown target '$target'; see ./spark-submit.sh --help" ;;
 esac

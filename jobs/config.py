@@ -156,6 +156,26 @@ class OutputConfig(StrictModel):
         return self.rejects_path or self.path.rstrip("/") + "_rejects"
 
 
+class ScheduleConfig(StrictModel):
+    """When EventBridge Scheduler starts the job on EMR Serverless (``spark-submit.sh schedule``)."""
+
+    expression: str = Field(
+        description="EventBridge Scheduler expression, e.g. 'cron(0 2 * * ? *)' or 'rate(1 day)'"
+    )
+    timezone: str = Field("UTC", description="IANA time zone the cron expression is read in")
+    enabled: bool = True
+
+    @field_validator("expression")
+    @classmethod
+    def _scheduler_syntax(cls, value: str) -> str:
+        if not re.fullmatch(r"(cron|rate|at)\(.+\)", value.strip()):
+            raise ValueError(
+                "use EventBridge Scheduler syntax: 'cron(min hour day-of-month month "
+                "day-of-week year)', 'rate(N unit)' or 'at(yyyy-mm-ddThh:mm:ss)'"
+            )
+        return value.strip()
+
+
 class JobConfig(StrictModel):
     """One job: source -> unit of work -> function -> output."""
 
@@ -168,6 +188,9 @@ class JobConfig(StrictModel):
     output: OutputConfig
     spark_conf: dict[str, str | int | float | bool] = Field(
         default_factory=dict, description="Spark settings of this job, over the profile's"
+    )
+    schedule: ScheduleConfig | None = Field(
+        None, description="when the job runs on EMR Serverless (spark-submit.sh schedule)"
     )
 
     @field_validator("job")
@@ -198,17 +221,135 @@ class JobConfig(StrictModel):
         return [self.source.path, self.output.path, self.output.rejects]
 
 
+class PollConfig(StrictModel):
+    """How a submitter waits for an EMR step or job run: capped exponential backoff."""
+
+    interval_seconds: float = Field(10.0, gt=0, description="first wait between status calls")
+    max_interval_seconds: float = Field(120.0, gt=0, description="longest wait between calls")
+    timeout_minutes: float = Field(240.0, gt=0, description="give up waiting after this long")
+
+
+class AwsConfig(StrictModel):
+    """Where the job's artifacts go and how AWS is reached; never credentials.
+
+    Credentials come from the standard boto3 chain (instance profile, job role, SSO, env).
+    ``AWS_ENDPOINT_URL`` (read by boto3 itself) points every client at another endpoint.
+    """
+
+    region: str = Field(description="AWS region of the cluster / application and the bucket")
+    artifacts_uri: str = Field(
+        description="s3:// prefix the wheel, environment archive, entry script and config go to"
+    )
+    poll: PollConfig = Field(default_factory=PollConfig)
+
+    @field_validator("artifacts_uri")
+    @classmethod
+    def _s3_prefix(cls, value: str) -> str:
+        if not re.fullmatch(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?", value):
+            raise ValueError("must be an s3://bucket/prefix URI")
+        return value.rstrip("/")
+
+
+class EmrConfig(StrictModel):
+    """An EMR on EC2 cluster that runs the job as a step."""
+
+    cluster_id: str = Field(description="the cluster's id, j-XXXXXXXXXXXXX")
+    action_on_failure: Literal["CONTINUE", "CANCEL_AND_WAIT"] = "CONTINUE"
+
+    @field_validator("cluster_id")
+    @classmethod
+    def _cluster_id(cls, value: str) -> str:
+        if not re.fullmatch(r"j-[A-Z0-9]+", value):
+            raise ValueError(f"{value!r} is not an EMR cluster id (j-XXXXXXXXXXXXX)")
+        return value
+
+
+_IAM_ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+")
+
+
+def _role_arn(value: str | None) -> str | None:
+    if value in (None, ""):
+        return None
+    if not _IAM_ROLE_ARN.fullmatch(value):
+        raise ValueError(f"{value!r} is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)")
+    return value
+
+
+class SchedulerTargetConfig(StrictModel):
+    """What EventBridge Scheduler needs to start EMR Serverless job runs."""
+
+    role_arn: str | None = Field(
+        None, description="role Scheduler assumes; needs emr-serverless:StartJobRun and iam:PassRole"
+    )
+    group_name: str = Field("default", description="schedule group")
+
+    _arn = field_validator("role_arn")(_role_arn)
+
+
+class EmrServerlessConfig(StrictModel):
+    """An EMR Serverless application that runs the job as a job run."""
+
+    application_id: str
+    execution_role_arn: str = Field(description="the job runtime role")
+    log_uri: str = Field(description="s3:// prefix for the driver and executor logs")
+
+    @field_validator("execution_role_arn")
+    @classmethod
+    def _execution_role(cls, value: str) -> str:
+        if not _role_arn(value):
+            raise ValueError("is empty; give the job runtime role's ARN")
+        return value
+
+    @field_validator("log_uri")
+    @classmethod
+    def _log_prefix(cls, value: str) -> str:
+        if not value.startswith("s3://"):
+            raise ValueError("must be an s3:// URI")
+        return value.rstrip("/")
+    execution_timeout_minutes: PositiveInt = 240
+    scheduler: SchedulerTargetConfig | None = Field(
+        None, description="needed only by 'spark-submit.sh schedule'"
+    )
+
+
 class PlatformProfile(StrictModel):
-    """Spark settings of one place a job runs (``conf/<name>.yaml``)."""
+    """Everything platform-specific of one place a job runs (``conf/<name>.yaml``).
+
+    ``target`` says how ``spark-submit.sh`` starts the job: ``local`` (spark-submit here),
+    ``cluster`` (spark-submit here against ``master``), ``emr`` (a step on ``emr.cluster_id``)
+    or ``emr-serverless`` (a job run on ``emr_serverless.application_id``).
+    """
 
     name: str
+    target: Literal["local", "cluster", "emr", "emr-serverless"] = "local"
     master: str | None = Field(None, description="Spark master URL; None = spark-submit's")
     deploy_mode: Literal["client", "cluster"] = "client"
     spark_conf: dict[str, str | int | float | bool] = Field(default_factory=dict)
     packages: list[str] = Field(default_factory=list, description="extra Maven coordinates")
+    jars: list[str] = Field(
+        default_factory=list, description="jars on the cluster, e.g. EMR's own Delta jars"
+    )
     s3_scheme: Literal["s3", "s3a"] = Field(
         "s3a", description="scheme s3:// paths are read with: s3a off EMR, s3 on EMR"
     )
+    aws: AwsConfig | None = None
+    emr: EmrConfig | None = None
+    emr_serverless: EmrServerlessConfig | None = None
+
+    @model_validator(mode="after")
+    def _target_has_its_fields(self) -> PlatformProfile:
+        needed = {
+            "cluster": ["master"],
+            "emr": ["aws", "emr"],
+            "emr-serverless": ["aws", "emr_serverless"],
+        }.get(self.target, [])
+        missing = [name for name in needed if getattr(self, name) is None]
+        if missing:
+            raise ValueError(
+                f"target {self.target!r} needs {', '.join(missing)}; see conf/{self.target}.yaml "
+                "in the package for a complete example"
+            )
+        return self
 
 
 def load_job(path: str | os.PathLike, overrides: Iterable[str] = ()) -> JobConfig:

@@ -6,6 +6,8 @@
 | 1         | any other exception   | runtime failure (Spark, I/O, a function that raised)      |
 | 2         | :class:`ConfigError`  | the job config, a profile or a command-line flag is wrong |
 | 3         | :class:`InputError`   | the source breaks the job's input contract                |
+| 5         | :class:`DeployError`  | packaging, upload or submission to a cluster failed, or   |
+|           |                       | the submitted run did not end in success                  |
 """
 
 from __future__ import annotations
@@ -33,3 +35,12 @@ class InputError(JobError):
     """
 
     exit_code = 3
+
+
+class DeployError(JobError):
+    """Packaging, staging or submitting a job to a cluster failed, or the remote run failed.
+
+    The message names the AWS resource or file and, for a failed run, where its logs are.
+    """
+
+    exit_code = 5

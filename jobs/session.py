@@ -52,11 +52,18 @@ def uses_s3a(profile: PlatformProfile, job: JobConfig) -> bool:
 def spark_packages(profile: PlatformProfile, job: JobConfig) -> list[str]:
     """Maven packages the run needs: the profile's, Delta's and hadoop-aws when used."""
     packages = list(profile.packages)
-    if job.uses_delta and not any(p.startswith("io.delta:") for p in packages):
+    if job.uses_delta and not delta_on_cluster(profile) and not any(
+        p.startswith("io.delta:") for p in packages
+    ):
         packages.append(delta_package())
     if uses_s3a(profile, job) and not any("hadoop-aws" in p for p in packages):
         packages.append(hadoop_aws_package())
     return packages
+
+
+def delta_on_cluster(profile: PlatformProfile) -> bool:
+    """True when the profile names the cluster's own Delta jars (EMR ships them)."""
+    return any("delta-spark" in jar.rsplit("/", 1)[-1] for jar in profile.jars)
 
 
 def spark_settings(profile: PlatformProfile, job: JobConfig) -> dict[str, str]:
@@ -69,7 +76,7 @@ def spark_settings(profile: PlatformProfile, job: JobConfig) -> dict[str, str]:
 
 
 def submit_arguments(profile: PlatformProfile, job: JobConfig) -> list[str]:
-    """spark-submit flags for the run: --master, --deploy-mode, --packages, --conf k=v."""
+    """spark-submit flags for the run: --master, --deploy-mode, --packages, --jars, --conf k=v."""
     args = []
     if profile.master:
         args += ["--master", profile.master]
@@ -77,6 +84,8 @@ def submit_arguments(profile: PlatformProfile, job: JobConfig) -> list[str]:
     packages = spark_packages(profile, job)
     if packages:
         args += ["--packages", ",".join(packages)]
+    if profile.jars:
+        args += ["--jars", ",".join(profile.jars)]
     for key, value in spark_settings(profile, job).items():
         args += ["--conf", f"{key}={value}"]
     return args
@@ -95,6 +104,8 @@ def build_session(profile: PlatformProfile, job: JobConfig) -> SparkSession:
     packages = spark_packages(profile, job)
     if packages:
         builder = builder.config("spark.jars.packages", ",".join(packages))
+    if profile.jars:
+        builder = builder.config("spark.jars", ",".join(profile.jars))
     for key, value in spark_settings(profile, job).items():
         builder = builder.config(key, value)
     return builder.getOrCreate()

@@ -159,3 +159,26 @@ def registered_models(mlflow_server) -> RegisteredModels:
         uri_champion=f"models:/{name}@champion", uri_latest=f"models:/{name}/latest",
         uri_v1_run=f"runs:/{run_id_v1}/model", uri_unsigned=f"runs:/{run_id_unsigned}/model",
     )
+
+
+# AWS fixtures: a real moto server on 127.0.0.1 (tests/moto_server.py).
+@pytest.fixture(scope="session")
+def moto_server():
+    """A moto server on a free port of 127.0.0.1 for the whole session, stopped at its end."""
+    import moto_server as moto
+
+    server, endpoint = moto.start()
+    yield endpoint
+    server.stop()
+
+
+@pytest.fixture
+def aws(moto_server, monkeypatch):
+    """The moto endpoint, emptied, with this process's boto3 pointed at it for one test."""
+    import moto_server as moto
+
+    moto.reset(moto_server)
+    for key, value in moto_server.environment.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    return moto_server

@@ -1,0 +1,107 @@
+"""Upload what a cluster run needs to the profile's ``aws.artifacts_uri``, named by content.
+
+Layout under the artifacts prefix (every name carries a hash of its content, so an upload
+never overwrites what an earlier run or schedule still points at, and an unchanged file is
+not uploaded twice)::
+
+    environments/batch-scoring-env-py3.11-<sha12>.tar.gz   venv-pack archive (see packaging)
+    wheels/batch_scoring-0.1.0-py3-none-any-<sha12>.whl     the project wheel (for reference)
+    entry/run_job-<sha12>.py                                 the spark-submit entry script
+    jobs/<job>/<job>-<sha12>.yaml                            the job config, env and --set applied
+    profiles/<name>-<sha12>.yaml                             the profile, env applied
+
+The job and profile are uploaded *rendered*: ``${ENV}`` references and ``--set`` overrides
+are resolved here, on the submitting machine, because the cluster has none of its variables.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from pathlib import Path
+
+import yaml
+
+from batch_scoring.jobs import run_job
+from batch_scoring.jobs.config import JobConfig, PlatformProfile
+from batch_scoring.jobs.deploy import aws
+from batch_scoring.jobs.deploy.packaging import BuiltPackage
+
+ARCHIVE_ALIAS = "environment"
+PYTHON_IN_ARCHIVE = f"./{ARCHIVE_ALIAS}/bin/python"
+
+
+@dataclasses.dataclass(frozen=True)
+class StagedRun:
+    """The s3:// URIs of one run's uploaded artifacts, and the archive's Python (``"3.11"``)."""
+
+    entry_point: str
+    archive: str
+    wheel: str
+    job_config: str
+    profile: str
+    python_version: str
+
+    def entry_point_arguments(self, run_date: str, extra: list[str] | tuple[str, ...] = ()) -> list[str]:
+        """Arguments of the entry script: ``--job``, ``--profile``, ``--run-date`` and ``extra``.
+
+        ``run_date`` is ``YYYY-MM-DD``, or a timestamp placeholder such as
+        ``<aws.scheduler.scheduled-time>`` that the entry script reduces to its date.
+        """
+        return ["--job", self.job_config, "--profile", self.profile, "--run-date", run_date, *extra]
+
+
+def stage(s3, profile: PlatformProfile, job: JobConfig, package: BuiltPackage) -> StagedRun:
+    """Upload the package, entry script, job and profile; return their URIs.
+
+    Args:
+        s3: a boto3 S3 client.
+        profile: a profile with ``aws`` set (target ``emr`` or ``emr-serverless``).
+        job: the loaded job, overrides applied.
+        package: the built wheel and environment archive.
+
+    Raises:
+        DeployError: when the artifacts bucket cannot be reached or an upload fails.
+    """
+    root = profile.aws.artifacts_uri
+    aws.check_bucket(s3, root, "aws.artifacts_uri")
+    entry = Path(run_job.__file__).read_bytes()
+    return StagedRun(
+        archive=_upload_file(s3, package.archive, f"{root}/environments/{package.archive.name}"),
+        wheel=_upload_file(s3, package.wheel, f"{root}/wheels/{_hashed(package.wheel.name, package.wheel.read_bytes())}"),
+        entry_point=_upload_bytes(s3, entry, f"{root}/entry/{_hashed('run_job.py', entry)}"),
+        job_config=_upload_bytes(s3, render_yaml(job), f"{root}/jobs/{job.job}/{_hashed(job.job + '.yaml', render_yaml(job))}"),
+        profile=_upload_bytes(s3, render_yaml(profile), f"{root}/profiles/{_hashed(profile.name + '.yaml', render_yaml(profile))}"),
+        python_version=package.python_version,
+    )
+
+
+def render_yaml(config: JobConfig | PlatformProfile) -> bytes:
+    """The config as YAML with every value resolved; loading it gives an equal config."""
+    data = config.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return yaml.safe_dump(data, sort_keys=False).encode()
+
+
+def _hashed(name: str, content: bytes) -> str:
+    stem, dot, suffix = name.partition(".")
+    digest = hashlib.sha256(content).hexdigest()[:12]
+    return f"{stem}-{digest}{dot}{suffix}"
+
+
+def _exists(s3, uri: str) -> bool:
+    bucket, key = aws.split_s3_uri(uri)
+    return bool(s3.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1).get("KeyCount"))
+
+
+def _upload_file(s3, path: Path, uri: str) -> str:
+    bucket, key = aws.split_s3_uri(uri)
+    if not aws.call(lambda: _exists(s3, uri), f"listing {uri}"):
+        aws.call(lambda: s3.upload_file(str(path), bucket, key), f"upload of {path} to {uri}")
+    return uri
+
+
+def _upload_bytes(s3, content: bytes, uri: str) -> str:
+    bucket, key = aws.split_s3_uri(uri)
+    if not aws.call(lambda: _exists(s3, uri), f"listing {uri}"):
+        aws.call(lambda: s3.put_object(Bucket=bucket, Key=key, Body=content), f"upload to {uri}")
+    return uri
