@@ -24,6 +24,7 @@ RUNTIME = [
     "PyYAML==6.0.3",
     "rich==15.0.0",
     "Pillow==13.0.0",  # image preprocessing before a model
+    "venv-pack==0.2.0",  # packs the environment archive shipped to clusters
 ]
 
 DEV = [
@@ -33,7 +34,6 @@ DEV = [
     "mlflow==3.17.2",  # the tracking server used by the integration tests
     "scikit-learn==1.7.2",
     "moto[server]==5.2.5",
-    "venv-pack==0.2.0",
 ]
 
 setup(

@@ -6,9 +6,15 @@
     batch-score entry-point
     batch-score predict --model URI (--record JSON | --input FILE --output FILE)
     batch-score sample-model --data data/sample/bundle_sales --out data/sample/models/bundle_demand
+    batch-score package [--out dist] [--python python3.11]
+    batch-score submit --job J.yaml --profile conf/emr.yaml [--run-date D] [--no-wait]
+    batch-score schedule --job J.yaml --profile conf/emr-serverless.yaml
+    batch-score unschedule --job J.yaml --profile conf/emr-serverless.yaml
 
 ``submit-args`` prints the spark-submit flags of a job on a profile, one per line, and
 ``entry-point`` the path of the spark-submit entry script; ``spark-submit.sh`` uses both.
+``package``, ``submit``, ``schedule`` and ``unschedule`` run a job on EMR and EMR Serverless
+(:mod:`batch_scoring.jobs.deploy.submit`).
 """
 
 from __future__ import annotations
@@ -22,7 +28,11 @@ from batch_scoring.jobs.config import load_job, load_profile
 from batch_scoring.jobs.errors import JobError
 from batch_scoring.jobs.session import submit_arguments
 
-COMMANDS = ("run", "sample-data", "submit-args", "entry-point", "predict", "sample-model")
+COMMANDS = (
+    "run", "sample-data", "submit-args", "entry-point", "predict", "sample-model",
+    "package", "submit", "schedule", "unschedule",
+)
+DEPLOY_COMMANDS = ("package", "submit", "schedule", "unschedule")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -40,6 +50,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return predict.main(rest)
     if command == "sample-model":
         return sample_model.main(rest)
+    if command in DEPLOY_COMMANDS:
+        from batch_scoring.jobs.deploy import submit  # boto3 and packaging only when deploying
+
+        return getattr(submit, f"{command}_main")(rest)
     if command == "entry-point":
         print(run_job.__file__)
         return 0

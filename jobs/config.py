@@ -15,6 +15,7 @@ import datetime as dt
 import os
 import re
 import string
+import zoneinfo
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -149,6 +150,11 @@ class OutputConfig(StrictModel):
     )
     mode: Literal["replace_run", "fail_if_run_exists"] = "replace_run"
     rejects_path: str | None = Field(None, description="default: <path>_rejects")
+    max_reject_fraction: float | None = Field(
+        None, ge=0, le=1,
+        description="largest share of rows read that may be rejected; above it the run fails "
+        "(exit 4) and commits nothing. Default: no limit",
+    )
 
     @property
     def rejects(self) -> str:
@@ -175,6 +181,15 @@ class ScheduleConfig(StrictModel):
             )
         return value.strip()
 
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone such as 'UTC' or 'Europe/Paris'") from None
+        return value
+
 
 class JobConfig(StrictModel):
     """One job: source -> unit of work -> function -> output."""
@@ -191,6 +206,10 @@ class JobConfig(StrictModel):
     )
     schedule: ScheduleConfig | None = Field(
         None, description="when the job runs on EMR Serverless (spark-submit.sh schedule)"
+    )
+    requirements: list[str] = Field(
+        default_factory=list,
+        description="extra pip requirements packed for clusters, e.g. scikit-learn==1.7.2 for its models",
     )
 
     @field_validator("job")
@@ -375,33 +394,60 @@ def load_profile(path: str | os.PathLike) -> PlatformProfile:
     return _validate(PlatformProfile, _substitute_env(_read_yaml(path), path), path)
 
 
-def parse_run_date(value: str | None) -> dt.date:
-    """Parse ``--run-date`` (``YYYY-MM-DD``); default today in UTC.
+def parse_run_date(value: str | None, timezone: str = "UTC") -> dt.date:
+    """Parse ``--run-date``: ``YYYY-MM-DD``, or an ISO timestamp; default today in UTC.
+
+    A timestamp is what EventBridge Scheduler puts in a scheduled run's arguments
+    (``<aws.scheduler.scheduled-time>``, in UTC, e.g. ``2026-11-21T23:30:00Z``); its run date is
+    its calendar date in ``timezone`` (the schedule's, so a 00:30 Europe/Paris run is dated that day).
 
     Raises:
-        ConfigError: when the value is not an ISO date.
+        ConfigError: when the value is neither an ISO date nor an ISO timestamp.
     """
     if value is None:
         return dt.datetime.now(dt.timezone.utc).date()
     try:
-        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            return dt.date.fromisoformat(value)
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}T[0-9:.]+(Z|[+-]\d{2}:?\d{2})", value):
             raise ValueError(value)
-        return dt.date.fromisoformat(value)
+        instant = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return instant.astimezone(zoneinfo.ZoneInfo(timezone)).date()
     except ValueError:
-        raise ConfigError(f"--run-date {value!r} is not a date in the form YYYY-MM-DD") from None
+        raise ConfigError(
+            f"--run-date {value!r} is not a date in the form YYYY-MM-DD "
+            "(or an ISO timestamp with its offset, e.g. 2026-11-22T02:00:00Z)"
+        ) from None
 
 
 def _read_yaml(path: str | os.PathLike) -> dict[str, Any]:
+    text = _read_s3_text(str(path)) if str(path).startswith("s3://") else _read_local_text(path)
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"config file {path} is not valid YAML: {error}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of fields, not {data!r:.60}")
+    return data
+
+
+def _read_local_text(path: str | os.PathLike) -> str:
     file = Path(path)
     if not file.is_file():
         raise ConfigError(f"config file {file} does not exist")
+    return file.read_text()
+
+
+def _read_s3_text(uri: str) -> str:
+    """A config staged on S3 for a cluster run (see ``jobs/deploy/staging.py``), read with boto3."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
     try:
-        data = yaml.safe_load(file.read_text())
-    except yaml.YAMLError as error:
-        raise ConfigError(f"config file {file} is not valid YAML: {error}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"config file {file} must hold a mapping of fields, not {data!r:.60}")
-    return data
+        return boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+    except (BotoCoreError, ClientError) as error:
+        raise ConfigError(f"config file {uri} cannot be read: {error}") from None
 
 
 def _apply_override(data: dict[str, Any], override: str) -> None:

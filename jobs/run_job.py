@@ -39,7 +39,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--job", required=True, help="job YAML file, e.g. conf/jobs/data_pricing.yaml")
     parser.add_argument("--profile", help="platform profile YAML, e.g. conf/local.yaml")
-    parser.add_argument("--run-date", help="the run's date, YYYY-MM-DD (default: today, UTC)")
+    parser.add_argument(
+        "--run-date",
+        help="the run's date, YYYY-MM-DD, or an ISO timestamp in UTC (a scheduled run's time), "
+        "dated in the job's schedule.timezone (default: today, UTC)",
+    )
     parser.add_argument("--run-id", help="the attempt's id (default: generated)")
     parser.add_argument(
         "--set", action="append", default=[], metavar="FIELD=VALUE",
@@ -59,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         job = load_job(args.job, args.set)
         profile = load_profile(args.profile) if args.profile else PlatformProfile(name="submitted")
-        run_date = parse_run_date(args.run_date)
+        run_date = parse_run_date(args.run_date, job.schedule.timezone if job.schedule else "UTC")
         preflight_job(job)
         spark = build_session(profile, job)
         log.info("Spark settings: %s", redact(spark_settings(profile, job)))

@@ -5,7 +5,7 @@ never overwrites what an earlier run or schedule still points at, and an unchang
 not uploaded twice)::
 
     environments/batch-scoring-env-py3.11-<sha12>.tar.gz   venv-pack archive (see packaging)
-    wheels/batch_scoring-0.1.0-py3-none-any-<sha12>.whl     the project wheel (for reference)
+    wheels/batch_scoring-0.1.0-py3-none-any-<sha12>.whl     the project wheel (hash of its files)
     entry/run_job-<sha12>.py                                 the spark-submit entry script
     jobs/<job>/<job>-<sha12>.yaml                            the job config, env and --set applied
     profiles/<name>-<sha12>.yaml                             the profile, env applied
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import zipfile
 from pathlib import Path
 
 import yaml
@@ -66,12 +67,14 @@ def stage(s3, profile: PlatformProfile, job: JobConfig, package: BuiltPackage) -
     root = profile.aws.artifacts_uri
     aws.check_bucket(s3, root, "aws.artifacts_uri")
     entry = Path(run_job.__file__).read_bytes()
+    job_yaml, profile_yaml = render_yaml(job), render_yaml(profile)
+    archive_name = f"batch-scoring-env-py{package.python_version}-{_file_digest(package.archive)}.tar.gz"
     return StagedRun(
-        archive=_upload_file(s3, package.archive, f"{root}/environments/{package.archive.name}"),
-        wheel=_upload_file(s3, package.wheel, f"{root}/wheels/{_hashed(package.wheel.name, package.wheel.read_bytes())}"),
-        entry_point=_upload_bytes(s3, entry, f"{root}/entry/{_hashed('run_job.py', entry)}"),
-        job_config=_upload_bytes(s3, render_yaml(job), f"{root}/jobs/{job.job}/{_hashed(job.job + '.yaml', render_yaml(job))}"),
-        profile=_upload_bytes(s3, render_yaml(profile), f"{root}/profiles/{_hashed(profile.name + '.yaml', render_yaml(profile))}"),
+        archive=_upload_file(s3, package.archive, f"{root}/environments/{archive_name}"),
+        wheel=_upload_file(s3, package.wheel, f"{root}/wheels/{_hashed(package.wheel.name, _wheel_digest(package.wheel))}"),
+        entry_point=_upload_bytes(s3, entry, f"{root}/entry/{_hashed('run_job.py', _digest(entry))}"),
+        job_config=_upload_bytes(s3, job_yaml, f"{root}/jobs/{job.job}/{_hashed(job.job + '.yaml', _digest(job_yaml))}"),
+        profile=_upload_bytes(s3, profile_yaml, f"{root}/profiles/{_hashed(profile.name + '.yaml', _digest(profile_yaml))}"),
         python_version=package.python_version,
     )
 
@@ -82,10 +85,32 @@ def render_yaml(config: JobConfig | PlatformProfile) -> bytes:
     return yaml.safe_dump(data, sort_keys=False).encode()
 
 
-def _hashed(name: str, content: bytes) -> str:
-    stem, dot, suffix = name.partition(".")
-    digest = hashlib.sha256(content).hexdigest()[:12]
-    return f"{stem}-{digest}{dot}{suffix}"
+def _hashed(name: str, digest: str) -> str:
+    """``name`` with ``-<digest>`` before its extension: ``run_job.py`` -> ``run_job-<digest>.py``."""
+    path = Path(name)
+    return f"{path.stem}-{digest}{path.suffix}"
+
+
+def _digest(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()[:12]
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:12]
+
+
+def _wheel_digest(wheel: Path) -> str:
+    """Hash of the wheel's files and their contents, not of the zip (which stamps build times)."""
+    digest = hashlib.sha256()
+    with zipfile.ZipFile(wheel) as archive:
+        for name in sorted(archive.namelist()):
+            digest.update(name.encode())
+            digest.update(archive.read(name))
+    return digest.hexdigest()[:12]
 
 
 def _exists(s3, uri: str) -> bool:

@@ -488,7 +488,34 @@ def test_parse_run_date_valid(text, expected):
 def test_parse_run_date_invalid(text):
     message = config_error(parse_run_date, text)
 
-    assert message == f"--run-date {text!r} is not a date in the form YYYY-MM-DD"
+    assert message.startswith(f"--run-date {text!r} is not a date in the form YYYY-MM-DD")
+
+
+@pytest.mark.parametrize(
+    ("text", "zone", "expected"),
+    [
+        ("2026-11-22T02:00:00Z", "UTC", dt.date(2026, 11, 22)),
+        ("2026-11-21T23:30:00Z", "UTC", dt.date(2026, 11, 21)),
+        ("2026-11-21T23:30:00Z", "Europe/Paris", dt.date(2026, 11, 22)),
+        ("2026-11-22T03:00:00Z", "America/New_York", dt.date(2026, 11, 21)),
+        ("2026-11-22T01:00:00+02:00", "UTC", dt.date(2026, 11, 21)),
+    ],
+)
+def test_parse_run_date_of_a_scheduled_time_is_its_date_in_the_schedule_zone(text, zone, expected):
+    assert parse_run_date(text, zone) == expected
+
+
+def test_parse_run_date_refuses_a_timestamp_without_offset():
+    assert "ISO timestamp with its offset" in config_error(parse_run_date, "2026-11-22T02:00:00")
+
+
+def test_schedule_needs_scheduler_syntax_and_a_real_zone(job_file):
+    ok = load_job(job_file, ["schedule.expression=cron(0 2 * * ? *)", "schedule.timezone=Europe/Paris"])
+    assert (ok.schedule.expression, ok.schedule.timezone, ok.schedule.enabled) == (
+        "cron(0 2 * * ? *)", "Europe/Paris", True)
+    message = config_error(load_job, job_file, ["schedule.expression=0 2 * * *", "schedule.timezone=Mars/Base"])
+    assert "schedule.expression: Value error, use EventBridge Scheduler syntax" in message
+    assert "schedule.timezone: Value error, 'Mars/Base' is not an IANA time zone" in message
 
 
 def test_parse_run_date_none_is_today_utc():

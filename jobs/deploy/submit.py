@@ -1,0 +1,230 @@
+"""The deploy commands: package, submit to EMR / EMR Serverless, schedule and unschedule.
+
+    batch-score package [--out dist] [--python python3.11] [--python-prefix /usr] [-r REQ ...]
+    batch-score submit --job J.yaml --profile conf/emr.yaml [--run-date D] [--set f=v ...]
+                       [--attempt N] [--no-wait] [--archive A.tar.gz]
+    batch-score schedule --job J.yaml --profile conf/emr-serverless.yaml [--archive A.tar.gz]
+    batch-score unschedule --job J.yaml --profile conf/emr-serverless.yaml
+
+``spark-submit.sh emr|emr-serverless|schedule|unschedule|package`` call these. Every check that
+can fail (config, the job's function and model allow-list, the endpoint, the bucket, the
+cluster or application and its release, the archive's Python) runs before anything is
+uploaded or submitted. Exit codes: see :mod:`batch_scoring.jobs.errors`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
+
+from batch_scoring.jobs.config import JobConfig, PlatformProfile, load_job, load_profile, parse_run_date
+from batch_scoring.jobs.deploy import aws, emr_serverless, emr_step, packaging, schedule
+from batch_scoring.jobs.deploy.polling import RunOutcome
+from batch_scoring.jobs.deploy.staging import StagedRun, stage
+from batch_scoring.jobs.errors import ConfigError, DeployError, JobError
+from batch_scoring.jobs.pipeline import preflight_job
+
+AWS_TARGETS = ("emr", "emr-serverless")
+
+
+def submit_main(argv: Sequence[str]) -> int:
+    """``batch-score submit``: stage the run, submit it, wait for it; return the exit code."""
+    return _guarded(_submit, _parser("submit", with_run=True).parse_args(argv))
+
+
+def schedule_main(argv: Sequence[str]) -> int:
+    """``batch-score schedule``: stage the job and create or update its schedule."""
+    return _guarded(_schedule, _parser("schedule", with_run=False).parse_args(argv))
+
+
+def unschedule_main(argv: Sequence[str]) -> int:
+    """``batch-score unschedule``: delete the job's schedule (nothing else is removed)."""
+    return _guarded(_unschedule, _parser("unschedule", with_run=False).parse_args(argv))
+
+
+def package_main(argv: Sequence[str]) -> int:
+    """``batch-score package``: build the wheel and environment archive; print their paths."""
+    parser = argparse.ArgumentParser(prog="batch-score package", description=packaging.__doc__.split("\n")[0])
+    _add_build_arguments(parser)
+    parser.add_argument("-r", "--requirement", action="append", default=[],
+                        help="extra pip requirement to pack (repeatable)")
+    args = parser.parse_args(argv)
+
+    def build(args: argparse.Namespace) -> int:
+        built = packaging.build(Path(args.out), args.python, args.requirement, args.python_prefix)
+        print(f"wheel:   {built.wheel}\narchive: {built.archive} (Python {built.python_version})")
+        return 0
+
+    return _guarded(build, args)
+
+
+def _submit(args: argparse.Namespace) -> int:
+    job, profile = _load(args, AWS_TARGETS)
+    run_date = parse_run_date(args.run_date).isoformat()
+    s3 = aws.client("s3", profile.aws)
+    remote = aws.client(profile.target, profile.aws)
+    release = _check_target(remote, profile)
+    staged = _stage(args, s3, profile, job, release)
+    if profile.target == "emr":
+        outcome = _run_emr_step(remote, profile, job, staged, run_date, args.no_wait)
+    else:
+        outcome = _run_emr_serverless(remote, profile, job, staged, run_date, args)
+    return _report(outcome, job)
+
+
+def _schedule(args: argparse.Namespace) -> int:
+    job, profile = _load(args, ("emr-serverless",))
+    release = _check_target(aws.client("emr-serverless", profile.aws), profile)
+    staged = _stage(args, aws.client("s3", profile.aws), profile, job, release)
+    request = schedule.schedule_request(profile, job, staged)
+    arn = schedule.put_schedule(aws.client("scheduler", profile.aws), request)
+    print(f"schedule {arn}: {request['ScheduleExpression']} ({request['ScheduleExpressionTimezone']}), "
+          f"state {request['State']}; runs log to {profile.emr_serverless.log_uri}")
+    return 0
+
+
+def _unschedule(args: argparse.Namespace) -> int:
+    job, profile = _load(args, ("emr-serverless",), check_job=False)
+    name = schedule.schedule_name(job)
+    if schedule.delete_schedule(aws.client("scheduler", profile.aws), profile, job):
+        print(f"deleted schedule {name}")
+    else:
+        print(f"there was no schedule {name}; nothing to delete")
+    return 0
+
+
+def _load(args: argparse.Namespace, targets: Sequence[str], check_job: bool = True
+          ) -> tuple[JobConfig, PlatformProfile]:
+    job = load_job(args.job, getattr(args, "set", ()))
+    profile = load_profile(args.profile)
+    if profile.target not in targets:
+        raise ConfigError(
+            f"profile {args.profile} has target {profile.target!r}; this command needs one of "
+            f"{', '.join(targets)} (e.g. conf/{targets[0]}.yaml)"
+        )
+    if check_job:
+        preflight_job(job)
+        check_cluster_paths(job)
+    return job, profile
+
+
+def check_cluster_paths(job: JobConfig) -> None:
+    """Fail unless every path the job reads or writes can be reached from a cluster.
+
+    Raises:
+        ConfigError: naming each field that holds a local path (source.path, output.path,
+            output.rejects_path, model.uri, model.route.fallback_uri).
+    """
+    model, route = job.model, job.model and job.model.route
+    fields = {
+        "source.path": job.source.path,
+        "output.path": job.output.path,
+        "output.rejects_path": job.output.rejects_path,
+        "model.uri": model and model.uri,
+        "model.route.uri_template": route and route.uri_template,
+        "model.route.fallback_uri": route and route.fallback_uri,
+    }
+    local = [f"{name} = {value!r}" for name, value in fields.items() if value and _is_local(value)]
+    if local:
+        raise ConfigError(
+            "a cluster cannot read this machine's files; use s3:// paths (and runs:/, models:/ or "
+            "s3:// model URIs) for: " + "; ".join(local)
+        )
+
+
+def _is_local(path: str) -> bool:
+    scheme = path.split(":", 1)[0] if ":" in path else ""
+    return scheme in ("", "file")
+
+
+def _check_target(remote, profile: PlatformProfile) -> str:
+    """Reach the cluster or application; return its release label."""
+    if profile.target == "emr":
+        return emr_step.check_cluster(remote, profile)
+    return emr_serverless.check_application(remote, profile)
+
+
+def _stage(args: argparse.Namespace, s3, profile: PlatformProfile, job: JobConfig, release: str) -> StagedRun:
+    aws.check_bucket(s3, profile.aws.artifacts_uri, "aws.artifacts_uri")
+    spark = metadata.version("pyspark")
+    if args.archive:
+        built = packaging.BuiltPackage(
+            wheel=packaging.build_wheel(Path(args.out)), archive=Path(args.archive),
+            python_version=packaging.archive_python_version(Path(args.archive)),
+        )
+        packaging.check_release(release, built.python_version, spark)
+    else:
+        packaging.check_release(release, packaging.python_version_of(args.python), spark)
+        built = packaging.build(Path(args.out), args.python, job.requirements, args.python_prefix)
+    staged = stage(s3, profile, job, built)
+    print(f"staged: environment {staged.archive}\n        entry point {staged.entry_point}\n"
+          f"        job config {staged.job_config}")
+    return staged
+
+
+def _run_emr_step(emr, profile, job, staged, run_date: str, no_wait: bool) -> RunOutcome | None:
+    cluster = profile.emr.cluster_id
+    step_id = emr_step.add_step(emr, profile, job, staged, run_date)
+    print(f"submitted step {step_id} to EMR cluster {cluster} ({job.job}, run date {run_date})")
+    if no_wait:
+        return None
+    return emr_step.wait_for_step(emr, cluster, step_id, profile.aws.poll)
+
+
+def _run_emr_serverless(client, profile, job, staged, run_date: str, args) -> RunOutcome | None:
+    request = emr_serverless.job_run_request(profile, job, staged, run_date, args.attempt)
+    run_id = emr_serverless.start_job_run(client, request)
+    app = profile.emr_serverless.application_id
+    print(f"started job run {run_id} on EMR Serverless application {app} ({request['name']})")
+    if args.no_wait:
+        return None
+    return emr_serverless.wait_for_job_run(client, app, run_id, profile.aws.poll,
+                                           profile.emr_serverless.log_uri)
+
+
+def _report(outcome: RunOutcome | None, job: JobConfig) -> int:
+    print(f"outputs: {job.output.path} (rejects: {job.output.rejects})")
+    if outcome is None:
+        print("not waiting (--no-wait); follow the run in the EMR console or with the AWS CLI")
+        return 0
+    logs = f"; logs: {outcome.log_uri}" if outcome.log_uri else ""
+    if not outcome.succeeded:
+        raise DeployError(f"the run ended {outcome.state}: {outcome.detail}{logs}")
+    print(f"the run ended {outcome.state}{logs}")
+    return 0
+
+
+def _guarded(command, args: argparse.Namespace) -> int:
+    try:
+        return command(args)
+    except JobError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+
+
+def _parser(command: str, *, with_run: bool) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=f"batch-score {command}")
+    parser.add_argument("--job", required=True, help="job YAML file")
+    parser.add_argument("--profile", required=True, help="platform profile YAML (target emr or emr-serverless)")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="override a job field (repeatable)")
+    if command == "unschedule":
+        return parser
+    _add_build_arguments(parser)
+    parser.add_argument("--archive", help="a prebuilt environment archive instead of building one")
+    if with_run:
+        parser.add_argument("--run-date", help="the run's date, YYYY-MM-DD (default: today, UTC)")
+        parser.add_argument("--attempt", type=int, default=1,
+                            help="EMR Serverless: a new attempt for a run date already submitted")
+        parser.add_argument("--no-wait", action="store_true", help="return once the run is submitted")
+    return parser
+
+
+def _add_build_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", default=str(Path.cwd() / "dist"), help="folder for the wheel and archive")
+    parser.add_argument("--python", default=sys.executable,
+                        help="interpreter to build the environment from: the cluster's Python version")
+    parser.add_argument("--python-prefix", help="the interpreter's prefix on the cluster, e.g. /usr")
