@@ -28,11 +28,11 @@ from batch_scoring.jobs.config import load_job, load_profile
 from batch_scoring.jobs.errors import JobError
 from batch_scoring.jobs.session import submit_arguments
 
+DEPLOY_COMMANDS = ("submit", "schedule", "unschedule")
 COMMANDS = (
     "run", "sample-data", "submit-args", "entry-point", "predict", "sample-model",
-    "package", "submit", "schedule", "unschedule",
+    "package", *DEPLOY_COMMANDS,
 )
-DEPLOY_COMMANDS = ("package", "submit", "schedule", "unschedule")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -50,6 +50,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return predict.main(rest)
     if command == "sample-model":
         return sample_model.main(rest)
+    if command == "package":
+        from batch_scoring.jobs.deploy import packaging
+
+        return packaging.main(rest)
     if command in DEPLOY_COMMANDS:
         from batch_scoring.jobs.deploy import submit  # boto3 and packaging only when deploying
 

@@ -12,10 +12,16 @@ Python (the README shows a container build for Amazon Linux 2023). The archive's
 its Python (``py3.11``) and a hash of everything that decides its content: the package's
 source files, its pinned requirements, the extra requirements, the Python version and the
 platform. An archive with that name already in the output folder is reused.
+
+It imports neither Spark nor boto3, so it also runs in a bare container of the cluster's OS::
+
+    pip install --no-deps -e . && pip install venv-pack==0.2.0
+    python -m batch_scoring.jobs.deploy.packaging --out dist --python /usr/bin/python3.11
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import hashlib
 import importlib.metadata
@@ -227,3 +233,32 @@ def _run(command: Sequence[str], what: str) -> None:
     if result.returncode != 0:
         tail = (result.stderr or result.stdout).strip()[-2000:]
         raise DeployError(f"{what} failed ({command[0]} exited {result.returncode}):\n{tail}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``batch-score package``: build the wheel and environment archive; print their paths."""
+    parser = argparse.ArgumentParser(prog="batch-score package",
+                                     description="Build the wheel and the environment archive for clusters.")
+    add_build_arguments(parser)
+    parser.add_argument("-r", "--requirement", action="append", default=[],
+                        help="extra pip requirement to pack (repeatable)")
+    args = parser.parse_args(argv)
+    try:
+        built = build(Path(args.out), args.python, args.requirement, args.python_prefix)
+    except (ConfigError, DeployError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    print(f"wheel:   {built.wheel}\narchive: {built.archive} (Python {built.python_version})")
+    return 0
+
+
+def add_build_arguments(parser: argparse.ArgumentParser) -> None:
+    """The build options shared by ``package``, ``submit`` and ``schedule``."""
+    parser.add_argument("--out", default=str(Path.cwd() / "dist"), help="folder for the wheel and archive")
+    parser.add_argument("--python", default=sys.executable,
+                        help="interpreter to build the environment from: the cluster's Python version")
+    parser.add_argument("--python-prefix", help="the interpreter's prefix on the cluster, e.g. /usr")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,12 +1,12 @@
-"""The deploy commands: package, submit to EMR / EMR Serverless, schedule and unschedule.
+"""The deploy commands: submit to EMR / EMR Serverless, schedule and unschedule.
 
-    batch-score package [--out dist] [--python python3.11] [--python-prefix /usr] [-r REQ ...]
     batch-score submit --job J.yaml --profile conf/emr.yaml [--run-date D] [--set f=v ...]
                        [--attempt N] [--no-wait] [--archive A.tar.gz]
     batch-score schedule --job J.yaml --profile conf/emr-serverless.yaml [--archive A.tar.gz]
     batch-score unschedule --job J.yaml --profile conf/emr-serverless.yaml
 
-``spark-submit.sh emr|emr-serverless|schedule|unschedule|package`` call these. Every check that
+``spark-submit.sh emr|emr-serverless|schedule|unschedule`` call these (``package`` is
+:mod:`batch_scoring.jobs.deploy.packaging`). Every check that
 can fail (config, the job's function and model allow-list, the endpoint, the bucket, the
 cluster or application and its release, the archive's Python) runs before anything is
 uploaded or submitted. Exit codes: see :mod:`batch_scoring.jobs.errors`.
@@ -43,22 +43,6 @@ def schedule_main(argv: Sequence[str]) -> int:
 def unschedule_main(argv: Sequence[str]) -> int:
     """``batch-score unschedule``: delete the job's schedule (nothing else is removed)."""
     return _guarded(_unschedule, _parser("unschedule", with_run=False).parse_args(argv))
-
-
-def package_main(argv: Sequence[str]) -> int:
-    """``batch-score package``: build the wheel and environment archive; print their paths."""
-    parser = argparse.ArgumentParser(prog="batch-score package", description=packaging.__doc__.split("\n")[0])
-    _add_build_arguments(parser)
-    parser.add_argument("-r", "--requirement", action="append", default=[],
-                        help="extra pip requirement to pack (repeatable)")
-    args = parser.parse_args(argv)
-
-    def build(args: argparse.Namespace) -> int:
-        built = packaging.build(Path(args.out), args.python, args.requirement, args.python_prefix)
-        print(f"wheel:   {built.wheel}\narchive: {built.archive} (Python {built.python_version})")
-        return 0
-
-    return _guarded(build, args)
 
 
 def _submit(args: argparse.Namespace) -> int:
@@ -224,7 +208,4 @@ def _parser(command: str, *, with_run: bool) -> argparse.ArgumentParser:
 
 
 def _add_build_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", default=str(Path.cwd() / "dist"), help="folder for the wheel and archive")
-    parser.add_argument("--python", default=sys.executable,
-                        help="interpreter to build the environment from: the cluster's Python version")
-    parser.add_argument("--python-prefix", help="the interpreter's prefix on the cluster, e.g. /usr")
+    packaging.add_build_arguments(parser)
