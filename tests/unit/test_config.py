@@ -605,3 +605,56 @@ def test_error_hierarchy():
     assert issubclass(JobError, Exception)
     assert not issubclass(ConfigError, InputError)
     assert str(ConfigError("output.format is wrong")) == "output.format is wrong"
+
+
+# --------------------------------------------------------------------------- deploy targets
+
+DEPLOY_ENV = {
+    "SPARK_MASTER_URL": "spark://10.0.0.5:7077", "BATCH_SCORE_BUCKET": "my-bucket",
+    "EMR_CLUSTER_ID": "j-2AXXXXXXGAPLF", "EMR_SERVERLESS_APP_ID": "00fabcdexample",
+    "EMR_SERVERLESS_ROLE_ARN": "arn:aws:iam::123456789012:role/batch-scoring-job",
+}
+
+
+@pytest.mark.parametrize("name, target", [
+    ("local", "local"), ("cluster", "cluster"), ("emr", "emr"), ("emr-serverless", "emr-serverless"),
+])
+def test_every_shipped_profile_loads_for_its_target(monkeypatch, name, target):
+    for key, value in DEPLOY_ENV.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    profile = load_profile(ROOT / "conf" / f"{name}.yaml")
+    assert profile.target == target
+    if target in ("emr", "emr-serverless"):
+        assert profile.aws.artifacts_uri == "s3://my-bucket/batch-scoring/artifacts"
+        assert profile.aws.region == "eu-west-1"
+        assert profile.s3_scheme == "s3" and "delta-spark.jar" in profile.jars[0]
+    if target == "cluster":
+        assert profile.master == "spark://10.0.0.5:7077"
+
+
+@pytest.mark.parametrize("target, missing", [
+    ("cluster", "master"), ("emr", "aws, emr"), ("emr-serverless", "aws, emr_serverless"),
+])
+def test_a_target_without_its_sections_is_named(tmp_path, target, missing):
+    path = write_yaml(tmp_path, {"name": "p", "target": target}, "profile.yaml")
+    assert f"target {target!r} needs {missing}" in config_error(load_profile, path)
+
+
+@pytest.mark.parametrize("section, field, value, message", [
+    ("emr", "cluster_id", "cluster-1", "is not an EMR cluster id"),
+    ("aws", "artifacts_uri", "my-bucket/prefix", "must be an s3://bucket/prefix URI"),
+    ("emr_serverless", "execution_role_arn", "batch-job", "is not an IAM role ARN"),
+    ("emr_serverless", "log_uri", "/tmp/logs", "must be an s3:// URI"),
+])
+def test_bad_deploy_values_are_named_by_field(tmp_path, section, field, value, message):
+    data = {
+        "name": "p", "target": "emr" if section == "emr" else "emr-serverless",
+        "aws": {"region": "eu-west-1", "artifacts_uri": "s3://b/p"},
+        "emr": {"cluster_id": "j-ABC"},
+        "emr_serverless": {"application_id": "00f", "execution_role_arn": DEPLOY_ENV["EMR_SERVERLESS_ROLE_ARN"],
+                           "log_uri": "s3://b/logs"},
+    }
+    data[section][field] = value
+    text = config_error(load_profile, write_yaml(tmp_path, data, "profile.yaml"))
+    assert f"{section}.{field}: Value error" in text and message in text
