@@ -25,7 +25,8 @@ from collections.abc import Sequence
 
 from batch_scoring.jobs.config import PlatformProfile, load_job, load_profile, parse_run_date
 from batch_scoring.jobs.errors import JobError
-from batch_scoring.jobs.commit import RunSummary
+from batch_scoring.jobs.commit import RunSummary, new_run_id
+from batch_scoring.jobs.manifest import ManifestRecorder
 from batch_scoring.jobs.pipeline import preflight_job, run
 from batch_scoring.jobs.session import build_session, redact, spark_settings
 
@@ -56,7 +57,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the job described by ``argv``; return the process exit code.
 
-    Config, function and parameter errors are reported before Spark starts.
+    Config, function and parameter errors are reported before Spark starts. Once Spark has
+    started, every run ends with a manifest (:mod:`~batch_scoring.jobs.manifest`), written
+    after the outputs committed or, for a failed run, with the error.
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
@@ -65,13 +68,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         profile = load_profile(args.profile) if args.profile else PlatformProfile(name="submitted")
         run_date = parse_run_date(args.run_date, job.schedule.timezone if job.schedule else "UTC")
         preflight_job(job)
-        spark = build_session(profile, job)
-        log.info("Spark settings: %s", redact(spark_settings(profile, job)))
-        summary = run(spark, job, run_date, args.run_id, profile.s3_scheme)
     except JobError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code
+    spark = build_session(profile, job)
+    log.info("Spark settings: %s", redact(spark_settings(profile, job)))
+    recorder = ManifestRecorder(spark, job, run_date, args.run_id or new_run_id(run_date), profile.s3_scheme)
+    try:
+        summary = run(spark, job, run_date, recorder.run_id, profile.s3_scheme)
+    except JobError as error:
+        recorder.failed(error, error.exit_code)
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    except Exception as error:
+        recorder.failed(error, 1)
+        raise
     print_summary(summary)
+    print(f"manifest: {recorder.succeeded(summary)}")
     if args.summary_json:
         with open(args.summary_json, "w") as file:
             json.dump(summary.as_dict(), file, indent=2)

@@ -1,0 +1,218 @@
+"""The run manifest: one JSON file per run attempt that says exactly what happened.
+
+Written last, after the outputs committed (or after the run failed), under the output root::
+
+    <output.path>/_manifests/run_date=2026-11-22/<run_id>.json
+
+Spark, Delta and Parquet readers skip folders whose names start with ``_``, so the manifest
+never shows up as data. It is written to a hidden temporary name and renamed into place
+(an atomic rename on local and HDFS file systems; on S3 the object appears whole or not at
+all), so a reader never sees half a manifest.
+
+Fields: ``job``, ``run_date``, ``run_id``, ``status`` (``succeeded`` | ``failed``),
+``started_at`` / ``finished_at`` (UTC ISO), ``seconds``, ``config`` (the job as run, secrets
+redacted) and ``config_sha256``, ``code`` (package version and a hash of its source files),
+``spark`` (application id, version, master), ``inputs`` (source files with sizes in bytes, or
+the Delta table version; at most 10,000 files are listed, all are counted), ``model`` (URI, version, SHA-256), ``rows`` (in, out, rejected, and
+rejected by reason), ``phases`` (seconds per phase), ``error`` (type, message, exit code).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import importlib.metadata
+import json
+from pathlib import Path
+from typing import Any
+
+from pyspark.sql import SparkSession
+
+from batch_scoring.jobs.commit import RunSummary
+from batch_scoring.jobs.config import JobConfig
+from batch_scoring.jobs.session import SECRET_KEY
+from batch_scoring.jobs.sources import hadoop_filesystem, resolve_path
+
+MANIFEST_FOLDER = "_manifests"
+MAX_LISTED_FILES = 10_000
+
+
+@dataclasses.dataclass
+class ManifestRecorder:
+    """Collects a run's facts from its start and writes its manifest when it ends.
+
+    Args:
+        spark: the run's session.
+        job: the job as run (overrides applied).
+        run_date: the run date.
+        run_id: the attempt's id.
+        s3_scheme: how ``s3://`` paths are reached (the profile's).
+    """
+
+    spark: SparkSession
+    job: JobConfig
+    run_date: dt.date
+    run_id: str
+    s3_scheme: str = "s3a"
+    started_at: dt.datetime = dataclasses.field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
+
+    @property
+    def path(self) -> str:
+        """Where this attempt's manifest goes (``s3://`` resolved for this profile)."""
+        root = resolve_path(self.job.output.path, self.s3_scheme).rstrip("/")
+        return f"{root}/{MANIFEST_FOLDER}/run_date={self.run_date.isoformat()}/{self.run_id}.json"
+
+    def succeeded(self, summary: RunSummary, phases: dict[str, float] | None = None) -> str:
+        """Write the manifest of a run that committed; return its path.
+
+        Raises:
+            py4j.protocol.Py4JJavaError: when the output root cannot be written.
+        """
+        return self._write(self._document("succeeded", summary, phases, None))
+
+    def failed(self, error: BaseException, exit_code: int, phases: dict[str, float] | None = None) -> str | None:
+        """Write the manifest of a failed run; return its path, or None if it could not be written.
+
+        A failure to write it is logged in the manifest's place, never raised, so it does not
+        hide the run's own error.
+        """
+        failure = {"type": type(error).__name__, "message": str(error)[:4000], "exit_code": exit_code}
+        try:
+            return self._write(self._document("failed", None, phases, failure))
+        except Exception as write_error:  # noqa: BLE001 - the run's error matters more
+            print(f"warning: the failed run's manifest could not be written to {self.path}: {write_error}")
+            return None
+
+    def _document(self, status: str, summary: RunSummary | None, phases, error) -> dict[str, Any]:
+        finished = dt.datetime.now(dt.timezone.utc)
+        config = redact_secrets(self.job.model_dump(mode="json", by_alias=True, exclude_none=True))
+        return {
+            "job": self.job.job,
+            "run_date": self.run_date.isoformat(),
+            "run_id": self.run_id,
+            "status": status,
+            "started_at": self.started_at.isoformat(),
+            "finished_at": finished.isoformat(),
+            "seconds": round((finished - self.started_at).total_seconds(), 3),
+            "config": config,
+            "config_sha256": hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest(),
+            "code": code_version(),
+            "spark": self._spark_facts(),
+            "inputs": self._inputs(),
+            "model": _model(summary),
+            "rows": _rows(self.spark, summary),
+            "phases": {k: round(v, 3) for k, v in (phases or {}).items()},
+            "error": error,
+        }
+
+    def _spark_facts(self) -> dict[str, str]:
+        context = self.spark.sparkContext
+        return {"application_id": context.applicationId, "version": self.spark.version, "master": context.master}
+
+    def _inputs(self) -> dict[str, Any]:
+        source = resolve_path(self.job.source.path, self.s3_scheme)
+        try:
+            if self.job.source.format == "delta":
+                return {"path": self.job.source.path, "delta_version": _delta_version(self.spark, source)}
+            return {"path": self.job.source.path, **_listed_files(self.spark, source)}
+        except Exception as error:  # noqa: BLE001 - a manifest of a failed read still gets written
+            return {"path": self.job.source.path, "error": f"could not list the source: {error}"[:500]}
+
+    def _write(self, document: dict[str, Any]) -> str:
+        filesystem, final = hadoop_filesystem(self.spark, self.path)
+        jvm = self.spark.sparkContext._jvm
+        temporary = jvm.org.apache.hadoop.fs.Path(final.getParent(), f".{self.run_id}.json.tmp")
+        stream = filesystem.create(temporary, True)
+        try:
+            stream.write(bytearray(json.dumps(document, indent=2, default=str).encode()))
+        finally:
+            stream.close()
+        filesystem.delete(final, False)
+        if not filesystem.rename(temporary, final):
+            raise OSError(f"could not rename {temporary} to {final}")
+        return self.path
+
+
+def read_manifest(spark: SparkSession, path: str) -> dict[str, Any]:
+    """Read one manifest back (any Hadoop file system); used by tests and tooling."""
+    filesystem, hadoop_path = hadoop_filesystem(spark, path)
+    stream = filesystem.open(hadoop_path)
+    try:
+        reader = spark.sparkContext._jvm.java.io.BufferedReader(
+            spark.sparkContext._jvm.java.io.InputStreamReader(stream, "UTF-8"))
+        return json.loads("\n".join(iter(reader.readLine, None)))
+    finally:
+        stream.close()
+
+
+def redact_secrets(node: Any) -> Any:
+    """Copy of a config tree with values under secret-looking keys replaced by ``***``."""
+    if isinstance(node, dict):
+        return {k: ("***" if SECRET_KEY.search(str(k)) else redact_secrets(v)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [redact_secrets(v) for v in node]
+    return node
+
+
+def code_version() -> dict[str, str]:
+    """The installed package's version and a SHA-256 over its Python source files."""
+    jobs_folder = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for folder in (jobs_folder, jobs_folder.parent / "udfs"):
+        for file in sorted(folder.rglob("*.py")):
+            digest.update(str(file.relative_to(folder.parent)).encode())
+            digest.update(file.read_bytes())
+    try:
+        version = importlib.metadata.version("batch-scoring")
+    except importlib.metadata.PackageNotFoundError:
+        version = "unknown (not installed)"
+    return {"package_version": version, "source_sha256": digest.hexdigest()}
+
+
+def _listed_files(spark: SparkSession, source: str) -> dict[str, Any]:
+    filesystem, root = hadoop_filesystem(spark, source)
+    files, count, total, iterator = [], 0, 0, filesystem.listFiles(root, True)
+    while iterator.hasNext():
+        status = iterator.next()
+        if status.getPath().getName().startswith(("_", ".")):
+            continue
+        count, total = count + 1, total + status.getLen()
+        if count <= MAX_LISTED_FILES:
+            files.append({"file": status.getPath().toString(), "bytes": status.getLen()})
+    return {"files": files, "file_count": count, "total_bytes": total}
+
+
+def _delta_version(spark: SparkSession, path: str) -> int:
+    history = spark.sql(f"DESCRIBE HISTORY delta.`{path}` LIMIT 1").select("version").first()
+    return int(history["version"])
+
+
+def _model(summary: RunSummary | None) -> dict[str, str | None] | None:
+    if summary is None or summary.model_uri is None:
+        return None
+    return {"uri": summary.model_uri, "version": summary.model_version, "sha256": summary.model_sha256}
+
+
+def _rows(spark: SparkSession, summary: RunSummary | None) -> dict[str, Any] | None:
+    if summary is None:
+        return None
+    return {"in": summary.rows_in, "out": summary.rows_out, "rejected": summary.rows_rejected,
+            "units": summary.units, "rejected_by_reason": _rejects_by_reason(spark, summary)}
+
+
+def _rejects_by_reason(spark: SparkSession, summary: RunSummary) -> dict[str, int]:
+    if summary.rows_rejected == 0:
+        return {}
+    from batch_scoring.jobs.sinks import read_run
+
+    fmt = "delta" if _is_delta(spark, summary.rejects_path) else "parquet"
+    rejects = read_run(spark, summary.rejects_path, fmt, dt.date.fromisoformat(summary.run_date))
+    if rejects is None:
+        return {}
+    return {row["reject_reason"]: row["count"] for row in rejects.groupBy("reject_reason").count().collect()}
+
+
+def _is_delta(spark: SparkSession, path: str) -> bool:
+    filesystem, _ = hadoop_filesystem(spark, path)
+    return bool(filesystem.exists(spark.sparkContext._jvm.org.apache.hadoop.fs.Path(f"{path}/_delta_log")))
