@@ -1,7 +1,11 @@
-"""What every job kind shares after its rows are computed: targets, commit, summary.
+"""What every job kind shares after its rows are computed: targets, checks, commit, summary.
 
 A run writes two outputs, the result and the rejects, both partitioned by ``run_date`` and
-replaced idempotently (see :mod:`~batch_scoring.jobs.sinks`), then reads back its counts.
+replaced idempotently (see :mod:`~batch_scoring.jobs.sinks`). Before writing anything,
+:func:`commit_checked` counts the rows read and rejected and refuses to commit a run that
+rejected more than ``output.max_reject_fraction`` of its rows (:class:`RejectBudgetExceeded`)
+or whose counts do not add up (:class:`ReconciliationError`); an earlier run of the same date
+then stays untouched.
 """
 
 from __future__ import annotations
@@ -9,14 +13,16 @@ from __future__ import annotations
 import datetime as dt
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 
 from batch_scoring.jobs.config import JobConfig
-from batch_scoring.jobs.errors import ConfigError
+from batch_scoring.jobs.errors import ConfigError, ReconciliationError, RejectBudgetExceeded
 from batch_scoring.jobs.sinks import read_run, run_exists, write_run
 from batch_scoring.jobs.sources import resolve_path
 
@@ -50,11 +56,44 @@ class RunSummary:
 
 
 @dataclass(frozen=True)
+class RunCounts:
+    """Rows of a run, counted before its commit.
+
+    ``rows_in``: rows read (after ``source.filter``); ``rows_done``: rows priced (input rows of
+    the units whose function call did not raise) or scored; ``rows_rejected``: rows in the
+    run's rejects. A sound run has ``rows_in == rows_done + rows_rejected``.
+    """
+
+    rows_in: int
+    rows_done: int
+    rows_rejected: int
+
+    @property
+    def reject_fraction(self) -> float:
+        """``rows_rejected / rows_in`` (0 for an empty input)."""
+        return self.rows_rejected / self.rows_in if self.rows_in else 0.0
+
+
+@dataclass(frozen=True)
 class RunTargets:
     """Resolved output and rejects paths of a run."""
 
     output: str
     rejects: str
+
+
+@contextmanager
+def persisted(df: DataFrame) -> Iterator[DataFrame]:
+    """``df`` persisted for the block (memory, spilling to local disk), unpersisted after it.
+
+    Cost: the rows are kept once, serialised, on the executors; the first action over them
+    computes them, every later one reads the cache instead of recomputing.
+    """
+    cached = df.persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        yield cached
+    finally:
+        cached.unpersist()
 
 
 def new_run_id(run_date: dt.date) -> str:
@@ -128,25 +167,92 @@ def commit(
     write_run(rejects, targets.rejects, job.output.format, [], run_date, run_id)
 
 
+def commit_checked(
+    job: JobConfig, result: DataFrame, rejects: DataFrame, targets: RunTargets,
+    run_date: dt.date, run_id: str, source: DataFrame, rows_done: int,
+) -> RunCounts:
+    """Count the run's rows, check them, and only then write the result and the rejects.
+
+    Args:
+        result: the rows to commit (ideally persisted: it is only written here).
+        rejects: every rejected row of the run (any stage).
+        source: the rows read (after ``source.filter``), counted here.
+        rows_done: the rows priced or scored, as counted by the engine.
+
+    Returns:
+        The :class:`RunCounts` that were checked.
+
+    Raises:
+        ReconciliationError: when ``rows_in != rows_done + rows_rejected``.
+        RejectBudgetExceeded: when ``rows_rejected / rows_in`` exceeds
+            ``output.max_reject_fraction``.
+        Either is raised before anything is written.
+
+    Cost: one pass over ``source`` to count it (the summary reuses the count), and the
+    rejects are persisted for the call: the count computes them once and the write reads
+    the cache (memory, spilling to disk: about the size of the rejects).
+    """
+    with persisted(rejects) as cached:
+        counts = RunCounts(source.count(), rows_done, cached.count())
+        reconcile(counts)
+        check_reject_budget(job.output.max_reject_fraction, counts, cached)
+        commit(job, result, cached, targets, run_date, run_id)
+    return counts
+
+
+def reconcile(counts: RunCounts) -> None:
+    """Raise unless every row read was priced (or scored) or rejected, exactly once.
+
+    Raises:
+        ReconciliationError: naming the three counts and the difference.
+    """
+    accounted = counts.rows_done + counts.rows_rejected
+    if counts.rows_in != accounted:
+        raise ReconciliationError(
+            f"rows read {counts.rows_in:,} != rows priced or scored {counts.rows_done:,} + rows "
+            f"rejected {counts.rows_rejected:,} (difference {counts.rows_in - accounted:+,}): "
+            "rows were lost or duplicated; nothing was committed"
+        )
+
+
+def check_reject_budget(limit: float | None, counts: RunCounts, rejects: DataFrame) -> None:
+    """Raise when the run rejected a larger share of its rows than ``limit`` (None: no limit).
+
+    Raises:
+        RejectBudgetExceeded: with the counts, the fraction, the limit and the rejects per
+            reason (one aggregation over ``rejects``, only when the budget is exceeded).
+    """
+    if limit is None or counts.reject_fraction <= limit:
+        return
+    reasons = rejects.groupBy("reject_reason").count().orderBy("reject_reason").collect()
+    by_reason = ", ".join(f"{r['reject_reason']} {r['count']:,}" for r in reasons)
+    raise RejectBudgetExceeded(
+        f"{counts.rows_rejected:,} of {counts.rows_in:,} rows read were rejected "
+        f"({counts.reject_fraction:.2%}), more than output.max_reject_fraction {limit:g} allows "
+        f"({by_reason}); nothing was committed, earlier runs are untouched"
+    )
+
+
 def summarise(
-    spark: SparkSession, job: JobConfig, source: DataFrame, targets: RunTargets,
+    spark: SparkSession, job: JobConfig, counts: RunCounts, targets: RunTargets,
     run_date: dt.date, run_id: str, unit_keys: Sequence[str], buckets: int, seconds: float,
     **model: str | None,
 ) -> RunSummary:
-    """Read back the run's counts and build its :class:`RunSummary`.
+    """Read back the run's output and build its :class:`RunSummary`.
 
-    ``unit_keys`` empty counts output rows as units.
+    Rows read and rejected come from ``counts`` (counted before the commit); rows out and
+    units are read back from the committed output. ``unit_keys`` empty counts output rows
+    as units.
     """
     output = read_run(spark, targets.output, job.output.format, run_date)
-    rejects = read_run(spark, targets.rejects, job.output.format, run_date)
     rows_out = output.count() if output is not None else 0
     units = output.select(*unit_keys).distinct().count() if output is not None and unit_keys else rows_out
     return RunSummary(
         job=job.job,
         run_date=run_date.isoformat(),
         run_id=run_id,
-        rows_in=source.count(),
-        rows_rejected=rejects.count() if rejects is not None else 0,
+        rows_in=counts.rows_in,
+        rows_rejected=counts.rows_rejected,
         units=units,
         rows_out=rows_out,
         buckets=buckets,

@@ -1,13 +1,20 @@
 """Errors a job run can end with, each with its own process exit code.
 
-| exit code | error                 | meaning                                                   |
-|-----------|-----------------------|-----------------------------------------------------------|
-| 0         | -                     | the run committed its output                              |
-| 1         | any other exception   | runtime failure (Spark, I/O, a function that raised)      |
-| 2         | :class:`ConfigError`  | the job config, a profile or a command-line flag is wrong |
-| 3         | :class:`InputError`   | the source breaks the job's input contract                |
-| 5         | :class:`DeployError`  | packaging, upload or submission to a cluster failed, or   |
-|           |                       | the submitted run did not end in success                  |
+| exit code | error                      | meaning                                                 |
+|-----------|----------------------------|---------------------------------------------------------|
+| 0         | -                          | the run committed its output                            |
+| 1         | :class:`ReconciliationError` | rows read != rows priced or scored + rows rejected;   |
+|           |                            | nothing was committed                                   |
+| 1         | any other exception        | runtime failure (Spark, I/O, a lost executor)           |
+| 2         | :class:`ConfigError`       | the job config, a profile or a command-line flag is wrong |
+| 3         | :class:`InputError`        | the source breaks the job's input contract              |
+| 4         | :class:`RejectBudgetExceeded` | more rows were rejected than                         |
+|           |                            | ``output.max_reject_fraction`` allows; nothing committed |
+| 5         | :class:`DeployError`       | packaging, upload or submission to a cluster failed, or |
+|           |                            | the submitted run did not end in success                |
+
+A unit of work whose function raises, or a row the model raises on, is not a failure of the
+run: it goes to the rejects output (reasons ``function_raised``, ``model_raised``).
 """
 
 from __future__ import annotations
@@ -35,6 +42,26 @@ class InputError(JobError):
     """
 
     exit_code = 3
+
+
+class RejectBudgetExceeded(JobError):
+    """The run rejected a larger share of the rows it read than ``output.max_reject_fraction``.
+
+    Raised before anything is written: neither the output nor the rejects of the run are
+    committed, and an earlier run of the same date stays as it was. The message gives the
+    counts, the fraction, the limit and the reasons.
+    """
+
+    exit_code = 4
+
+
+class ReconciliationError(JobError):
+    """Rows read != rows priced or scored + rows rejected: rows were lost or duplicated.
+
+    Raised before anything is written (nothing is committed); the message names the counts.
+    """
+
+    exit_code = 1
 
 
 class DeployError(JobError):

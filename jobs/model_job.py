@@ -3,11 +3,19 @@
     allow-list check -> resolve and download the model(s) on the driver (content hashes)
       -> compare the source schema with each model's signature (every problem in one message)
       -> quarantine rows that cannot be scored (nulls, NaN in required inputs, no model)
-      -> ship each model folder to the executors once -> iterator pandas UDF, no shuffle
-      -> write predictions and rejects -> RunSummary with the model's URI, version and hash
+      -> ship each model folder to the executors once -> iterator pandas UDF, no shuffle;
+         a raising ``predict`` is bisected, rows that raise alone are rejected (model_raised)
+      -> persist the scored rows -> count rows read, scored and rejected
+      -> reconcile, reject budget -> write predictions and rejects
+      -> RunSummary with the model's URI, version and hash
+
+Passes over the data of a model job: the model's pass (its output, the projected columns and
+the predictions, is persisted: memory, spilling to disk), one count of the source, one pass
+computing the rejects (persisted while counted and written); predictions are written from the
+cache.
 
 Loading a model runs its code (pickle): only URIs under ``model.allowed_uris`` are loaded.
-:func:`score_source` is also the first half of a chained job (model, then function).
+:func:`scored_source` is also the first half of a chained job (model, then function).
 """
 
 from __future__ import annotations
@@ -16,6 +24,8 @@ import datetime as dt
 import logging
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from pyspark.sql import DataFrame, SparkSession
@@ -25,7 +35,8 @@ from batch_scoring.jobs.commit import (
     RunSummary,
     check_partition_columns,
     check_paths,
-    commit,
+    commit_checked,
+    persisted,
     prepare_targets,
     summarise,
 )
@@ -41,7 +52,7 @@ from batch_scoring.udfs.model_resolution import (
     resolve_model,
 )
 from batch_scoring.udfs.model_routing import resolve_routes
-from batch_scoring.udfs.model_scoring import ModelStamp, ScoringSpec
+from batch_scoring.udfs.model_scoring import MODEL_RAISED, ModelStamp, ScoringSpec
 from batch_scoring.udfs.model_signature import (
     SignatureMismatchError,
     check_signature,
@@ -50,7 +61,13 @@ from batch_scoring.udfs.model_signature import (
     output_columns_from_signature,
 )
 from batch_scoring.udfs.preprocessing import PreprocessingError, Preprocessor
-from batch_scoring.udfs.spark_scoring import ShippedModel, score_spark, ship_model
+from batch_scoring.udfs.spark_scoring import (
+    ERROR_COLUMN,
+    ShippedModel,
+    score_spark,
+    ship_model,
+    split_scored,
+)
 
 log = logging.getLogger("batch_scoring")
 DEFAULT_OUTPUT = {"prediction": "double"}
@@ -236,20 +253,56 @@ def quarantine(projected: DataFrame, plan: ScoringPlan) -> tuple[DataFrame, Data
     return scorable, rejects.unionByName(no_model.select(*projected.columns, *REJECT_COLUMNS))
 
 
-def score_source(
-    spark: SparkSession, job: JobConfig, source: DataFrame
-) -> tuple[DataFrame, DataFrame, DataFrame, ScoringPlan]:
-    """Plan the models and score the source.
+@dataclass(frozen=True)
+class ScoredSource:
+    """The source scored by the plan's models, split into scored rows and rejects.
 
-    Returns:
-        ``(projected, scored, rejects, plan)``: the projected source, the scored rows
-        (passthrough, predictions, model stamps), the rows that could not be scored, the plan.
+    Attributes:
+        projected: the source projected on the columns the models read (passthrough, route
+            keys, inputs).
+        scored: rows the model scored: passthrough, predictions, ``model_uri``,
+            ``model_version``, ``model_run_id``, ``scored_at``.
+        rejects: ``projected``'s columns plus ``REJECT_COLUMNS``: rows quarantined before
+            scoring, and rows on which ``predict`` raised alone (``model_raised``, the error
+            in ``reject_rule``).
+        plan: the models.
+    """
+
+    projected: DataFrame
+    scored: DataFrame
+    rejects: DataFrame
+    plan: ScoringPlan
+
+
+@contextmanager
+def scored_source(spark: SparkSession, job: JobConfig, source: DataFrame) -> Iterator[ScoredSource]:
+    """Plan the models and score the source; the scores stay persisted inside the block.
+
+    Cost: the model runs once, in the first action inside the block; its output (the
+    projected columns plus predictions, serialised, spilling to disk) is cached so that the
+    scored rows and the ``model_raised`` rejects are both read from it, and unpersisted when
+    the block ends.
+
+    Raises:
+        ConfigError, InputError: as :func:`plan_scoring`.
     """
     with tempfile.TemporaryDirectory(prefix="batch-scoring-model-") as download:
         plan = plan_scoring(spark, job, source, download)
     projected = source.select(*plan.columns(job.model.passthrough))
     valid, rejects = quarantine(projected, plan)
-    return projected, score(valid, plan, job.model), rejects, plan
+    with persisted(score(valid, plan, job.model)) as raw:
+        scored, raised = split_scored(raw, valid.columns, job.model.passthrough)
+        yield ScoredSource(projected, scored, rejects.unionByName(raised_rejects(raised)), plan)
+
+
+def raised_rejects(raised: DataFrame) -> DataFrame:
+    """Rows on which ``predict`` raised alone as rejects: ``model_raised``, no column, the error."""
+    return raised.select(
+        *(c for c in raised.columns if c != ERROR_COLUMN),
+        F.lit(MODEL_RAISED).alias("reject_reason"),
+        F.lit(None).cast("string").alias("reject_column"),
+        F.col(ERROR_COLUMN).alias("reject_rule"),
+    )
 
 
 def model_fields(plan: ScoringPlan, model: ModelConfig) -> dict[str, str | None]:
@@ -263,23 +316,34 @@ def model_fields(plan: ScoringPlan, model: ModelConfig) -> dict[str, str | None]
 def run_model_job(
     spark: SparkSession, job: JobConfig, run_date: dt.date, run_id: str, s3_scheme: str
 ) -> RunSummary:
-    """Score the model(s) over the source and commit predictions and rejects."""
+    """Score the model(s) over the source and, when the counts pass, commit predictions and rejects.
+
+    Raises:
+        RejectBudgetExceeded, ReconciliationError: before anything is written (see
+            :func:`~batch_scoring.jobs.commit.commit_checked`).
+    """
     started = time.monotonic()
     preflight_model(job)
     targets = prepare_targets(spark, job, run_date, s3_scheme)
     source = read_source(spark, job.source, None, s3_scheme)
-    projected, scored, rejects, plan = score_source(spark, job, source)
-    spec = next(iter(plan.specs.values()))
-    check_partition_columns(job, [*spec.passthrough, *spec.output_columns])
-    commit(job, scored, rejects, targets, run_date, run_id)
-    return summarise(spark, job, projected, targets, run_date, run_id, [], 0,
-                     time.monotonic() - started, **model_fields(plan, job.model))
+    with scored_source(spark, job, source) as scoring:
+        spec = next(iter(scoring.plan.specs.values()))
+        check_partition_columns(job, [*spec.passthrough, *spec.output_columns])
+        counts = commit_checked(job, scoring.scored, scoring.rejects, targets, run_date, run_id,
+                                scoring.projected, scoring.scored.count())
+    return summarise(spark, job, counts, targets, run_date, run_id, [], 0,
+                     time.monotonic() - started, **model_fields(scoring.plan, job.model))
 
 
 def score(valid: DataFrame, plan: ScoringPlan, model: ModelConfig) -> DataFrame:
-    """Score rows that passed quarantine with the plan's model(s)."""
+    """Score rows that passed quarantine with the plan's model(s), isolating raising rows.
+
+    Returns:
+        :func:`~batch_scoring.udfs.spark_scoring.score_spark` output with
+        ``isolate_failures`` (split it with ``split_scored``).
+    """
     for resolved in plan.models:
         log.info("model %s: version %s, run %s, sha256 %s", resolved.uri, resolved.version,
                  resolved.run_id, resolved.sha256)
     max_models = model.route.max_models_per_worker if model.route else 1
-    return score_spark(valid, plan.routes, plan.specs, plan.by, model.batch_size, max_models)
+    return score_spark(valid, plan.routes, plan.specs, plan.by, model.batch_size, max_models, True)

@@ -5,8 +5,15 @@ chained jobs (model, then function) here:
 
     read (projection + filter) -> check contract -> quarantine bad rows
       -> prepare (driver-side context, e.g. pooled priors) -> repartition by unit-of-work key
-      -> function per chunk of whole units (pandas UDF) -> write output and rejects
-      -> read back counts -> RunSummary
+      -> function per chunk of whole units (pandas UDF; a unit whose call raises is reported,
+         not fatal) -> persist the function's output -> rows of failed units to rejects
+      -> count rows read and rejected -> reconcile, reject budget -> write output and rejects
+      -> RunSummary
+
+Passes over the data of a function job: the function's pass (read, shuffle, function; its
+output, about one row per unit, is persisted), one count of the source, one pass computing the
+rejects (persisted while counted and written), plus, only when some unit raised, one more read
+of the function's input joined with the failed keys. The output is written from the cache.
 
 Library code: it takes the session as an argument and never changes Spark settings.
 """
@@ -14,31 +21,34 @@ Library code: it takes the session as an argument and never changes Spark settin
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
-from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 
 from batch_scoring.jobs.commit import (
     RunSummary,
     check_partition_columns,
     check_paths,
-    commit,
+    commit_checked,
     new_run_id,
+    persisted,
     prepare_targets,
     summarise,
 )
 from batch_scoring.jobs.config import JobConfig, format_validation_error
 from batch_scoring.jobs.errors import ConfigError
-from batch_scoring.jobs.model_job import model_fields, preflight_model, run_model_job, score_source
-from batch_scoring.jobs.quarantine import check_columns, split_rejects
+from batch_scoring.jobs.model_job import model_fields, preflight_model, run_model_job, scored_source
+from batch_scoring.jobs.quarantine import check_columns, failed_unit_rejects, split_rejects
 from batch_scoring.jobs.sources import choose_buckets, read_source
 from batch_scoring.udfs.contract import ColumnRule, UnitFunction
 from batch_scoring.udfs.registry import FunctionNotFoundError, resolve_function
-from batch_scoring.udfs.spark_execution import apply_packed, apply_reference
+from batch_scoring.udfs.spark_execution import UnitStatus, apply_packed, apply_reference, split_status
+
+log = logging.getLogger("batch_scoring")
 
 
 @dataclass(frozen=True)
@@ -117,7 +127,8 @@ def run(
     run_id: str | None = None,
     s3_scheme: str = "s3a",
 ) -> RunSummary:
-    """Run the job for ``run_date`` and commit its output and rejects.
+    """Run the job for ``run_date`` and, when its counts pass the checks, commit its output
+    and rejects.
 
     Args:
         spark: an active session with Delta enabled when the job uses Delta.
@@ -135,6 +146,10 @@ def run(
             cannot satisfy the model's signature.
         batch_scoring.udfs.unit_of_work.FunctionOutputError: (inside a Spark error) when the
             function returns undeclared or misses declared columns.
+        RejectBudgetExceeded: more rows rejected than ``output.max_reject_fraction`` allows;
+            nothing committed.
+        ReconciliationError: rows read != rows priced or scored + rows rejected; nothing
+            committed.
     """
     run_id = run_id or new_run_id(run_date)
     if job.model is not None and job.function is not None:
@@ -154,9 +169,13 @@ def run_function_job(
     source = read_source(spark, job.source, needed_columns(job, prepared.rules), s3_scheme)
     check_columns(source, prepared.rules, job.source.path)
     valid, rejects = split_rejects(source, prepared.rules, job.unit_of_work.keys)
-    result, buckets = _apply(valid, job, prepared)
-    commit(job, result, rejects, targets, run_date, run_id)
-    return summarise(spark, job, source, targets, run_date, run_id, job.unit_of_work.keys,
+    raw, buckets = _apply(valid, job, prepared)
+    with persisted(raw):
+        status = split_status(raw, job.unit_of_work.keys)
+        all_rejects = with_failed_units(rejects, valid, status, job.unit_of_work.keys)
+        counts = commit_checked(job, status.priced, all_rejects, targets, run_date, run_id,
+                                source, status.rows_priced)
+    return summarise(spark, job, counts, targets, run_date, run_id, job.unit_of_work.keys,
                      buckets, time.monotonic() - started)
 
 
@@ -166,33 +185,53 @@ def run_chained_job(
     """Score rows with the model, then run the function per unit of work on the scored rows.
 
     The function's inputs come from the model's passthrough and prediction columns. The
-    scored rows are persisted, so the model runs once although the function's stages (priors,
-    quarantine, units) read them several times. Rejects of both stages go to one rejects
-    output (columns of either stage, missing ones null).
+    scored rows are persisted (:func:`scored_source`), so the model runs once although the
+    function's stages (priors, quarantine, units) read them several times. Rejects of both
+    stages go to one rejects output (columns of either stage, missing ones null).
     """
     started = time.monotonic()
     prepared = preflight_job(job)
     targets = prepare_targets(spark, job, run_date, s3_scheme)
     source = read_source(spark, job.source, None, s3_scheme)
-    projected, scored, model_rejects, plan = score_source(spark, job, source)
-    scored = scored.persist(StorageLevel.MEMORY_AND_DISK)
-    try:
+    keys = job.unit_of_work.keys
+    with scored_source(spark, job, source) as scoring:
+        scored = scoring.scored
         check_columns(scored, prepared.rules, f"{job.source.path} (scored by {job.model.uri or 'routes'})")
-        valid, rejects = split_rejects(scored, prepared.rules, job.unit_of_work.keys)
-        result, buckets = _apply(valid, job, prepared)
-        all_rejects = model_rejects.unionByName(rejects, allowMissingColumns=True)
-        commit(job, result, all_rejects, targets, run_date, run_id)
-    finally:
-        scored.unpersist()
-    return summarise(spark, job, projected, targets, run_date, run_id, job.unit_of_work.keys,
-                     buckets, time.monotonic() - started, **model_fields(plan, job.model))
+        valid, rejects = split_rejects(scored, prepared.rules, keys)
+        raw, buckets = _apply(valid, job, prepared)
+        with persisted(raw):
+            status = split_status(raw, keys)
+            rejects = with_failed_units(rejects, valid, status, keys)
+            all_rejects = scoring.rejects.unionByName(rejects, allowMissingColumns=True)
+            counts = commit_checked(job, status.priced, all_rejects, targets, run_date, run_id,
+                                    scoring.projected, status.rows_priced)
+    return summarise(spark, job, counts, targets, run_date, run_id, keys,
+                     buckets, time.monotonic() - started, **model_fields(scoring.plan, job.model))
+
+
+def with_failed_units(
+    rejects: DataFrame, rows: DataFrame, status: UnitStatus, keys: list[str]
+) -> DataFrame:
+    """The contract rejects plus the rows of the units whose function raised (if any).
+
+    Cost: nothing when no unit raised; otherwise one more scan of ``rows`` (the function's
+    input), joined with the few failed keys (see ``quarantine.failed_unit_rejects``).
+    """
+    if not status.units_failed:
+        return rejects
+    examples = status.failures.limit(3).collect()
+    log.warning("%d unit(s) (%d rows) raised in the function and go to rejects, e.g. %s",
+                status.units_failed, status.rows_failed,
+                "; ".join(f"{tuple(r)[:-1]}: {r[-1]}" for r in examples))
+    return rejects.unionByName(failed_unit_rejects(rows, status.failures, keys))
 
 
 def _apply(valid: DataFrame, job: JobConfig, prepared: PreparedFunction) -> tuple[DataFrame, int]:
+    """The function's output with status rows (``isolate_failures``), and the bucket count."""
     uow, function = job.unit_of_work, prepared.function
     context = function.prepare(valid, uow.keys, prepared.params) if function.prepare else None
     bound = function.bind(prepared.params, context)
     if uow.engine == "reference":
-        return apply_reference(valid, function, bound, uow.keys, uow.order_by), 0
+        return apply_reference(valid, function, bound, uow.keys, uow.order_by, True), 0
     buckets = choose_buckets(valid, uow.buckets, uow.target_bucket_mb)
-    return apply_packed(valid, function, bound, uow.keys, uow.order_by, buckets), buckets
+    return apply_packed(valid, function, bound, uow.keys, uow.order_by, buckets, True), buckets

@@ -7,7 +7,9 @@ Uses the same resolution, signature check, row rules and :func:`score_frame` as 
 so a record scored here gets exactly the prediction the job gives it. With ``--model`` the
 typed URI is the allow-list; with ``--job`` the job's ``model`` section (and its
 ``allowed_uris``) is used. Exit codes as the job: 2 configuration (bad JSON, model not found),
-3 input (missing columns, a record the model cannot score).
+3 input (missing columns, a record the model cannot score). A ``predict`` call that raises is
+bisected as in the Spark job: rows that raise alone are rejected (``model_raised``, with the
+error), the others scored.
 """
 
 from __future__ import annotations
@@ -27,11 +29,12 @@ from batch_scoring.jobs.errors import ConfigError, InputError, JobError
 from batch_scoring.jobs.model_job import resolve, scoring_spec
 from batch_scoring.udfs.model_resolution import ModelResolutionError
 from batch_scoring.udfs.model_scoring import (
+    MODEL_RAISED,
     ModelInputError,
     ModelStamp,
     ScoringSpec,
-    rebatch,
     score_frame,
+    score_frame_isolating,
 )
 from batch_scoring.udfs.pandas_quarantine import split_rejects_pandas
 from batch_scoring.udfs.preprocessing import PreprocessingError
@@ -100,12 +103,14 @@ def read_records(args: argparse.Namespace) -> pd.DataFrame:
 
 
 def score_local(model, pdf: pd.DataFrame, spec: ScoringSpec, stamp: ModelStamp, batch_size: int):
-    """Score ``pdf`` with pandas: rows breaking the input rules go to the second frame.
+    """Score ``pdf`` with pandas: rows breaking the input rules, or on which ``predict``
+    raises alone, go to the second frame.
 
     Returns:
         ``(scored, rejects)``: scored rows as :func:`score_frame` returns them (passthrough,
-        predictions, model stamps), and the rejected rows with ``reject_reason``,
-        ``reject_column`` and ``reject_rule``; together every row of ``pdf`` once.
+        predictions, model stamps), and the rejected rows (``pdf``'s columns and index) with
+        ``reject_reason`` (a rule's reason or ``model_raised``), ``reject_column`` and
+        ``reject_rule`` (for ``model_raised``: the error); together every row of ``pdf`` once.
 
     Raises:
         InputError: when a required input or passthrough column is missing.
@@ -115,9 +120,15 @@ def score_local(model, pdf: pd.DataFrame, spec: ScoringSpec, stamp: ModelStamp, 
     if missing:
         raise InputError(f"the records lack column(s) {missing}; the model reads {needed}")
     valid, rejects = split_rejects_pandas(pdf, spec.row_rules(), [])
-    parts = [score_frame(model, chunk, spec, stamp) for chunk in rebatch([valid], batch_size)]
-    scored = pd.concat(parts, ignore_index=True) if parts else score_frame(model, valid, spec, stamp)
-    return scored, rejects
+    parts = [
+        score_frame_isolating(model, valid.iloc[start:start + batch_size], spec, stamp)
+        for start in range(0, len(valid), batch_size)
+    ]
+    if not parts:
+        return score_frame(model, valid, spec, stamp), rejects
+    scored = pd.concat([part[0] for part in parts], ignore_index=True)
+    raised = [part[1] for part in parts if len(part[1])]
+    return scored, pd.concat([rejects, *raised]) if raised else rejects
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -153,8 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _report(args, scored: pd.DataFrame, rejects: pd.DataFrame, sha256: str) -> int:
     if args.record is not None:
         for _, row in rejects.iterrows():
-            print(f"error: record not scored: {row['reject_reason']} in {row['reject_column']!r} "
-                  f"(must be {row['reject_rule']})", file=sys.stderr)
+            print(f"error: record not scored: {_reject_text(row)}", file=sys.stderr)
         print(scored.assign(scored_at=scored["scored_at"].astype(str)).to_json(orient="records", lines=True).strip())
         return InputError.exit_code if len(rejects) else 0
     scored.to_parquet(args.output, coerce_timestamps="us", allow_truncated_timestamps=True)
@@ -163,6 +173,12 @@ def _report(args, scored: pd.DataFrame, rejects: pd.DataFrame, sha256: str) -> i
     print(f"scored {len(scored):,} rows, rejected {len(rejects):,} -> {args.output} "
           f"(model sha256 {sha256[:12]})")
     return 0
+
+
+def _reject_text(row: pd.Series) -> str:
+    if row["reject_reason"] == MODEL_RAISED:
+        return f"the model raised {row['reject_rule']}"
+    return f"{row['reject_reason']} in {row['reject_column']!r} (must be {row['reject_rule']})"
 
 
 def _split(text: str | None) -> list[str]:

@@ -4,14 +4,19 @@ Columns that are missing or of the wrong type class stop the job before any work
 (:class:`~batch_scoring.jobs.errors.InputError`). Rows are checked one by one: a row with a
 null unit-of-work key, a null or NaN required value, or a value outside its domain is kept out
 of the function's input and written to the rejects output with a reason, never dropped.
+The rows of a unit whose function call raised join them later (:func:`failed_unit_rejects`),
+in the same columns, so a reader sees one rejects table.
 
 Reject columns added to the source columns:
 
 | column          | type   | meaning                                                      |
 |-----------------|--------|--------------------------------------------------------------|
-| reject_reason   | string | null_key, null_value, not_a_number or out_of_range           |
-| reject_column   | string | the column whose value broke the contract (first one found)  |
-| reject_rule     | string | the rule, e.g. ``not null`` or ``> 0``                       |
+| reject_reason   | string | null_key, null_value, not_a_number, out_of_range,            |
+|                 |        | function_raised (the unit's function call raised)            |
+| reject_column   | string | the column whose value broke the contract (first one found); |
+|                 |        | for function_raised the unit-of-work key columns, comma-sep. |
+| reject_rule     | string | the rule, e.g. ``not null`` or ``> 0``; for function_raised  |
+|                 |        | the exception, ``"Type: message"`` (at most 500 characters)  |
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from pyspark.sql import types as T
 
 from batch_scoring.jobs.errors import InputError
 from batch_scoring.udfs.contract import ColumnRule
+from batch_scoring.udfs.unit_of_work import FAILURE_COLUMN
 
 TYPE_CLASSES: dict[str, tuple[type[T.DataType], ...]] = {
     "numeric": (T.NumericType,),
@@ -32,6 +38,7 @@ TYPE_CLASSES: dict[str, tuple[type[T.DataType], ...]] = {
     "date": (T.DateType, T.TimestampType, T.TimestampNTZType),
 }
 REJECT_COLUMNS = ["reject_reason", "reject_column", "reject_rule"]
+FUNCTION_RAISED = "function_raised"
 
 
 def check_columns(df: DataFrame, rules: Sequence[ColumnRule], source_path: str) -> None:
@@ -108,3 +115,28 @@ def split_rejects(
         F.col("_reject.rule").alias("reject_rule"),
     )
     return valid, rejects
+
+
+def failed_unit_rejects(rows: DataFrame, failures: DataFrame, keys: Sequence[str]) -> DataFrame:
+    """The input rows of the units whose function call raised, as rejects with the error.
+
+    Args:
+        rows: the function's input (rows that kept the contract), original values.
+        failures: one row per failed unit: ``keys`` and ``_failure`` (``"Type: message"``);
+            small (it is broadcast).
+        keys: the unit-of-work key columns (never null in ``rows``).
+
+    Returns:
+        ``rows``' columns plus :data:`REJECT_COLUMNS`: ``function_raised``, the key column
+        names joined by ``,``, and the error text; every row of every failed unit once.
+
+    Cost: one scan of ``rows`` (a broadcast hash join on the keys); run it only when a unit
+    failed.
+    """
+    errors = F.broadcast(failures.withColumnRenamed(FAILURE_COLUMN, "_error"))
+    return rows.join(errors, on=list(keys), how="inner").select(
+        *rows.columns,
+        F.lit(FUNCTION_RAISED).alias("reject_reason"),
+        F.lit(",".join(keys)).alias("reject_column"),
+        F.col("_error").alias("reject_rule"),
+    )

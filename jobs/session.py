@@ -8,6 +8,7 @@ itself (``python -m batch_scoring.jobs.run_job``, tests, notebooks).
 
 from __future__ import annotations
 
+import os
 import re
 from importlib import metadata
 from pathlib import Path
@@ -29,11 +30,21 @@ def delta_package() -> str:
     return f"io.delta:delta-spark_{SCALA_BINARY_VERSION}:{metadata.version('delta-spark')}"
 
 
-def hadoop_aws_package() -> str:
-    """Maven coordinate of hadoop-aws matching the Hadoop inside the installed pyspark."""
+def spark_jars() -> Path:
+    """The ``jars`` folder of the Spark the JVM runs: ``$SPARK_HOME/jars``, else pip's pyspark.
+
+    Under spark-submit the driver imports pyspark from ``$SPARK_HOME/python/lib/pyspark.zip``,
+    so ``pyspark.__file__`` points into that zip; spark-submit always sets ``SPARK_HOME``.
+    """
     import pyspark
 
-    jars = Path(pyspark.__file__).parent / "jars"
+    home = os.environ.get("SPARK_HOME")
+    return Path(home) / "jars" if home else Path(pyspark.__file__).parent / "jars"
+
+
+def hadoop_aws_package() -> str:
+    """Maven coordinate of hadoop-aws matching the Hadoop inside the Spark that runs the job."""
+    jars = spark_jars()
     found = sorted(jars.glob("hadoop-client-api-*.jar"))
     if not found:
         raise RuntimeError(f"no hadoop-client-api jar in {jars}; is pyspark installed whole?")

@@ -28,6 +28,17 @@ from pydantic import BaseModel
 
 Shape = Literal["unit", "batch"]
 RuleType = Literal["numeric", "integer", "string", "date", "any"]
+ERROR_TEXT_CHARS = 500
+
+
+def describe_error(error: BaseException, limit: int = ERROR_TEXT_CHARS) -> str:
+    """The text a reject records for an exception: ``"Type: message"`` on one line.
+
+    Runs of whitespace (newlines included) become one space; text longer than ``limit``
+    characters is cut and ends with ``...``, so a huge message cannot bloat the rejects.
+    """
+    text = " ".join(f"{type(error).__name__}: {error}".split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,10 @@ the Spark job (one call per Arrow batch on the executors) all call :func:`score_
 three give identical predictions. The model's inputs are passed by name in the model's order,
 numeric columns cast to the signature's types; the predictions are normalised into the
 configured output columns; the model's identity is stamped on every row.
+
+A ``predict`` call that raises is not the end of the batch: :func:`predict_isolating` retries
+it on halves until the rows that raise alone are found; those rows are rejected with reason
+``model_raised`` and the error, every other row is scored.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from batch_scoring.udfs.contract import ColumnRule
+from batch_scoring.udfs.contract import ColumnRule, describe_error
 from batch_scoring.udfs.model_signature import ModelInput, input_rules
 
 STAMP_COLUMNS: dict[str, str] = {
@@ -27,6 +31,7 @@ STAMP_COLUMNS: dict[str, str] = {
     "scored_at": "timestamp",
 }
 _NUMPY_TYPES = {"double": "float64", "float": "float32", "long": "int64", "integer": "int32"}
+MODEL_RAISED = "model_raised"
 
 
 class ModelInputError(ValueError):
@@ -164,6 +169,106 @@ def predict_rows(model: Any, pdf: pd.DataFrame, spec: ScoringSpec, model_uri: st
     return predictions_of(model, features_of(prepared, spec), spec, model_uri)
 
 
+def predict_isolating(
+    model: Any, features: pd.DataFrame, spec: ScoringSpec, model_uri: str
+) -> tuple[pd.DataFrame, pd.Series]:
+    """Predict ``features``; when ``predict`` raises, bisect until the raising rows stand alone.
+
+    Args:
+        features: the model's inputs (:func:`features_of`), RangeIndex from 0.
+
+    Returns:
+        ``(predictions, errors)``, both indexed 0..n-1: ``spec.output_columns`` with nulls
+        (NaN/None) on rows that raised, and an object Series that is None where the row was
+        scored and ``"Type: message"`` where ``predict`` raised on that row alone.
+
+    Raises:
+        ModelOutputError: when a result has the wrong shape (a configuration problem, not a
+            bad row, so it is not isolated).
+
+    Cost: nothing while ``predict`` succeeds. A batch of n rows holding k rows that raise
+    costs about ``2 k log2(n)`` extra ``predict`` calls over at most ``log2(n)`` times the
+    rows; a model that raises on every row ends in n single-row calls.
+    """
+    scored, errors = _predict_scored(model, features, spec, model_uri)
+    return scored.reindex(range(len(features))), _error_series(errors, len(features))
+
+
+def _predict_scored(model, features, spec, model_uri) -> tuple[pd.DataFrame, dict[int, str]]:
+    """Predictions of the rows that scored (indexed by position, dtypes kept) and the errors."""
+    pieces: list[pd.DataFrame] = []
+    errors: dict[int, str] = {}
+    _bisect_rows(model, features, spec, model_uri, 0, pieces, errors)
+    scored = pd.concat(pieces) if pieces else pd.DataFrame(columns=list(spec.output_columns))
+    return scored, errors
+
+
+def _error_series(errors: dict[int, str], rows: int) -> pd.Series:
+    return pd.Series([errors.get(i) for i in range(rows)], dtype=object)
+
+
+def _bisect_rows(model, features, spec, model_uri, offset, pieces, errors) -> None:
+    try:
+        predicted = predictions_of(model, features, spec, model_uri)
+    except ModelOutputError:
+        raise
+    except Exception as error:  # noqa: BLE001 - any error of the model's code is isolated
+        if len(features) == 1:
+            errors[offset] = describe_error(error)
+            return
+        middle = len(features) // 2
+        _bisect_rows(model, features.iloc[:middle], spec, model_uri, offset, pieces, errors)
+        right = features.iloc[middle:].reset_index(drop=True)
+        _bisect_rows(model, right, spec, model_uri, offset + middle, pieces, errors)
+        return
+    predicted.index = range(offset, offset + len(features))
+    pieces.append(predicted)
+
+
+def predict_rows_isolating(
+    model: Any, pdf: pd.DataFrame, spec: ScoringSpec, model_uri: str
+) -> tuple[pd.DataFrame, pd.Series]:
+    """:func:`predict_rows` where rows on which ``predict`` raises are isolated, not fatal.
+
+    Returns:
+        ``(predictions, errors)`` as :func:`predict_isolating`, one row per row of ``pdf``.
+
+    Raises:
+        ModelInputError, ModelOutputError, PreprocessingError: as :func:`predict_rows`
+            (problems of a whole column or of the configuration are not isolated).
+    """
+    prepared = spec.preprocessor.apply(pdf) if spec.preprocessor else pdf
+    return predict_isolating(model, features_of(prepared, spec), spec, model_uri)
+
+
+def score_frame_isolating(
+    model: Any, pdf: pd.DataFrame, spec: ScoringSpec, stamp: ModelStamp,
+    scored_at: dt.datetime | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`score_frame`, but rows on which ``predict`` raises are returned apart.
+
+    Returns:
+        ``(scored, raised)``: the scored rows exactly as :func:`score_frame` returns them
+        (fresh RangeIndex), and the rows of ``pdf`` that raised (all its columns, its index)
+        with ``reject_reason`` = ``model_raised``, ``reject_column`` = None and
+        ``reject_rule`` = ``"Type: message"``.
+    """
+    when = scored_at or dt.datetime.now(dt.timezone.utc)
+    if pdf.empty:
+        return _empty_result(pdf, spec), _raised(pdf, pd.Series([], dtype=object))
+    prepared = spec.preprocessor.apply(pdf) if spec.preprocessor else pdf
+    predictions, errors = _predict_scored(model, features_of(prepared, spec), spec, stamp.uri)
+    error_series = _error_series(errors, len(pdf))
+    ok = error_series.isna().to_numpy()
+    scored = _stamped(pdf[ok], predictions.reset_index(drop=True), spec, stamp, when)
+    return scored, _raised(pdf[~ok], error_series[~ok])
+
+
+def _raised(rows: pd.DataFrame, errors: pd.Series) -> pd.DataFrame:
+    return rows.assign(reject_reason=MODEL_RAISED, reject_column=None,
+                       reject_rule=errors.to_numpy(dtype=object))
+
+
 def score_frame(
     model: Any, pdf: pd.DataFrame, spec: ScoringSpec, stamp: ModelStamp,
     scored_at: dt.datetime | None = None,
@@ -187,7 +292,11 @@ def score_frame(
     when = scored_at or dt.datetime.now(dt.timezone.utc)
     if pdf.empty:
         return _empty_result(pdf, spec)
-    predictions = predict_rows(model, pdf, spec, stamp.uri)
+    return _stamped(pdf, predict_rows(model, pdf, spec, stamp.uri), spec, stamp, when)
+
+
+def _stamped(pdf, predictions, spec, stamp, when) -> pd.DataFrame:
+    """Passthrough of ``pdf``, the predictions (same row order) and the model stamps."""
     result = pdf[list(spec.passthrough)].reset_index(drop=True)
     for name in spec.output_columns:
         result[name] = predictions[name]

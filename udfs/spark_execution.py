@@ -9,23 +9,40 @@ pays Spark's per-call cost once per Arrow batch instead of once per unit (measur
 
 :func:`apply_reference` is the plain ``groupBy(keys).applyInPandas`` path, one call per unit,
 kept as the reference that tests and benchmarks compare the packed engine against.
+
+Both take ``isolate_failures``: a unit whose function call raises is then reported instead of
+failing the task, as a status row in the same output (columns
+:data:`~batch_scoring.udfs.unit_of_work.STATUS_COLUMNS`); :func:`split_status` separates the
+priced rows from the failed units and the row tally.
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 
 from batch_scoring.udfs.contract import UnitFunction
-from batch_scoring.udfs.unit_of_work import apply_to_units, iter_whole_units
+from batch_scoring.udfs.unit_of_work import (
+    FAILURE_COLUMN,
+    ROWS_COLUMN,
+    STATUS_COLUMNS,
+    apply_to_units,
+    iter_whole_units,
+)
 
 
-def output_ddl(df: DataFrame, keys: Sequence[str], function: UnitFunction) -> str:
+def output_ddl(
+    df: DataFrame, keys: Sequence[str], function: UnitFunction, with_status: bool = False
+) -> str:
     """Return the Spark DDL of the function's output: keys (source types) then its columns.
+
+    ``with_status`` appends the status columns ``_failure string, _rows bigint``.
 
     Raises:
         ValueError: when an output column repeats a key column with a different type.
@@ -39,6 +56,8 @@ def output_ddl(df: DataFrame, keys: Sequence[str], function: UnitFunction) -> st
                 f"is a unit-of-work key of type {key_types[name]}"
             )
         columns.setdefault(name, dtype)
+    if with_status:
+        columns.update(STATUS_COLUMNS)
     return ", ".join(f"`{name}` {dtype}" for name, dtype in columns.items())
 
 
@@ -49,6 +68,7 @@ def apply_packed(
     keys: Sequence[str],
     order_by: Sequence[str],
     buckets: int,
+    isolate_failures: bool = False,
 ) -> DataFrame:
     """Apply a bound unit-of-work function with many whole units per Arrow batch.
 
@@ -59,18 +79,25 @@ def apply_packed(
         keys: unit-of-work key columns; rows with null keys must have been removed.
         order_by: columns that order rows inside a unit (e.g. a date).
         buckets: number of partitions to hash the units into (>= 1).
+        isolate_failures: report units whose call raises as status rows instead of failing
+            the task (see :func:`split_status`).
 
     Returns:
-        A DataFrame with schema :func:`output_ddl`; one function call per chunk of whole units.
+        A DataFrame with schema :func:`output_ddl` (with the status columns when isolating);
+        one function call per chunk of whole units.
+
+    Raises:
+        pyspark.errors.PythonException: (when an action runs) wrapping the function's
+            error without ``isolate_failures``, or a ``FunctionOutputError`` either way.
     """
-    ddl = output_ddl(df, keys, function)
+    ddl = output_ddl(df, keys, function, isolate_failures)
     columns = _column_names(df, keys, function)
     _ship_user_module(function)
     shape, name, key_list = function.shape, function.name, list(keys)
 
     def run_partition(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         chunks = iter_whole_units(batches, key_list)
-        yield from apply_to_units(chunks, bound, shape, key_list, columns, name)
+        yield from apply_to_units(chunks, bound, shape, key_list, columns, name, isolate_failures)
 
     return (
         df.repartition(buckets, *keys)
@@ -85,22 +112,71 @@ def apply_reference(
     bound: Any,
     keys: Sequence[str],
     order_by: Sequence[str],
+    isolate_failures: bool = False,
 ) -> DataFrame:
     """Apply the function with ``groupBy(keys).applyInPandas``: one call per unit of work.
 
-    Same arguments and output as :func:`apply_packed`; slower, and kept as the reference.
+    Same arguments and output as :func:`apply_packed` (status rows: one tally row per unit);
+    slower, and kept as the reference.
     """
-    ddl = output_ddl(df, keys, function)
+    ddl = output_ddl(df, keys, function, isolate_failures)
     columns = _column_names(df, keys, function)
     _ship_user_module(function)
     shape, name, key_list, order = function.shape, function.name, list(keys), list(order_by)
+    all_columns = [*columns, *STATUS_COLUMNS] if isolate_failures else columns
 
     def run_unit(pdf: pd.DataFrame) -> pd.DataFrame:
-        unit = pdf.sort_values(order, kind="stable") if order else pdf
-        results = list(apply_to_units([unit], bound, shape, key_list, columns, name))
-        return results[0] if results else pd.DataFrame(columns=columns)
+        unit = pdf.sort_values(order, kind="stable").reset_index(drop=True) if order else pdf
+        frames = apply_to_units([unit], bound, shape, key_list, columns, name, isolate_failures)
+        filled = [frame for frame in frames if len(frame)]
+        if len(filled) > 1:
+            return pd.concat(filled, ignore_index=True)
+        return filled[0] if filled else pd.DataFrame(columns=all_columns)
 
     return df.groupBy(*keys).applyInPandas(run_unit, ddl)
+
+
+@dataclass(frozen=True)
+class UnitStatus:
+    """What an isolating run of a function produced, split (see :func:`split_status`).
+
+    Attributes:
+        priced: the function's output rows: keys and output columns (:func:`output_ddl`).
+        failures: one row per unit whose call raised: the key columns and ``_failure``
+            (string, ``"Type: message"``).
+        rows_priced: input rows of the units that did not raise.
+        units_failed: units that raised.
+        rows_failed: input rows of the units that raised.
+    """
+
+    priced: DataFrame
+    failures: DataFrame
+    rows_priced: int
+    units_failed: int
+    rows_failed: int
+
+
+def split_status(raw: DataFrame, keys: Sequence[str]) -> UnitStatus:
+    """Split an isolating run's output into priced rows, failed units and counts.
+
+    ``raw`` is :func:`apply_packed`/:func:`apply_reference` output with ``isolate_failures``;
+    persist it first: the counts are one aggregation over it (the action that runs the
+    function), and ``priced``/``failures`` are lazy filters over it that read it again.
+    """
+    status = F.col(ROWS_COLUMN).isNotNull()
+    failed = F.col(FAILURE_COLUMN).isNotNull()
+    counts = raw.agg(
+        F.sum(F.when(status & ~failed, F.col(ROWS_COLUMN))).alias("priced"),
+        F.count(F.when(failed, True)).alias("units"),
+        F.sum(F.when(failed, F.col(ROWS_COLUMN))).alias("failed"),
+    ).first()
+    return UnitStatus(
+        priced=raw.where(~status).drop(*STATUS_COLUMNS),
+        failures=raw.where(failed).select(*keys, FAILURE_COLUMN),
+        rows_priced=int(counts["priced"] or 0),
+        units_failed=int(counts["units"]),
+        rows_failed=int(counts["failed"] or 0),
+    )
 
 
 def _column_names(df: DataFrame, keys: Sequence[str], function: UnitFunction) -> list[str]:

@@ -1,7 +1,8 @@
 """Score models on Spark: ship their files once, load each once per Python worker, Arrow batches.
 
-Each model folder (already downloaded on the driver) is added with ``SparkContext.addFile``
-under a name derived from its content hash; each executor fetches it once, and each Python
+Each model folder (already downloaded on the driver) is zipped and added with
+``SparkContext.addArchive`` under a name derived from its content hash; each executor fetches
+and unpacks it once, and each Python
 worker loads it once through :mod:`~batch_scoring.udfs.model_cache` and reuses it for every
 Arrow batch of every task. Executors never contact the tracking server.
 
@@ -10,10 +11,16 @@ the passthrough columns never leave the JVM, and the model's URI, version and ru
 as Spark literals (by model index for routed jobs), so Arrow carries features in and
 predictions out, nothing more. No shuffle: rows are scored where they were read, sorted by
 routing key within each partition when there are several models.
+
+With ``isolate_failures`` a ``predict`` call that raises is bisected down to the rows that
+raise alone (:func:`~batch_scoring.udfs.model_scoring.predict_isolating`); those rows come
+back with ``_model_error`` set and, in ``_source``, their original values, so
+:func:`split_scored` can send them to the rejects while every other row is scored.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -25,9 +32,16 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from batch_scoring.udfs import model_cache
-from batch_scoring.udfs.model_scoring import ModelStamp, ScoringSpec, predict_rows
+from batch_scoring.udfs.model_scoring import (
+    ModelStamp,
+    ScoringSpec,
+    predict_rows,
+    predict_rows_isolating,
+)
 
 MODEL_INDEX = "_model"
+ERROR_COLUMN = "_model_error"
+SOURCE_COLUMN = "_source"
 
 
 @dataclass(frozen=True)
@@ -42,22 +56,25 @@ class ShippedModel:
 def ship_model(spark: SparkSession, local_path: str, sha256: str, stamp: ModelStamp) -> ShippedModel:
     """Register the model folder with Spark so every executor gets a copy (once per hash).
 
-    The folder is copied under a name unique to its content hash, so two models whose folders
-    share a base name (``model``) never collide, and shipping the same model twice is a no-op.
+    The folder is zipped under a name unique to its content hash and added with
+    ``SparkContext.addArchive``, which every executor downloads and unpacks once (``addFile``
+    refuses local folders on a cluster). Two models whose folders share a base name never
+    collide, and shipping the same model twice is a no-op.
     """
-    name = f"model-{sha256[:20]}"
-    staging = Path(tempfile.gettempdir()) / "batch-scoring-models" / name
-    if not staging.exists():
-        staging.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copytree(local_path, staging)
+    name = f"model-{sha256[:20]}.zip"
+    archive = Path(tempfile.gettempdir()) / "batch-scoring-models" / name
+    if not archive.exists():
+        archive.parent.mkdir(parents=True, exist_ok=True)
+        partial = shutil.make_archive(str(archive.with_suffix(f".{os.getpid()}.partial")), "zip", root_dir=local_path)
+        os.replace(partial, archive)
     context = spark.sparkContext
-    if not any(Path(p).name == name for p in context.listFiles):
-        context.addFile(str(staging), recursive=True)
+    if not any(Path(p).name == name for p in context.listArchives):
+        context.addArchive(str(archive))
     return ShippedModel(name, sha256, stamp)
 
 
 def load_shipped(files_name: str):
-    """Load a shipped model from this executor's SparkFiles folder (on the executor)."""
+    """Load a shipped model from this executor's SparkFiles folder, where its archive was unpacked."""
     import mlflow.pyfunc
     from pyspark import SparkFiles
 
@@ -71,6 +88,7 @@ def score_spark(
     by: Sequence[str],
     batch_size: int,
     max_models: int = 1,
+    isolate_failures: bool = False,
 ) -> DataFrame:
     """Score each row with its model: the only model (``by`` empty, key ``()``) or its key's.
 
@@ -82,24 +100,62 @@ def score_spark(
         by: the routing key columns, or empty.
         batch_size: rows per ``predict`` call at most.
         max_models: models each Python worker keeps loaded.
+        isolate_failures: bisect a raising ``predict`` call and mark the rows that raise
+            alone instead of failing the task.
 
     Returns:
         passthrough columns (source types), prediction columns, ``model_uri``,
         ``model_version``, ``model_run_id`` (string) and ``scored_at`` (timestamp, the query's
-        start), one row per input row.
+        start), one row per input row. With ``isolate_failures`` also ``_model_error``
+        (string: null when scored, ``"Type: message"`` when ``predict`` raised on the row
+        alone, its predictions then null) and ``_source`` (a struct of ``df``'s other
+        columns); split it with :func:`split_scored`.
+
+    Raises:
+        pyspark.errors.PythonException: (when an action runs) wrapping the model's error
+            without ``isolate_failures``, or a ``ModelOutputError`` either way.
     """
     models = list({shipped.sha256: shipped for shipped in routes.values()}.values())
     spec = specs[models[0].sha256]
     read = _columns_read(specs, by)
-    predict = _predict_udf(routes, models, specs, list(by), batch_size, max_models)
+    predict = _predict_udf(routes, models, specs, list(by), batch_size, max_models, isolate_failures)
     rows = df.sortWithinPartitions(*by) if by else df
-    scored = rows.select(*spec.passthrough, predict(F.struct(*read)).alias("_scored"))
+    others = [c for c in df.columns if c not in spec.passthrough]
+    kept = [SOURCE_COLUMN] if isolate_failures and others else []
+    originals = [F.struct(*others).alias(SOURCE_COLUMN)] if kept else []
+    scored = rows.select(*spec.passthrough, *originals, predict(F.struct(*read)).alias("_scored"))
+    error = [F.col(f"_scored.{ERROR_COLUMN}").alias(ERROR_COLUMN)] if isolate_failures else []
     return scored.select(
         *spec.passthrough,
         *(F.col(f"_scored.{name}").alias(name) for name in spec.output_columns),
         *_stamp_columns(models, F.col(f"_scored.{MODEL_INDEX}")),
         F.current_timestamp().alias("scored_at"),
+        *error,
+        *kept,
     )
+
+
+def split_scored(
+    raw: DataFrame, columns: Sequence[str], passthrough: Sequence[str]
+) -> tuple[DataFrame, DataFrame]:
+    """Split :func:`score_spark` output (``isolate_failures``) into scored and raising rows.
+
+    Args:
+        raw: the isolating output; persist it first, both results are filters over it.
+        columns: the columns of the ``df`` that was scored, in order.
+        passthrough: the spec's passthrough columns.
+
+    Returns:
+        ``(scored, raised)``: the scored rows as :func:`score_spark` returns them without
+        isolation, and the rows on which ``predict`` raised alone: ``columns`` with their
+        original values, then ``_model_error`` (string).
+    """
+    ok = F.col(ERROR_COLUMN).isNull()
+    scored = raw.where(ok).drop(ERROR_COLUMN, SOURCE_COLUMN)
+    original = [
+        F.col(c) if c in passthrough else F.col(f"{SOURCE_COLUMN}.{c}").alias(c) for c in columns
+    ]
+    return scored, raw.where(~ok).select(*original, ERROR_COLUMN)
 
 
 def _columns_read(specs: Mapping[str, ScoringSpec], by: Sequence[str]) -> list[str]:
@@ -123,40 +179,51 @@ def _stamp_columns(models: list[ShippedModel], index: Column) -> list[Column]:
     ]
 
 
-def _predict_udf(routes, models, specs, by, batch_size, max_models):
+def _predict_udf(routes, models, specs, by, batch_size, max_models, isolate):
     index = {shipped.sha256: i for i, shipped in enumerate(models)}
     key_to_model = {key: index[shipped.sha256] for key, shipped in routes.items()}
     outputs = specs[models[0].sha256].output_columns
-    ddl = ", ".join([*(f"`{n}` {t}" for n, t in outputs.items()), f"`{MODEL_INDEX}` int"])
+    ddl = ", ".join([
+        *(f"`{n}` {t}" for n, t in outputs.items()), f"`{MODEL_INDEX}` int",
+        *([f"`{ERROR_COLUMN}` string"] if isolate else []),
+    ])
+    settings = (models, specs, batch_size, max_models, isolate)
 
     def predict(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for batch in batches:
-            yield _predict_batch(batch, by, key_to_model, models, specs, batch_size, max_models)
+            yield _predict_batch(batch, by, key_to_model, settings)
 
     return F.pandas_udf(predict, ddl)
 
 
-def _predict_batch(batch, by, key_to_model, models, specs, batch_size, max_models) -> pd.DataFrame:
+def _predict_batch(batch, by, key_to_model, settings) -> pd.DataFrame:
     if not by:
-        return _predict_rows_of(batch, 0, models, specs, batch_size, max_models)
+        return _predict_rows_of(batch, 0, *settings)
     parts = []
     for key, positions in batch.groupby(by, sort=False).indices.items():
         chosen = key_to_model[key if isinstance(key, tuple) else (key,)]
-        predicted = _predict_rows_of(batch.iloc[positions], chosen, models, specs, batch_size, max_models)
+        predicted = _predict_rows_of(batch.iloc[positions], chosen, *settings)
         predicted.index = positions
         parts.append(predicted)
     return pd.concat(parts).sort_index().reset_index(drop=True)
 
 
-def _predict_rows_of(rows, chosen, models, specs, batch_size, max_models) -> pd.DataFrame:
-    """Predictions of model ``chosen`` for ``rows``, in ``predict`` calls of ``batch_size`` rows."""
+def _predict_rows_of(rows, chosen, models, specs, batch_size, max_models, isolate) -> pd.DataFrame:
+    """Predictions of model ``chosen`` for ``rows``, in ``predict`` calls of ``batch_size`` rows.
+
+    With ``isolate``, a raising call is bisected and ``_model_error`` names the rows that raise.
+    """
     shipped = models[chosen]
     model = model_cache.get_model(shipped.sha256, lambda: load_shipped(shipped.files_name), max_models)
-    spec = specs[shipped.sha256]
-    chunks = [
-        predict_rows(model, rows.iloc[start:start + batch_size], spec, shipped.stamp.uri)
-        for start in range(0, len(rows), batch_size)
-    ]
+    spec, uri = specs[shipped.sha256], shipped.stamp.uri
+    chunks = []
+    for start in range(0, len(rows), batch_size):
+        piece = rows.iloc[start:start + batch_size]
+        if not isolate:
+            chunks.append(predict_rows(model, piece, spec, uri))
+            continue
+        predicted, errors = predict_rows_isolating(model, piece, spec, uri)
+        chunks.append(predicted.assign(**{ERROR_COLUMN: errors}))
     predicted = chunks[0] if len(chunks) == 1 else pd.concat(chunks, ignore_index=True)
     predicted[MODEL_INDEX] = chosen
     return predicted

@@ -10,15 +10,25 @@ the work per chunk is bounded by the batch size plus the largest unit.
 
 :func:`apply_to_units` runs a :class:`~batch_scoring.udfs.contract.UnitFunction` on those
 chunks, in its ``unit`` or ``batch`` shape, and checks each result against the declared output.
+With ``isolate_failures=True`` a unit whose call raises does not fail the chunk: it is reported
+in a status frame (:data:`STATUS_COLUMNS`) and every other unit is priced; a raising ``batch``
+call is retried on halves of its units until the raising units stand alone.
 All of this is plain pandas, so it runs the same way on an executor, in a test or on a laptop.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
+from batch_scoring.udfs.contract import describe_error
+
+FAILURE_COLUMN = "_failure"
+ROWS_COLUMN = "_rows"
+STATUS_COLUMNS: dict[str, str] = {FAILURE_COLUMN: "string", ROWS_COLUMN: "bigint"}
 
 
 class FunctionOutputError(ValueError):
@@ -96,6 +106,7 @@ def apply_to_units(
     keys: Sequence[str],
     output_columns: Sequence[str],
     function_name: str,
+    isolate_failures: bool = False,
 ) -> Iterator[pd.DataFrame]:
     """Apply a bound unit-of-work function to chunks of whole units.
 
@@ -107,40 +118,143 @@ def apply_to_units(
         keys: the unit-of-work key columns.
         output_columns: the full output column order, keys first.
         function_name: used in error messages.
+        isolate_failures: report units whose call raises instead of raising (see below).
 
     Yields:
-        One DataFrame per chunk with exactly ``output_columns``; for the ``unit`` shape the key
-        columns are filled in from the unit's key when the function did not return them.
+        Without ``isolate_failures``: one DataFrame per chunk with exactly ``output_columns``;
+        for the ``unit`` shape the key columns are filled in from the unit's key when the
+        function did not return them. With it, per chunk: that output plus the
+        :data:`STATUS_COLUMNS` (all null), then a status frame (:func:`status_frame`) with one
+        row per unit whose call raised and one tally row.
 
     Raises:
         FunctionOutputError: when a result is not a DataFrame, lacks a declared column or has
-            an undeclared one.
+            an undeclared one (also with ``isolate_failures``: a wrong declaration is not a
+            failure of one unit).
+        Exception: whatever the function raises, without ``isolate_failures``.
+
+    Cost with ``isolate_failures``: nothing extra while no unit raises. A raising ``unit``
+    call costs only itself; a raising ``batch`` call on n units of which k raise is retried
+    on halves, about ``2 k log2(n)`` extra calls over at most ``log2(n)`` times the rows.
     """
     for chunk in chunks:
-        if shape == "batch":
-            result = fn(chunk, list(keys))
-            yield conform_output(result, output_columns, function_name)
-        else:
-            yield _apply_per_unit(chunk, fn, keys, output_columns, function_name)
+        if not isolate_failures:
+            yield _conformed(chunk, fn, shape, keys, output_columns, function_name)
+            continue
+        results, failures = _isolated(chunk, fn, shape, keys, output_columns, function_name)
+        yield _with_null_status(results, output_columns)
+        yield status_frame(chunk, failures, keys, output_columns)
 
 
-def _apply_per_unit(
-    chunk: pd.DataFrame,
-    fn: Callable[..., pd.DataFrame],
-    keys: Sequence[str],
-    output_columns: Sequence[str],
-    function_name: str,
-) -> pd.DataFrame:
-    results = []
+def _conformed(chunk, fn, shape, keys, output_columns, function_name) -> pd.DataFrame:
+    if shape == "batch":
+        return conform_output(fn(chunk, list(keys)), output_columns, function_name)
+    results = [
+        _conform_unit(fn(key, unit), key, keys, output_columns, function_name)
+        for key, unit in _units(chunk, keys)
+    ]
+    return _concat_or_empty(results, output_columns)
+
+
+def _units(chunk: pd.DataFrame, keys: Sequence[str]) -> Iterator[tuple[tuple, pd.DataFrame]]:
     for key, unit in chunk.groupby(list(keys), sort=False, dropna=False):
-        result = fn(key, unit.reset_index(drop=True))
-        if isinstance(result, pd.DataFrame):
-            absent = {n: v for n, v in zip(keys, key) if n not in result.columns}
-            result = result.assign(**absent) if absent else result
-        results.append(conform_output(result, output_columns, function_name))
+        yield key, unit.reset_index(drop=True)
+
+
+def _conform_unit(result, key, keys, output_columns, function_name) -> pd.DataFrame:
+    if isinstance(result, pd.DataFrame):
+        absent = {n: v for n, v in zip(keys, key) if n not in result.columns}
+        result = result.assign(**absent) if absent else result
+    return conform_output(result, output_columns, function_name)
+
+
+def _concat_or_empty(results: list[pd.DataFrame], output_columns: Sequence[str]) -> pd.DataFrame:
     if not results:
         return pd.DataFrame({name: pd.Series(dtype=object) for name in output_columns})
-    return pd.concat(results, ignore_index=True)
+    return results[0] if len(results) == 1 else pd.concat(results, ignore_index=True)
+
+
+@dataclass(frozen=True)
+class UnitFailure:
+    """A unit whose function call raised: its key columns (a one-row frame), rows, error text."""
+
+    key_row: pd.DataFrame
+    rows: int
+    message: str
+
+
+def _isolated(chunk, fn, shape, keys, output_columns, function_name):
+    """``(results, failures)`` of one chunk, every raising unit isolated."""
+    if shape == "batch":
+        return _bisect_units(chunk, fn, keys, output_columns, function_name)
+    results, failures = [], []
+    for key, unit in _units(chunk, keys):
+        try:
+            result = fn(key, unit)
+        except Exception as error:  # noqa: BLE001 - any error of the user's code rejects the unit
+            failures.append(UnitFailure(unit[list(keys)].iloc[:1], len(unit), describe_error(error)))
+            continue
+        results.append(_conform_unit(result, key, keys, output_columns, function_name))
+    return results, failures
+
+
+def _bisect_units(chunk, fn, keys, output_columns, function_name):
+    """Call ``fn`` on the whole chunk; when it raises, on each half of its units, recursively."""
+    try:
+        result = fn(chunk, list(keys))
+    except Exception as error:  # noqa: BLE001 - any error of the user's code is isolated
+        starts = unit_starts(chunk, keys)
+        if len(starts) == 1:
+            return [], [UnitFailure(chunk[list(keys)].iloc[:1], len(chunk), describe_error(error))]
+        middle = int(starts[len(starts) // 2])
+        halves = (chunk.iloc[:middle], chunk.iloc[middle:].reset_index(drop=True))
+        parts = [_bisect_units(h, fn, keys, output_columns, function_name) for h in halves]
+        return parts[0][0] + parts[1][0], parts[0][1] + parts[1][1]
+    return [conform_output(result, output_columns, function_name)], []
+
+
+def unit_starts(chunk: pd.DataFrame, keys: Sequence[str]) -> np.ndarray:
+    """Row positions where a unit begins in a chunk grouped by ``keys`` (missing == missing)."""
+    new = np.zeros(len(chunk), dtype=bool)
+    for key in keys:
+        values = chunk[key]
+        previous = values.shift(1)
+        same = values.eq(previous) | (values.isna() & previous.isna())
+        new |= ~same.to_numpy(dtype=bool)
+    if len(new):
+        new[0] = True
+    return np.flatnonzero(new)
+
+
+def _with_null_status(results: list[pd.DataFrame], output_columns: Sequence[str]) -> pd.DataFrame:
+    out = _concat_or_empty(results, output_columns)
+    return out.assign(**{name: pd.Series([None] * len(out), dtype=object) for name in STATUS_COLUMNS})
+
+
+def status_frame(
+    chunk: pd.DataFrame, failures: Sequence[UnitFailure], keys: Sequence[str],
+    output_columns: Sequence[str],
+) -> pd.DataFrame:
+    """The status of one chunk: a row per failed unit, then a tally row.
+
+    Returns:
+        ``output_columns`` + :data:`STATUS_COLUMNS`. A failed unit's row holds its key values
+        (dtypes of the chunk), null outputs, ``_failure`` = ``"Type: message"`` and ``_rows`` =
+        its input rows. The tally row holds only ``_rows`` = the input rows of the chunk's
+        units that did not raise (``_failure`` and everything else null).
+    """
+    failed = [
+        f.key_row.reset_index(drop=True).assign(**{FAILURE_COLUMN: f.message, ROWS_COLUMN: f.rows})
+        for f in failures
+    ]
+    tally = pd.DataFrame({
+        FAILURE_COLUMN: [None], ROWS_COLUMN: [len(chunk) - sum(f.rows for f in failures)]
+    })
+    frame = pd.concat([*failed, tally], ignore_index=True)
+    for name in output_columns:
+        if name not in frame.columns:
+            frame[name] = pd.Series([None] * len(frame), dtype=object)
+    return frame[[*output_columns, *STATUS_COLUMNS]]
 
 
 def conform_output(
