@@ -74,15 +74,39 @@ class UnitOfWorkConfig(StrictModel):
     engine: Literal["packed", "reference"] = Field(
         "packed", description="packed = many units per Arrow batch; reference = applyInPandas"
     )
+    max_unit_rows: PositiveInt = Field(
+        5_000_000,
+        description="largest unit of work, in rows; a larger unit stops the run (exit 3) "
+        "instead of exhausting a Python worker's memory",
+    )
 
 
 class FunctionConfig(StrictModel):
-    """The unit-of-work function: a built-in name or ``package.module:function``."""
+    """The unit-of-work function: a built-in name or ``package.module:function``.
+
+    Importing a module runs its code, so a ``module:function`` is imported only when its module
+    is, or sits below, one of ``allowed_modules`` (``acme.pricing`` allows
+    ``acme.pricing.voice:price``); config strings are never evaluated.
+    """
 
     name: str
     params: dict[str, Any] = Field(default_factory=dict)
     shape: Literal["unit", "batch"] | None = None
     output_schema: str | None = Field(None, description="DDL of non-key output columns")
+    allowed_modules: list[str] = Field(
+        default_factory=list, description="module prefixes a package.module:function may come from"
+    )
+
+    @model_validator(mode="after")
+    def _module_is_allowed(self) -> FunctionConfig:
+        module = self.name.partition(":")[0] if ":" in self.name else None
+        if module is None or any(module == p or module.startswith(p + ".") for p in self.allowed_modules):
+            return self
+        raise ValueError(
+            f"function.name {self.name!r} comes from module {module!r}, which is not in "
+            f"function.allowed_modules {self.allowed_modules}; importing a module runs its code, "
+            f"so add {module!r} (or a parent package) there if you trust it"
+        )
 
 
 class RouteConfig(StrictModel):

@@ -76,7 +76,8 @@ def test_a_user_function_from_the_working_folder_runs_on_executors(workdir):
         "                         'days': [len(pdf)]})\n"
     )
     result = submit(
-        *job_args(workdir, "--set", "function.name=my_pricing:markup", "--set", "function.params={factor: 2.0}",
+        *job_args(workdir, "--set", "function.name=my_pricing:markup",
+                  "--set", "function.allowed_modules=[my_pricing]", "--set", "function.params={factor: 2.0}",
                   "--set", "function.shape=unit", "--set", "function.output_schema=price double, days bigint",
                   "--set", f"output.path={workdir / 'custom'}", "--set", "output.partition_by=[]"),
         cwd=workdir,

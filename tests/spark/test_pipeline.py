@@ -184,7 +184,7 @@ def test_missing_key_column_is_named(spark, tmp_path, bundle_source):
 
 def test_config_errors_name_the_field(spark, tmp_path, bundle_source):
     cases = {
-        "function.name=nowhere.module:price": "function.name 'nowhere.module:price'",
+        "function.name=nowhere.module:price": "'nowhere.module', which is not in function.allowed_modules",
         "function.params.max_stepp=0.2": "max_stepp",
         "output.partition_by=[region]": "output.partition_by",
         "source.filter=sale_month >>> 3": "source.filter",
@@ -193,6 +193,10 @@ def test_config_errors_name_the_field(spark, tmp_path, bundle_source):
     for override, message in cases.items():
         with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
             run(spark, pricing_job(tmp_path, bundle_source, override), DAY1)
+    allowed_but_missing = pricing_job(tmp_path, bundle_source, "function.name=nowhere.module:price",
+                                      "function.allowed_modules=[nowhere]")
+    with pytest.raises(ConfigError, match="module 'nowhere.module' does not import"):
+        run(spark, allowed_but_missing, DAY1)
     assert not os.path.exists(tmp_path / "out")
 
 

@@ -107,6 +107,7 @@ def expected_rejects(message: str) -> pd.DataFrame:
 def function_job(tmp_path, source, function, engine="packed", *overrides):
     return load_job(ROOT / "conf/jobs/data_pricing.yaml", [
         f"source.path={source}", "source.filter=null", f"function.name={function}",
+        f"function.allowed_modules=[{function.partition(':')[0]}]",
         "function.params={}", f"unit_of_work.engine={engine}", "unit_of_work.buckets=3",
         f"output.path={tmp_path / 'prices'}", "output.partition_by=[]", *overrides,
     ])

@@ -658,3 +658,27 @@ def test_bad_deploy_values_are_named_by_field(tmp_path, section, field, value, m
     data[section][field] = value
     text = config_error(load_profile, write_yaml(tmp_path, data, "profile.yaml"))
     assert f"{section}.{field}: Value error" in text and message in text
+
+
+# --------------------------------------------------------------------------- function allow-list
+
+
+@pytest.mark.parametrize("name, allowed", [
+    ("data_pricing", []),
+    ("acme.pricing:price", ["acme.pricing"]),
+    ("acme.pricing.voice:price", ["other", "acme"]),
+])
+def test_function_modules_load_when_allowed(job_file, name, allowed):
+    job = load_job(job_file, [f"function.name={name}", f"function.allowed_modules={allowed}"])
+    assert job.function.name == name
+
+
+@pytest.mark.parametrize("name, allowed", [
+    ("os:system", []),
+    ("acme.pricingx:price", ["acme.pricing"]),
+    ("acme:price", ["acme.pricing"]),
+])
+def test_function_modules_outside_the_allow_list_are_refused(job_file, name, allowed):
+    module = name.partition(":")[0]
+    message = config_error(load_job, job_file, [f"function.name={name}", f"function.allowed_modules={allowed}"])
+    assert f"comes from module {module!r}, which is not in function.allowed_modules {allowed}" in message

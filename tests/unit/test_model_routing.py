@@ -93,7 +93,7 @@ def test_a_job_needs_a_function_or_a_model_and_a_function_needs_unit_of_work():
 def test_a_chained_jobs_function_is_checked_before_spark_starts():
     from batch_scoring.jobs.pipeline import preflight_job
 
-    job = load_job(ROOT / "conf/jobs/demand_pricing.yaml", ["function.name=nowhere_pkg:price"])
+    job = load_job(ROOT / "conf/jobs/demand_pricing.yaml", ["function.name=nowhere_pkg:price", "function.allowed_modules=[nowhere_pkg]"])
     with pytest.raises(ConfigError, match="nowhere_pkg"):
         preflight_job(job)
     assert preflight_job(job_with()) is None  # a model-only job has no function to prepare
