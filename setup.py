@@ -34,6 +34,7 @@ DEV = [
     "mlflow==3.17.2",  # the tracking server used by the integration tests
     "scikit-learn==1.7.2",
     "moto[server]==5.2.5",
+    "psutil==7.2.2",  # benchmarks: peak RSS of the driver, the JVM and the Python workers
 ]
 
 setup(

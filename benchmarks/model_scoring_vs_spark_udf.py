@@ -36,7 +36,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness import make_session, print_table, timed  # benchmarks/ is on sys.path when run as a script
+if __package__ in (None, ""):  # run as a script: make `benchmarks` importable from the repo root
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.harness import make_session, print_table, timed  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -60,8 +62,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def warm_up(spark, source: Path, model_path: Path, scratch: Path) -> int:
-    """Untimed: count the rows, run the floor ``WARM_UP_FLOORS`` times, start the Python workers
+def warm_up(spark, source: Path, model_path: Path, scratch: Path, floors: int = WARM_UP_FLOORS) -> int:
+    """Untimed: count the rows, run the floor ``floors`` times, start the Python workers
     with mlflow and scikit-learn imported (a mapInPandas pass over every column), and run
     spark_udf on one source file into the noop sink. Returns the source's rows.
 
@@ -84,7 +86,7 @@ def warm_up(spark, source: Path, model_path: Path, scratch: Path) -> int:
     import mlflow.pyfunc
 
     rows = spark.read.parquet(str(source)).count()
-    for _ in range(WARM_UP_FLOORS):
+    for _ in range(floors):
         floor(spark, source, scratch)
     shutil.rmtree(scratch, ignore_errors=True)
     spark.read.parquet(str(source)).select("id", *FEATURES).mapInPandas(
@@ -197,8 +199,9 @@ def spark_udf(spark, source: Path, model_path: Path, out: Path) -> None:
     )
 
 
-def engine(spark, source: Path, model_path: Path, out: Path) -> None:
-    """Our scorer alone: ``ship_model`` + ``score_spark`` with id passthrough, written as Parquet."""
+def engine(spark, source: Path, model_path: Path, out: Path, batch_size: int = BATCH_SIZE) -> None:
+    """Our scorer alone: ``ship_model`` + ``score_spark`` with id passthrough, written as Parquet;
+    ``batch_size`` is the rows per ``predict`` call at most."""
     from mlflow.models import Model
 
     from batch_scoring.udfs.model_resolution import content_hash
@@ -212,13 +215,16 @@ def engine(spark, source: Path, model_path: Path, out: Path) -> None:
     shipped = ship_model(spark, uri, content_hash(model_path), ModelStamp(uri))
     df = spark.read.parquet(str(source)).select("id", *FEATURES)
     (
-        score_spark(df, {(): shipped}, {shipped.sha256: spec}, (), BATCH_SIZE)
+        score_spark(df, {(): shipped}, {shipped.sha256: spec}, (), batch_size)
         .write.mode("overwrite").option("compression", "zstd").parquet(str(out))
     )
 
 
-def job_run(spark, source: Path, model_path: Path, out: Path):
-    """One whole model-scoring job run on the data and model; returns its RunSummary."""
+def job_run(spark, source: Path, model_path: Path, out: Path, batch_size: int | None = None):
+    """One whole model-scoring job run on the data and model; returns its RunSummary.
+
+    ``batch_size`` overrides ``model.batch_size`` (rows per ``predict`` call); None keeps the YAML's.
+    """
     from batch_scoring.jobs.config import load_job
     from batch_scoring.jobs.pipeline import run
 
@@ -227,6 +233,7 @@ def job_run(spark, source: Path, model_path: Path, out: Path):
         f"model.uri={model_path}", f"model.allowed_uris={json.dumps([str(model_path)])}",
         "model.passthrough=[id]", "model.output_schema=prediction double",
         f"output.path={out}", "output.format=parquet", "output.partition_by=[]",
+        *([f"model.batch_size={batch_size}"] if batch_size else []),
     ])
     return run(spark, job, dt.date(2026, 11, 22), "bench-model-job")
 

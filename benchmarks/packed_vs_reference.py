@@ -28,7 +28,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness import make_session, print_table, timed  # benchmarks/ is on sys.path when run as a script
+if __package__ in (None, ""):  # run as a script: make `benchmarks` importable from the repo root
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.harness import make_session, print_table, timed  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
