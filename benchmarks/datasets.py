@@ -33,6 +33,7 @@ SIZES = {
     "S": Size("S", 1_000_000, 1_000),
     "M": Size("M", 5_000_000, 10_000),
     "L": Size("L", 20_000_000, 100_000),
+    "P": Size("P", 5_000_000, 100_000),  # the pricing target's shape: 100k units over 5M rows
 }
 
 

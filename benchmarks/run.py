@@ -41,7 +41,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     """Parse ``--size`` (one run) or ``--compare`` (scaling across saved runs) and the options."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
     mode = parser.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--size", choices=sorted(datasets.SIZES), help="T (smoke), S, M or L")
+    mode.add_argument("--size", choices=sorted(datasets.SIZES), help="T (smoke), S, M, L, or P (5M rows over 100k units: the pricing target)")
     mode.add_argument("--compare", nargs="+", metavar="SIZE",
                       help="sizes (or harness JSON files) to compare, e.g. S M L")
     parser.add_argument("--stages", default=",".join(stages.ORDER),
