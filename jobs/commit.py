@@ -11,6 +11,7 @@ then stays untouched.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import uuid
 from collections.abc import Iterator, Sequence
@@ -25,6 +26,8 @@ from batch_scoring.jobs.config import JobConfig
 from batch_scoring.jobs.errors import ConfigError, ReconciliationError, RejectBudgetExceeded
 from batch_scoring.jobs.sinks import read_run, run_exists, write_run
 from batch_scoring.jobs.sources import resolve_path
+
+log = logging.getLogger("batch_scoring")
 
 
 @dataclass(frozen=True)
@@ -188,12 +191,19 @@ def commit_checked(
             ``output.max_reject_fraction``.
         Either is raised before anything is written.
 
+    An empty source (no rows after ``source.filter``) is not an error: the run commits an
+    empty output and empty rejects, which replace the run date's earlier rows (the run owns
+    its date), and a warning is logged.
+
     Cost: one pass over ``source`` to count it (the summary reuses the count), and the
     rejects are persisted for the call: the count computes them once and the write reads
     the cache (memory, spilling to disk: about the size of the rejects).
     """
     with persisted(rejects) as cached:
         counts = RunCounts(source.count(), rows_done, cached.count())
+        if counts.rows_in == 0:
+            log.warning("source %s has no rows (after source.filter): run_date %s commits an "
+                        "empty output, replacing its earlier rows", job.source.path, run_date)
         reconcile(counts)
         check_reject_budget(job.output.max_reject_fraction, counts, cached)
         commit(job, result, cached, targets, run_date, run_id)

@@ -40,13 +40,14 @@ from batch_scoring.jobs.commit import (
     summarise,
 )
 from batch_scoring.jobs.config import JobConfig, format_validation_error
-from batch_scoring.jobs.errors import ConfigError
+from batch_scoring.jobs.errors import ConfigError, InputError, JobError
 from batch_scoring.jobs.model_job import model_fields, preflight_model, run_model_job, scored_source
 from batch_scoring.jobs.quarantine import check_columns, failed_unit_rejects, split_rejects
-from batch_scoring.jobs.sources import choose_buckets, read_source
+from batch_scoring.jobs.sources import choose_buckets, read_source, unreadable_file_error
 from batch_scoring.udfs.contract import ColumnRule, UnitFunction
 from batch_scoring.udfs.registry import FunctionNotFoundError, resolve_function
 from batch_scoring.udfs.spark_execution import UnitStatus, apply_packed, apply_reference, split_status
+from batch_scoring.udfs.unit_of_work import unit_too_large_message
 
 log = logging.getLogger("batch_scoring")
 
@@ -150,13 +151,43 @@ def run(
             nothing committed.
         ReconciliationError: rows read != rows priced or scored + rows rejected; nothing
             committed.
+        InputError: also for Spark errors the user can act on (see :func:`input_error_from`):
+            a source file that is corrupt or whose column types differ from the others', or
+            a unit of work larger than ``unit_of_work.max_unit_rows``; nothing committed
+            (every read of the source happens before the first write).
     """
     run_id = run_id or new_run_id(run_date)
-    if job.model is not None and job.function is not None:
-        return run_chained_job(spark, job, run_date, run_id, s3_scheme)
-    if job.model is not None:
-        return run_model_job(spark, job, run_date, run_id, s3_scheme)
-    return run_function_job(spark, job, run_date, run_id, s3_scheme)
+    try:
+        if job.model is not None and job.function is not None:
+            return run_chained_job(spark, job, run_date, run_id, s3_scheme)
+        if job.model is not None:
+            return run_model_job(spark, job, run_date, run_id, s3_scheme)
+        return run_function_job(spark, job, run_date, run_id, s3_scheme)
+    except JobError:
+        raise
+    except Exception as error:
+        mapped = input_error_from(error, job)
+        if mapped is None:
+            raise
+        log.debug("Spark error reported as an input error", exc_info=error)
+        raise mapped from None
+
+
+def input_error_from(error: BaseException, job: JobConfig) -> InputError | None:
+    """The :class:`InputError` a Spark error stands for, or None when it is none of these.
+
+    * a source file Spark cannot read (corrupt, truncated, not the format, a column type that
+      differs from the other files'): the message names the file
+      (:func:`~batch_scoring.jobs.sources.unreadable_file_error`);
+    * a unit of work over ``unit_of_work.max_unit_rows``, raised on an executor as
+      ``UnitTooLargeError`` and received inside a ``PythonException``: its message (key
+      values, rows so far, the field to raise) is recognised in the error's text.
+    """
+    unreadable = unreadable_file_error(error, job.source)
+    if unreadable is not None:
+        return unreadable
+    too_large = unit_too_large_message(str(error))
+    return InputError(too_large) if too_large else None
 
 
 def run_function_job(
@@ -232,6 +263,8 @@ def _apply(valid: DataFrame, job: JobConfig, prepared: PreparedFunction) -> tupl
     context = function.prepare(valid, uow.keys, prepared.params) if function.prepare else None
     bound = function.bind(prepared.params, context)
     if uow.engine == "reference":
-        return apply_reference(valid, function, bound, uow.keys, uow.order_by, True), 0
+        return apply_reference(valid, function, bound, uow.keys, uow.order_by, True,
+                               uow.max_unit_rows), 0
     buckets = choose_buckets(valid, uow.buckets, uow.target_bucket_mb)
-    return apply_packed(valid, function, bound, uow.keys, uow.order_by, buckets, True), buckets
+    return apply_packed(valid, function, bound, uow.keys, uow.order_by, buckets, True,
+                        uow.max_unit_rows), buckets

@@ -37,6 +37,12 @@ TYPE_CLASSES: dict[str, tuple[type[T.DataType], ...]] = {
     "string": (T.StringType,),
     "date": (T.DateType, T.TimestampType, T.TimestampNTZType),
 }
+TYPE_CLASS_TEXT: dict[str, str] = {
+    "numeric": "numeric (tinyint, smallint, int, bigint, float, double or decimal)",
+    "integer": "integer (tinyint, smallint, int or bigint)",
+    "string": "string",
+    "date": "date (date, timestamp or timestamp_ntz)",
+}
 REJECT_COLUMNS = ["reject_reason", "reject_column", "reject_rule"]
 FUNCTION_RAISED = "function_raised"
 
@@ -44,8 +50,13 @@ FUNCTION_RAISED = "function_raised"
 def check_columns(df: DataFrame, rules: Sequence[ColumnRule], source_path: str) -> None:
     """Raise if a rule's column is missing or of an incompatible type.
 
+    A column of any type in the rule's type class is accepted as it is and reaches the
+    function with its source type (``volume`` as double where a bigint is usual: a
+    ``numeric`` rule); nothing is cast, so a number stored as a string is a mismatch.
+
     Raises:
-        InputError: listing every missing column and every type mismatch in one message.
+        InputError: listing every missing column and every type mismatch (column, found
+            type, expected type class) in one message.
     """
     types = {f.name: f.dataType for f in df.schema.fields}
     problems = []
@@ -54,7 +65,8 @@ def check_columns(df: DataFrame, rules: Sequence[ColumnRule], source_path: str) 
             problems.append(f"column {rule.name!r} is missing")
         elif rule.dtype in TYPE_CLASSES and not isinstance(types[rule.name], TYPE_CLASSES[rule.dtype]):
             problems.append(
-                f"column {rule.name!r} is {types[rule.name].simpleString()}, expected {rule.dtype}"
+                f"column {rule.name!r} is {types[rule.name].simpleString()}, expected "
+                f"{TYPE_CLASS_TEXT[rule.dtype]}"
             )
     if problems:
         raise InputError(

@@ -6,6 +6,8 @@ s3a connector (the profile's ``s3_scheme``); on EMR, EMRFS serves ``s3://`` itse
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Sequence
 
 from pyspark.errors import AnalysisException, ParseException
@@ -56,7 +58,15 @@ def read_source(
             or names an unknown column.
         InputError: when ``source.path`` does not exist, holds no readable data, or lacks a
             needed column (the message lists the missing and the available columns).
+        ConfigError: when ``spark.sql.files.ignoreCorruptFiles`` (session or
+            ``source.options``) is on: unreadable files would be skipped and their rows lost
+            without a reject.
+
+    A file that is corrupt or whose column types differ from the others' fails when the data
+    is read (at the job's first action, or here when it is the file Spark takes the schema
+    from): :func:`unreadable_file_error` turns that Spark error into an ``InputError``.
     """
+    check_corrupt_files_not_ignored(spark, source)
     path = resolve_path(source.path, s3_scheme)
     if source.format in ("csv", "json") and not source.ddl_schema:
         raise ConfigError(
@@ -74,6 +84,85 @@ def read_source(
             f"keys/order_by or the function's inputs); it has {df.columns}"
         )
     return _apply_filter(df.select(*columns), source.filter)
+
+
+IGNORE_CORRUPT = "spark.sql.files.ignoreCorruptFiles"
+
+
+def check_corrupt_files_not_ignored(spark: SparkSession, source: SourceConfig) -> None:
+    """Refuse to read with Spark's ``ignoreCorruptFiles`` on (a silent partial read).
+
+    Raises:
+        ConfigError: naming the setting, when the session conf or ``source.options`` turns
+            it on.
+    """
+    option = {k.lower(): v for k, v in source.options.items()}.get("ignorecorruptfiles", "")
+    session = str(spark.conf.get(IGNORE_CORRUPT, "false"))
+    if "true" in (session.lower(), str(option).lower()):
+        raise ConfigError(
+            f"{IGNORE_CORRUPT} (or source.options.ignoreCorruptFiles) is true: Spark would skip "
+            "unreadable source files and their rows would be lost without a reject; remove it "
+            "from the profile's or the job's spark_conf and source.options"
+        )
+
+
+_FAILED_READ = re.compile(
+    r"\[FAILED_READ_FILE\.(\w+)\] Encountered error while reading file (.+?)\.(?=\s)([^\n]*)"
+)
+_CAUSE = re.compile(r"Caused by: (?:[\w$]+\.)*([\w$]+): (.+)")
+_TYPE_MISMATCH = "PARQUET_COLUMN_DATA_TYPE_MISMATCH"
+
+
+def unreadable_file_error(error: BaseException, source: SourceConfig) -> InputError | None:
+    """An :class:`InputError` naming the file, for Spark's failure to read one data file.
+
+    Spark reports a truncated or overwritten file, an unreadable footer, a column whose
+    Parquet type differs from the table's, or a file gone during the run as
+    ``[FAILED_READ_FILE.<kind>] ... reading file <path>``, inside whatever exception the driver
+    received (``Py4JJavaError``, a pyspark ``SparkException``...): at the first action over the
+    data, or when Spark reads the file's footer for the schema.
+
+    Args:
+        error: the exception an action (or the read) raised.
+        source: the job's ``source`` section (for the message).
+
+    Returns:
+        One error whose one-line message names the file (``file:`` prefix removed), what is
+        wrong with it and what to do (a file outside ``source.path``, e.g. of an output
+        table, gets Spark's own line instead); None when ``error`` is not such a failure.
+    """
+    text = str(error)
+    match = _FAILED_READ.search(text)
+    if match is None:
+        return None
+    kind, file = match.group(1), re.sub(r"^file:(//)?(?=/)", "", match.group(2))
+    if not _comparable(file).startswith(_comparable(source.path)):
+        return InputError(f"file {file} cannot be read: {match.group(0).split(' SQLSTATE')[0]}")
+    detail = match.group(3).split(" SQLSTATE")[0].strip()
+    if kind == _TYPE_MISMATCH:
+        return InputError(
+            f"source file {file} does not match the schema of source.path {source.path}: "
+            f"{detail} The files disagree on this column's type (schema drift): rewrite the "
+            "file with the type the other files have, or move it out of source.path, and rerun."
+        )
+    causes = [
+        c for c in _CAUSE.finditer(text, match.end())
+        if "FAILED_READ_FILE" not in c.group(2) and "awaitResult" not in c.group(2)
+    ]
+    if causes:
+        detail = f"{causes[0].group(1)}: {causes[0].group(2).strip()}"
+    return InputError(
+        f"source file {file} cannot be read as {source.format} ({detail[:300]}); the file is "
+        f"corrupt or not {source.format}: replace it with a good copy from its producer, or move "
+        f"it out of source.path {source.path}, and rerun. Unreadable files are never skipped: "
+        "their rows would be lost without a reject."
+    )
+
+
+def _comparable(path: str) -> str:
+    """``path`` absolute (when local), ``s3a://`` as ``s3://``, ending with one ``/``."""
+    absolute = path if "://" in path else os.path.abspath(path)
+    return absolute.replace("s3a://", "s3://").rstrip("/") + "/"
 
 
 def _load(spark: SparkSession, source: SourceConfig, path: str) -> DataFrame:

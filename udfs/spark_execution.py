@@ -33,6 +33,7 @@ from batch_scoring.udfs.unit_of_work import (
     ROWS_COLUMN,
     STATUS_COLUMNS,
     apply_to_units,
+    check_unit_rows,
     iter_whole_units,
 )
 
@@ -69,6 +70,7 @@ def apply_packed(
     order_by: Sequence[str],
     buckets: int,
     isolate_failures: bool = False,
+    max_unit_rows: int | None = None,
 ) -> DataFrame:
     """Apply a bound unit-of-work function with many whole units per Arrow batch.
 
@@ -81,6 +83,8 @@ def apply_packed(
         buckets: number of partitions to hash the units into (>= 1).
         isolate_failures: report units whose call raises as status rows instead of failing
             the task (see :func:`split_status`).
+        max_unit_rows: the most rows one unit may have (``unit_of_work.max_unit_rows``),
+            checked while a unit is carried across Arrow batches; None = no limit.
 
     Returns:
         A DataFrame with schema :func:`output_ddl` (with the status columns when isolating);
@@ -88,7 +92,9 @@ def apply_packed(
 
     Raises:
         pyspark.errors.PythonException: (when an action runs) wrapping the function's
-            error without ``isolate_failures``, or a ``FunctionOutputError`` either way.
+            error without ``isolate_failures``, a ``FunctionOutputError`` either way, or a
+            ``UnitTooLargeError`` for a unit over ``max_unit_rows`` (find its message with
+            :func:`~batch_scoring.udfs.unit_of_work.unit_too_large_message`).
     """
     ddl = output_ddl(df, keys, function, isolate_failures)
     columns = _column_names(df, keys, function)
@@ -96,7 +102,7 @@ def apply_packed(
     shape, name, key_list = function.shape, function.name, list(keys)
 
     def run_partition(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        chunks = iter_whole_units(batches, key_list)
+        chunks = iter_whole_units(batches, key_list, max_unit_rows)
         yield from apply_to_units(chunks, bound, shape, key_list, columns, name, isolate_failures)
 
     return (
@@ -113,11 +119,13 @@ def apply_reference(
     keys: Sequence[str],
     order_by: Sequence[str],
     isolate_failures: bool = False,
+    max_unit_rows: int | None = None,
 ) -> DataFrame:
     """Apply the function with ``groupBy(keys).applyInPandas``: one call per unit of work.
 
-    Same arguments and output as :func:`apply_packed` (status rows: one tally row per unit);
-    slower, and kept as the reference.
+    Same arguments, output and errors as :func:`apply_packed` (status rows: one tally row per
+    unit); slower, and kept as the reference. ``max_unit_rows`` is checked on each group's
+    pandas frame (Spark has already gathered it) with the same ``UnitTooLargeError``.
     """
     ddl = output_ddl(df, keys, function, isolate_failures)
     columns = _column_names(df, keys, function)
@@ -126,6 +134,7 @@ def apply_reference(
     all_columns = [*columns, *STATUS_COLUMNS] if isolate_failures else columns
 
     def run_unit(pdf: pd.DataFrame) -> pd.DataFrame:
+        check_unit_rows(pdf, key_list, max_unit_rows)
         unit = pdf.sort_values(order, kind="stable").reset_index(drop=True) if order else pdf
         frames = apply_to_units([unit], bound, shape, key_list, columns, name, isolate_failures)
         filled = [frame for frame in frames if len(frame)]

@@ -6,7 +6,9 @@ was sorted by the unit-of-work keys, each unit's rows are contiguous, but a unit
 or more batches. :func:`iter_whole_units` re-cuts the stream so that every chunk it yields holds
 only whole units: the trailing unit of each batch is carried over until a later batch shows a
 different key (or the stream ends). A unit is never split and never merged into two chunks, and
-the work per chunk is bounded by the batch size plus the largest unit.
+the work per chunk is bounded by the batch size plus the largest unit. A unit larger than
+``unit_of_work.max_unit_rows`` stops the stream with :class:`UnitTooLargeError` while it is
+being carried over, so a worker never holds much more than that many rows of one unit.
 
 :func:`apply_to_units` runs a :class:`~batch_scoring.udfs.contract.UnitFunction` on those
 chunks, in its ``unit`` or ``batch`` shape, and checks each result against the declared output.
@@ -18,6 +20,7 @@ All of this is plain pandas, so it runs the same way on an executor, in a test o
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -35,8 +38,71 @@ class FunctionOutputError(ValueError):
     """A unit-of-work function returned columns that differ from its declared output."""
 
 
+MAX_UNIT_ROWS_FIELD = "unit_of_work.max_unit_rows"
+
+
+class UnitTooLargeError(ValueError):
+    """One unit of work holds more rows than ``unit_of_work.max_unit_rows`` allows.
+
+    Raised on an executor, before the function sees the unit; the message is one line naming
+    the unit's key values, its rows counted so far and the config field to raise. On the
+    driver it arrives inside a Spark ``PythonException``, whose text holds
+    ``UnitTooLargeError: <message>``: :func:`unit_too_large_message` finds it there.
+    """
+
+
+def unit_too_large(
+    first_row: pd.Series, keys: Sequence[str], rows: int, max_unit_rows: int
+) -> UnitTooLargeError:
+    """The error for a unit of ``rows`` rows (so far) whose first row is ``first_row``.
+
+    Args:
+        first_row: any row of the unit (holds the ``keys`` values).
+        keys: the unit-of-work key columns.
+        rows: the unit's rows counted when the limit was crossed (> ``max_unit_rows``).
+        max_unit_rows: the limit (``unit_of_work.max_unit_rows``).
+    """
+    key_text = ", ".join(f"{k}={_plain(first_row[k])!r}" for k in keys)
+    return UnitTooLargeError(
+        f"unit of work ({key_text}) has {rows} rows so far, more than {MAX_UNIT_ROWS_FIELD} = "
+        f"{max_unit_rows}; a unit is processed whole by one Python worker: raise "
+        f"{MAX_UNIT_ROWS_FIELD} (--set {MAX_UNIT_ROWS_FIELD}=N) if the executors have the memory, "
+        "or split such units with finer unit_of_work.keys"
+    )
+
+
+def _plain(value: object) -> object:
+    """A numpy scalar as the Python scalar it holds (``repr`` then reads like the data)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+_TOO_LARGE = re.compile(
+    rf"{UnitTooLargeError.__name__}: (unit of work \(.*?finer unit_of_work\.keys)"
+)
+
+
+def unit_too_large_message(error_text: str) -> str | None:
+    """The :class:`UnitTooLargeError` message inside a Spark error's text, or None.
+
+    ``error_text`` is ``str()`` of the exception the driver received (a ``PythonException``
+    or a ``Py4JJavaError`` holding the Python worker's traceback).
+    """
+    match = _TOO_LARGE.search(error_text)
+    return match.group(1) if match else None
+
+
+def check_unit_rows(unit: pd.DataFrame, keys: Sequence[str], max_unit_rows: int | None) -> None:
+    """Raise :class:`UnitTooLargeError` when ``unit`` (the rows of one unit) exceeds the limit.
+
+    Raises:
+        UnitTooLargeError: when ``max_unit_rows`` is set and ``len(unit) > max_unit_rows``.
+    """
+    if max_unit_rows is not None and len(unit) > max_unit_rows:
+        raise unit_too_large(unit.iloc[0], keys, len(unit), max_unit_rows)
+
+
 def iter_whole_units(
-    batches: Iterable[pd.DataFrame], keys: Sequence[str]
+    batches: Iterable[pd.DataFrame], keys: Sequence[str], max_unit_rows: int | None = None
 ) -> Iterator[pd.DataFrame]:
     """Re-cut a key-sorted stream of DataFrames into chunks of whole units of work.
 
@@ -44,30 +110,66 @@ def iter_whole_units(
         batches: DataFrames whose concatenation is sorted (or at least grouped) by ``keys``;
             any columns, any dtypes; empty frames are skipped.
         keys: the unit-of-work key columns.
+        max_unit_rows: the most rows one unit may have (``unit_of_work.max_unit_rows``);
+            None = no limit.
 
     Yields:
         Non-empty DataFrames with the input's columns and a fresh RangeIndex, each holding one
         or more whole units in input order. Rows are neither dropped nor duplicated.
 
-    Cost: O(rows); a unit spanning many batches is concatenated once, when it completes.
+    Raises:
+        UnitTooLargeError: as soon as the unit being carried over grows beyond
+            ``max_unit_rows`` (so at most ``max_unit_rows`` + one batch of rows are held), or
+            when a chunk about to be yielded holds such a unit.
+
+    Cost: O(rows); a unit spanning many batches is concatenated once, when it completes. The
+    limit costs nothing while chunks stay within it: unit sizes are computed only for a chunk
+    longer than ``max_unit_rows``.
     """
     carry: list[pd.DataFrame] = []
+    carried = 0
     for batch in batches:
         if batch.empty:
             continue
         tail_start = _last_unit_start(batch, keys)
         if tail_start == 0 and carry and _same_unit(carry[-1], batch, keys):
             carry.append(batch)
+            carried += len(batch)
+            _check_carry(carry, carried, keys, max_unit_rows)
             continue
         if tail_start == 0:
             if carry:
-                yield _concat(carry)
-            carry = [batch]
+                yield _checked(_concat(carry), keys, max_unit_rows)
+            carry, carried = [batch], len(batch)
+            _check_carry(carry, carried, keys, max_unit_rows)
             continue
-        yield _concat([*carry, batch.iloc[:tail_start]])
+        yield _checked(_concat([*carry, batch.iloc[:tail_start]]), keys, max_unit_rows)
         carry = [batch.iloc[tail_start:]]
+        carried = len(carry[0])
+        _check_carry(carry, carried, keys, max_unit_rows)
     if carry:
-        yield _concat(carry)
+        yield _checked(_concat(carry), keys, max_unit_rows)
+
+
+def _check_carry(
+    carry: list[pd.DataFrame], rows: int, keys: Sequence[str], max_unit_rows: int | None
+) -> None:
+    """Raise when the carried unit (one unit, ``rows`` rows so far) is over the limit."""
+    if max_unit_rows is not None and rows > max_unit_rows:
+        raise unit_too_large(carry[0].iloc[0], keys, rows, max_unit_rows)
+
+
+def _checked(chunk: pd.DataFrame, keys: Sequence[str], max_unit_rows: int | None) -> pd.DataFrame:
+    """``chunk``, after checking that none of its units is over the limit."""
+    if max_unit_rows is None or len(chunk) <= max_unit_rows:
+        return chunk
+    starts = unit_starts(chunk, keys)
+    sizes = np.diff(np.append(starts, len(chunk)))
+    over = np.flatnonzero(sizes > max_unit_rows)
+    if len(over):
+        first = int(over[0])
+        raise unit_too_large(chunk.iloc[int(starts[first])], keys, int(sizes[first]), max_unit_rows)
+    return chunk
 
 
 def _last_unit_start(batch: pd.DataFrame, keys: Sequence[str]) -> int:

@@ -17,9 +17,12 @@ import pytest
 
 from batch_scoring.udfs.unit_of_work import (
     FunctionOutputError,
+    UnitTooLargeError,
     apply_to_units,
+    check_unit_rows,
     conform_output,
     iter_whole_units,
+    unit_too_large_message,
 )
 
 # --------------------------------------------------------------------------- helpers
@@ -482,3 +485,72 @@ def test_conform_output_columnless_empty_frame_becomes_declared_empty():
 
 def test_function_output_error_is_a_value_error():
     assert issubclass(FunctionOutputError, ValueError)
+
+
+# --------------------------------------------------------------------------- max_unit_rows
+
+
+def too_large_text(key: str, rows: int, limit: int) -> str:
+    return (
+        f"unit of work ({key}) has {rows} rows so far, more than unit_of_work.max_unit_rows = "
+        f"{limit}; a unit is processed whole by one Python worker: raise "
+        "unit_of_work.max_unit_rows (--set unit_of_work.max_unit_rows=N) if the executors have "
+        "the memory, or split such units with finer unit_of_work.keys"
+    )
+
+
+def test_a_carried_unit_over_the_limit_stops_the_stream_before_it_is_read_whole():
+    df = frame({"seg": ["a"] * 3 + ["big"] * 95 + ["z"] * 2, "loc": [np.int64(7)] * 100})
+    pulled = []
+
+    def stream():
+        for i, batch in enumerate(cut(df, [10] * 10)):
+            pulled.append(i)
+            yield batch
+
+    chunks = iter_whole_units(stream(), ["seg", "loc"], max_unit_rows=25)
+    assert next(chunks)["seg"].tolist() == ["a"] * 3
+    with pytest.raises(UnitTooLargeError) as info:
+        next(chunks)
+
+    assert str(info.value) == too_large_text("seg='big', loc=7", 27, 25)
+    assert pulled == [0, 1, 2]  # 7 + 10 + 10 rows carried: stopped at the third batch
+
+
+def test_a_unit_over_the_limit_inside_one_batch_is_found_with_its_exact_size():
+    df = frame({"unit": ["a"] * 2 + ["big"] * 30 + ["z"] * 3})
+
+    with pytest.raises(UnitTooLargeError) as info:
+        list(iter_whole_units([df], ["unit"], max_unit_rows=29))
+
+    assert str(info.value) == too_large_text("unit='big'", 30, 29)
+
+
+def test_units_at_the_limit_pass_unchanged():
+    df = frame({"unit": ["a"] * 4 + ["b"] * 4 + ["c"] * 3})
+    batches = cut(df, [3, 3, 5])
+
+    limited = list(iter_whole_units(batches, ["unit"], max_unit_rows=4))
+
+    unlimited = list(iter_whole_units(batches, ["unit"]))
+    assert len(limited) == len(unlimited)
+    for got, expected in zip(limited, unlimited):
+        pdt.assert_frame_equal(got, expected)
+
+
+def test_check_unit_rows_and_the_message_found_in_a_spark_error_text():
+    unit = frame({"cell": ["C1"] * 6, "hour": [np.int32(24)] * 6})
+    check_unit_rows(unit, ["cell", "hour"], 6)
+    check_unit_rows(unit, ["cell", "hour"], None)
+    with pytest.raises(UnitTooLargeError) as info:
+        check_unit_rows(unit, ["cell", "hour"], 5)
+
+    message = too_large_text("cell='C1', hour=24", 6, 5)
+    assert str(info.value) == message
+    spark_text = (
+        "An exception was thrown from the Python worker. Please see the stack trace below.\n"
+        "Traceback (most recent call last):\n  File \"x.py\", line 1, in f\n"
+        f"batch_scoring.udfs.unit_of_work.UnitTooLargeError: {message}\n\n\tat org.apache..."
+    )
+    assert unit_too_large_message(spark_text) == message
+    assert unit_too_large_message("ValueError: something else") is None
