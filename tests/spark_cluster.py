@@ -6,7 +6,9 @@
 folder), each on free ports of 127.0.0.1, and returns once the master's web UI reports every
 worker alive. Process output goes to ``<workdir>/logs/<name>.log``; executors run in
 ``<workdir>/work/<app-id>/<executor-id>/`` (SPARK_WORKER_DIR), where their stdout and stderr
-stay after the application ends. :meth:`SparkCluster.stop` ends every process by its pid.
+stay after the application ends. :meth:`SparkCluster.stop` ends every process by its pid;
+:meth:`SparkCluster.kill_worker` SIGKILLs one worker with its executors and their Python
+processes, as a lost machine would (fault-injection tests).
 
     with start_cluster(tmp_path) as cluster:
         subprocess.run(["./spark-submit.sh", "cluster", job, "--master", cluster.master_url])
@@ -89,6 +91,48 @@ class SparkCluster:
             text = path.read_text(errors="replace") if path.exists() else ""
             parts.append(f"== {name} ({path}) ==\n" + "\n".join(text.splitlines()[-lines:]))
         return "\n".join(parts)
+
+    def process_tree(self, name: str) -> dict[int, str]:
+        """The daemon ``name`` and every process below it, pid -> command line (Linux /proc).
+
+        For a worker: its JVM, the executor JVMs it launched, their PySpark daemons and the
+        Python workers those forked. Empty when the daemon has ended.
+        """
+        root = self.processes[name].pid
+        children: dict[int, list[int]] = {}
+        for pid, ppid, _ in _proc_table():
+            children.setdefault(ppid, []).append(pid)
+        tree, todo = [], [root] if _proc_stat(root) else []
+        while todo:
+            pid = todo.pop()
+            tree.append(pid)
+            todo.extend(children.get(pid, []))
+        return {pid: _cmdline(pid) for pid in tree}
+
+    def kill_worker(self, name: str) -> dict[int, str]:
+        """SIGKILL worker ``name`` with everything below it, as a lost machine would; return
+        the processes killed (pid -> command line).
+
+        The PySpark daemon moves itself into its own process group (``os.setpgid(0, 0)`` in
+        ``pyspark/daemon.py``), so killing the worker's group alone would leave Python workers
+        running: every process of :meth:`process_tree` is signalled by pid, then each process
+        group among them (a child forked meanwhile shares its parent's group). Waits for the
+        worker's own process to end; :meth:`stop` still works afterwards (it skips the dead).
+        """
+        tree = self.process_tree(name)
+        groups = {_proc_stat(pid)[1] for pid in tree if _proc_stat(pid)} - {os.getpgrp()}
+        for pid in tree:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for group in groups:
+            try:
+                os.killpg(group, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        self.processes[name].wait(timeout=STOP_TIMEOUT_S)
+        return tree
 
     def stop(self) -> None:
         """Stop the workers, then the master: SIGTERM, SIGKILL after 20 s, by pid; then wait.
@@ -190,6 +234,34 @@ def _wait_for_workers(cluster: SparkCluster, workers: int, timeout_s: float) -> 
         f"Spark master {cluster.master_url} did not list {workers} alive workers within "
         f"{timeout_s:.0f} s (last seen: {alive}); log tails:\n{cluster.log_tail()}"
     )
+
+
+def _proc_stat(pid: int) -> tuple[int, int] | None:
+    """``(ppid, pgid)`` of a live process from ``/proc/<pid>/stat``, or None when it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
+    fields = text.rsplit(")", 1)[1].split()
+    return int(fields[1]), int(fields[2])
+
+
+def _proc_table() -> list[tuple[int, int, int]]:
+    """Every live process as ``(pid, ppid, pgid)``."""
+    table = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (stat := _proc_stat(int(entry.name))):
+            table.append((int(entry.name), *stat))
+    return table
+
+
+def _cmdline(pid: int) -> str:
+    """The command line of ``pid`` with spaces between arguments ('' when it is gone)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return ""
 
 
 def _stop(process: subprocess.Popen) -> None:
