@@ -125,7 +125,7 @@ def build_wheel(out_dir: Path) -> Path:
     root = project_root()
     for old in out_dir.glob("batch_scoring-*.whl"):
         old.unlink()
-    _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+    _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
           "--wheel-dir", str(out_dir), str(root)], "building the wheel")
     return next(out_dir.glob("batch_scoring-*.whl"))
 
