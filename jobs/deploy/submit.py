@@ -135,11 +135,12 @@ def _stage(args: argparse.Namespace, s3, profile: PlatformProfile, job: JobConfi
     aws.check_bucket(s3, profile.aws.artifacts_uri, "aws.artifacts_uri")
     spark = metadata.version("pyspark")
     if args.archive:
+        python_version = packaging.archive_python_version(Path(args.archive))
+        packaging.check_release(release, python_version, spark)
         built = packaging.BuiltPackage(
             wheel=packaging.build_wheel(Path(args.out)), archive=Path(args.archive),
-            python_version=packaging.archive_python_version(Path(args.archive)),
+            python_version=python_version,
         )
-        packaging.check_release(release, built.python_version, spark)
     else:
         packaging.check_release(release, packaging.python_version_of(args.python), spark)
         built = packaging.build(Path(args.out), args.python, job.requirements, args.python_prefix)
