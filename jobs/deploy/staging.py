@@ -62,10 +62,9 @@ def stage(s3, profile: PlatformProfile, job: JobConfig, package: BuiltPackage) -
         package: the built wheel and environment archive.
 
     Raises:
-        DeployError: when the artifacts bucket cannot be reached or an upload fails.
+        DeployError: when an upload fails (check the bucket first with ``aws.check_bucket``).
     """
     root = profile.aws.artifacts_uri
-    aws.check_bucket(s3, root, "aws.artifacts_uri")
     entry = Path(run_job.__file__).read_bytes()
     job_yaml, profile_yaml = render_yaml(job), render_yaml(profile)
     archive_name = f"batch-scoring-env-py{package.python_version}-{_file_digest(package.archive)}.tar.gz"

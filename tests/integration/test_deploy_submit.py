@@ -166,7 +166,7 @@ def test_unreachable_endpoint_is_named_and_nothing_is_submitted(aws, serverless,
                           "conf/jobs/data_pricing.yaml", "--profile", str(profile),
                           "--archive", str(venv_archive(tmp_path / "env.tar.gz", "3.11")), *JOB_SETTINGS)
     assert result.returncode == 5
-    assert f"cannot reach the AWS endpoint" in result.stderr and f"127.0.0.1:{closed}" in result.stderr
+    assert "cannot reach the AWS endpoint" in result.stderr and f"127.0.0.1:{closed}" in result.stderr
     assert time.monotonic() - started < 120
     assert artifact_keys(aws) == []
 
@@ -237,6 +237,6 @@ def test_emr_step_exit_code_follows_the_step(aws, tmp_path, monkeypatch, capsys,
     assert [s["Name"] for s in steps] == ["data_pricing 2026-11-22"]
     assert f"submitted step {steps[0]['Id']} to EMR cluster {cluster}" in out
     if code:
-        assert f"the run ended FAILED" in err and f"s3://logs-bucket/emr/{cluster}/steps/{steps[0]['Id']}/" in err
+        assert "the run ended FAILED" in err and f"s3://logs-bucket/emr/{cluster}/steps/{steps[0]['Id']}/" in err
     else:
         assert "the run ended COMPLETED" in out
