@@ -78,6 +78,19 @@ class RunCounts:
 
 
 @dataclass(frozen=True)
+class BucketCheck:
+    """What reconciling a function job per unit-of-work bucket needs.
+
+    ``keys`` and ``buckets`` are the ``repartition(buckets, *keys)`` of the packed engine;
+    ``rows_done`` is the rows priced in each bucket, as the engine counted them.
+    """
+
+    keys: Sequence[str]
+    buckets: int
+    rows_done: dict[int, int]
+
+
+@dataclass(frozen=True)
 class RunTargets:
     """Resolved output and rejects paths of a run."""
 
@@ -173,6 +186,7 @@ def commit(
 def commit_checked(
     job: JobConfig, result: DataFrame, rejects: DataFrame, targets: RunTargets,
     run_date: dt.date, run_id: str, source: DataFrame, rows_done: int,
+    bucket_check: BucketCheck | None = None,
 ) -> RunCounts:
     """Count the run's rows, check them, and only then write the result and the rejects.
 
@@ -181,12 +195,15 @@ def commit_checked(
         rejects: every rejected row of the run (any stage).
         source: the rows read (after ``source.filter``), counted here.
         rows_done: the rows priced or scored, as counted by the engine.
+        bucket_check: when given, the counts are also reconciled per bucket: rows read in
+            a bucket (the bucket of their keys) = rows priced there + rows rejected there.
 
     Returns:
         The :class:`RunCounts` that were checked.
 
     Raises:
-        ReconciliationError: when ``rows_in != rows_done + rows_rejected``.
+        ReconciliationError: when ``rows_in != rows_done + rows_rejected``, in the run or in
+            a bucket.
         RejectBudgetExceeded: when ``rows_rejected / rows_in`` exceeds
             ``output.max_reject_fraction``.
         Either is raised before anything is written.
@@ -200,7 +217,10 @@ def commit_checked(
     the cache (memory, spilling to disk: about the size of the rejects).
     """
     with persisted(rejects) as cached:
-        counts = RunCounts(source.count(), rows_done, cached.count())
+        if bucket_check is None:
+            counts = RunCounts(source.count(), rows_done, cached.count())
+        else:
+            counts = reconcile_buckets(bucket_check, source, cached, rows_done)
         if counts.rows_in == 0:
             log.warning("source %s has no rows (after source.filter): run_date %s commits an "
                         "empty output, replacing its earlier rows", job.source.path, run_date)
@@ -223,6 +243,45 @@ def reconcile(counts: RunCounts) -> None:
             f"rejected {counts.rows_rejected:,} (difference {counts.rows_in - accounted:+,}): "
             "rows were lost or duplicated; nothing was committed"
         )
+
+
+def reconcile_buckets(
+    check: BucketCheck, source: DataFrame, rejects: DataFrame, rows_done: int
+) -> RunCounts:
+    """Count rows read and rejected per bucket and raise unless every bucket adds up.
+
+    The source is counted in one aggregation by bucket (the same single pass a plain count
+    makes); the rejects, persisted, are grouped the same way. A row's bucket is that of its
+    key values, so a rejected row (null key, contract break, raising unit) is counted in the
+    bucket it was read in.
+
+    Returns:
+        The run's :class:`RunCounts` (sums over the buckets).
+
+    Raises:
+        ReconciliationError: naming the buckets whose counts differ (at most five).
+    """
+    from batch_scoring.udfs.spark_execution import bucket_of
+
+    bucket = bucket_of(check.keys, check.buckets).alias("bucket")
+    read = _counts_by(source.groupBy(bucket))
+    rejected = _counts_by(rejects.groupBy(bucket))
+    wrong = [
+        f"bucket {b}: read {read.get(b, 0):,} != priced {check.rows_done.get(b, 0):,} + "
+        f"rejected {rejected.get(b, 0):,}"
+        for b in sorted(set(read) | set(rejected) | set(check.rows_done))
+        if read.get(b, 0) != check.rows_done.get(b, 0) + rejected.get(b, 0)
+    ]
+    if wrong:
+        raise ReconciliationError(
+            f"{len(wrong)} of {check.buckets} buckets do not reconcile ({'; '.join(wrong[:5])}): "
+            "rows were lost or duplicated; nothing was committed"
+        )
+    return RunCounts(sum(read.values()), rows_done, sum(rejected.values()))
+
+
+def _counts_by(grouped) -> dict[int, int]:
+    return {int(r["bucket"]): int(r["count"]) for r in grouped.count().collect()}
 
 
 def check_reject_budget(limit: float | None, counts: RunCounts, rejects: DataFrame) -> None:

@@ -30,6 +30,7 @@ from pydantic import ValidationError
 from pyspark.sql import DataFrame, SparkSession
 
 from batch_scoring.jobs.commit import (
+    BucketCheck,
     RunSummary,
     check_partition_columns,
     check_paths,
@@ -205,7 +206,7 @@ def run_function_job(
         status = split_status(raw, job.unit_of_work.keys)
         all_rejects = with_failed_units(rejects, valid, status, job.unit_of_work.keys)
         counts = commit_checked(job, status.priced, all_rejects, targets, run_date, run_id,
-                                source, status.rows_priced)
+                                source, status.rows_priced, bucket_check(job, status, buckets))
     return summarise(spark, job, counts, targets, run_date, run_id, job.unit_of_work.keys,
                      buckets, time.monotonic() - started)
 
@@ -235,9 +236,21 @@ def run_chained_job(
             rejects = with_failed_units(rejects, valid, status, keys)
             all_rejects = scoring.rejects.unionByName(rejects, allowMissingColumns=True)
             counts = commit_checked(job, status.priced, all_rejects, targets, run_date, run_id,
-                                    scoring.projected, status.rows_priced)
+                                    scoring.projected, status.rows_priced,
+                                    bucket_check(job, status, buckets))
     return summarise(spark, job, counts, targets, run_date, run_id, keys,
                      buckets, time.monotonic() - started, **model_fields(scoring.plan, job.model))
+
+
+def bucket_check(job: JobConfig, status: UnitStatus, buckets: int) -> BucketCheck | None:
+    """What reconciling per bucket needs: the packed engine's buckets and rows priced in each.
+
+    None for the reference engine (applyInPandas's shuffle partitions are not the job's
+    buckets); its runs are reconciled as a whole.
+    """
+    if status.rows_priced_by_bucket is None or not buckets:
+        return None
+    return BucketCheck(job.unit_of_work.keys, buckets, status.rows_priced_by_bucket)
 
 
 def with_failed_units(

@@ -37,6 +37,8 @@ from batch_scoring.udfs.unit_of_work import (
     iter_whole_units,
 )
 
+BUCKET_COLUMN = "_bucket"
+
 
 def output_ddl(
     df: DataFrame, keys: Sequence[str], function: UnitFunction, with_status: bool = False
@@ -87,8 +89,9 @@ def apply_packed(
             checked while a unit is carried across Arrow batches; None = no limit.
 
     Returns:
-        A DataFrame with schema :func:`output_ddl` (with the status columns when isolating);
-        one function call per chunk of whole units.
+        A DataFrame with schema :func:`output_ddl` (with the status columns and ``_bucket``
+        int, the bucket the row was computed in, when isolating); one function call per chunk
+        of whole units.
 
     Raises:
         pyspark.errors.PythonException: (when an action runs) wrapping the function's
@@ -105,11 +108,13 @@ def apply_packed(
         chunks = iter_whole_units(batches, key_list, max_unit_rows)
         yield from apply_to_units(chunks, bound, shape, key_list, columns, name, isolate_failures)
 
-    return (
+    applied = (
         df.repartition(buckets, *keys)
         .sortWithinPartitions(*keys, *order_by)
         .mapInPandas(run_partition, ddl)
     )
+    # mapInPandas keeps the hash partitioning, so a row's partition is its unit's bucket
+    return applied.withColumn(BUCKET_COLUMN, F.spark_partition_id()) if isolate_failures else applied
 
 
 def apply_reference(
@@ -156,6 +161,7 @@ class UnitStatus:
         rows_priced: input rows of the units that did not raise.
         units_failed: units that raised.
         rows_failed: input rows of the units that raised.
+        rows_priced_by_bucket: ``rows_priced`` per bucket (packed engine only, else None).
     """
 
     priced: DataFrame
@@ -163,6 +169,7 @@ class UnitStatus:
     rows_priced: int
     units_failed: int
     rows_failed: int
+    rows_priced_by_bucket: dict[int, int] | None = None
 
 
 def split_status(raw: DataFrame, keys: Sequence[str]) -> UnitStatus:
@@ -180,12 +187,29 @@ def split_status(raw: DataFrame, keys: Sequence[str]) -> UnitStatus:
         F.sum(F.when(failed, F.col(ROWS_COLUMN))).alias("failed"),
     ).first()
     return UnitStatus(
-        priced=raw.where(~status).drop(*STATUS_COLUMNS),
+        priced=raw.where(~status).drop(*STATUS_COLUMNS, BUCKET_COLUMN),
         failures=raw.where(failed).select(*keys, FAILURE_COLUMN),
         rows_priced=int(counts["priced"] or 0),
         units_failed=int(counts["units"]),
         rows_failed=int(counts["failed"] or 0),
+        rows_priced_by_bucket=_priced_by_bucket(raw, status & ~failed),
     )
+
+
+def bucket_of(keys: Sequence[str], buckets: int):
+    """The bucket ``repartition(buckets, *keys)`` puts a row in, as a Column (int).
+
+    Spark's hash partitioning: ``pmod(murmur3_hash(keys, seed 42), buckets)``, which is what
+    ``F.hash`` computes (Spark ``HashPartitioning.partitionIdExpression``).
+    """
+    return F.pmod(F.hash(*keys), F.lit(buckets))
+
+
+def _priced_by_bucket(raw: DataFrame, priced_tally) -> dict[int, int] | None:
+    if BUCKET_COLUMN not in raw.columns:
+        return None
+    rows = raw.where(priced_tally).groupBy(BUCKET_COLUMN).agg(F.sum(ROWS_COLUMN).alias("rows"))
+    return {int(r[BUCKET_COLUMN]): int(r["rows"]) for r in rows.collect()}
 
 
 def _column_names(df: DataFrame, keys: Sequence[str], function: UnitFunction) -> list[str]:
