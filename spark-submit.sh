@@ -23,7 +23,8 @@
 #   package         Only build the wheel and the environment archive into dist/.
 #
 # Every target prints where the logs and the outputs are and exits with the job's status:
-# 0 success, 2 config error, 3 input error, 5 deploy or remote run failure, 1 other failure.
+# 0 success, 2 config error, 3 input error, 4 reject budget exceeded, 5 deploy or remote run
+# failure, 1 other failure (see README, Exit codes).
 #
 # Environment: PYTHON (interpreter for the quickstart venv, default python3.11),
 # BATCH_SCORE_PYTHON (interpreter with the package installed, default .venv/bin/python),
@@ -108,7 +109,7 @@ run_local() { run_spark_submit local "$@"; }
 # emr, emr-serverless, schedule, unschedule: the Python deploy commands (boto3).
 run_deploy() {
   local command="$1" target="$2" job="${3:-}"; shift 3 || shift $#
-  require_job "$job" "$command"
+  require_job "$job" "$([[ $command == submit ]] && echo "$target" || echo "$command")"
   parse_target_args "$@"
   local py profile
   py="$(package_python)"
