@@ -82,12 +82,24 @@ def test_a_run_over_its_reject_budget_exits_4_and_leaves_the_previous_run_as_it_
     assert set(out["run_id"]) == {"kept"} and len(out) == units
 
 
+PER_BUCKET = (
+    "2 of 2 buckets do not reconcile (bucket 0: read 369 != priced 295 + rejected 0; "
+    "bucket 1: read 231 != priced 185 + rejected 0): rows were lost or duplicated; "
+    "nothing was committed"
+)
+PER_RUN = (
+    "rows read 600 != rows priced or scored 480 + rows rejected 0 (difference +120): rows "
+    "were lost or duplicated; nothing was committed"
+)
+
+
+@pytest.mark.parametrize("engine, message", [("packed", PER_BUCKET), ("reference", PER_RUN)])
 def test_counts_that_do_not_add_up_fail_the_run_before_anything_is_written(
-    spark, sources, tmp_path, monkeypatch
+    spark, sources, tmp_path, monkeypatch, engine, message
 ):
     job = load_job(ROOT / "conf/jobs/data_pricing.yaml", [
         f"source.path={sources / 'bad.parquet'}", "source.filter=null", "unit_of_work.buckets=2",
-        f"output.path={tmp_path / 'out'}",
+        f"output.path={tmp_path / 'out'}", f"unit_of_work.engine={engine}",
     ])
     real_split = pipeline.split_rejects
 
@@ -98,8 +110,6 @@ def test_counts_that_do_not_add_up_fail_the_run_before_anything_is_written(
     monkeypatch.setattr(pipeline, "split_rejects", losing_split)
     with pytest.raises(ReconciliationError) as error:
         pipeline.run(spark, job, dt.date(2026, 11, 22), "lossy")
-    assert str(error.value) == (
-        "rows read 600 != rows priced or scored 480 + rows rejected 0 (difference +120): rows "
-        "were lost or duplicated; nothing was committed"
-    )
+    # packed: the per-bucket check names each bucket that lost its rejected rows
+    assert str(error.value) == message
     assert not (tmp_path / "out").exists() and not (tmp_path / "out_rejects").exists()
