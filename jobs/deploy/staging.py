@@ -22,6 +22,7 @@ import zipfile
 from pathlib import Path
 
 import yaml
+from botocore.exceptions import ClientError
 
 from batch_scoring.jobs import run_job
 from batch_scoring.jobs.config import JobConfig, PlatformProfile
@@ -113,8 +114,15 @@ def _wheel_digest(wheel: Path) -> str:
 
 
 def _exists(s3, uri: str) -> bool:
+    """True when exactly this key exists (a prefix listing would also match longer keys)."""
     bucket, key = aws.split_s3_uri(uri)
-    return bool(s3.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1).get("KeyCount"))
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return False
+        raise
+    return True
 
 
 def _upload_file(s3, path: Path, uri: str) -> str:
