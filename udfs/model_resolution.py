@@ -51,6 +51,8 @@ from mlflow.models import Model, ModelSignature
 MLMODEL_FILE = "MLmodel"
 ALLOWED_URIS_FIELD = "model.allowed_uris"
 _HASH_CHUNK_BYTES = 1 << 20
+_S3_NOT_FOUND = re.compile(r"An error occurred \((?:404|NoSuchKey|NoSuchBucket)\)")
+_FILE_FAILURE = re.compile(r"^##### File (.+?) #####\n(.+)$", re.MULTILINE)
 
 
 class ModelResolutionError(ValueError):
@@ -419,9 +421,18 @@ def _mlflow_errors(uri: str, server_uri: str | None, hint: str) -> Iterator[None
 
 
 def _is_not_found(exc: BaseException) -> bool:
-    """True for the registry's and tracking server's answers to an unknown name/version/alias."""
+    """True for an unknown name/version/alias, and for S3's answer to a missing key or bucket.
+
+    The registry and tracking server say so with an MLflow error code. S3 says so with a
+    botocore ``ClientError`` whose text reads ``An error occurred (404|NoSuchKey|NoSuchBucket)``;
+    MLflow passes a failed file download on only as that text inside its own exception (with
+    ``INTERNAL_ERROR``), so the text is what is matched. Model routing needs this distinction to
+    fall back from a missing ``s3://`` model.
+    """
     code = getattr(exc, "error_code", None)
-    return code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
+    if code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+        return True
+    return _S3_NOT_FOUND.search(str(exc)) is not None
 
 
 def _boto_errors() -> tuple[type[BaseException], ...]:
@@ -449,8 +460,18 @@ def _is_unreachable(exc: BaseException) -> bool:
 
 
 def _first_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message, plus the per-file causes MLflow lists below it.
+
+    A failed ``download_artifacts`` raises "The following failures occurred while downloading
+    one or more artifacts from <uri>:" followed by ``##### File <path> #####`` and the error of
+    each file on the next lines; without them the message would not say what went wrong.
+    """
     text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:500].rstrip(".:")
+    line = text.splitlines()[0].rstrip(".:")
+    failures = _FILE_FAILURE.findall(text)
+    if failures:
+        line += ": " + "; ".join(f"{path}: {error.strip()}" for path, error in failures)
+    return line[:500].rstrip(".:")
 
 
 def _shown(uri: str | None) -> str:
