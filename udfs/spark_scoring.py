@@ -6,10 +6,12 @@ and unpacks it once, and each Python
 worker loads it once through :mod:`~batch_scoring.udfs.model_cache` and reuses it for every
 Arrow batch of every task. Executors never contact the tracking server.
 
-Scoring is an iterator scalar pandas UDF over a struct of only the columns the models read:
-the passthrough columns never leave the JVM, and the model's URI, version and run id are added
-as Spark literals (by model index for routed jobs), so Arrow carries features in and
-predictions out, nothing more. No shuffle: rows are scored where they were read, sorted by
+Scoring is an iterator scalar pandas UDF over only the columns the models read, passed as
+separate arguments (a struct argument would cost pyspark a slower struct-to-DataFrame
+conversion: on 2M rows of 8 doubles an identity UDF took 3.5 s over a struct and 1.9 s over
+columns, against 1.8 s for the plain read and write). The passthrough columns never leave the
+JVM, and the model's URI, version and run id are added as Spark literals (by model index for
+routed jobs), so Arrow carries features in and predictions out, nothing more. No shuffle: rows are scored where they were read, sorted by
 routing key within each partition when there are several models.
 
 With ``isolate_failures`` a ``predict`` call that raises is bisected down to the rows that
@@ -123,12 +125,12 @@ def score_spark(
     others = [c for c in df.columns if c not in spec.passthrough]
     kept = [SOURCE_COLUMN] if isolate_failures and others else []
     originals = [F.struct(*others).alias(SOURCE_COLUMN)] if kept else []
-    scored = rows.select(*spec.passthrough, *originals, predict(F.struct(*read)).alias("_scored"))
+    scored = rows.select(*spec.passthrough, *originals, predict(*read).alias("_scored"))
     error = [F.col(f"_scored.{ERROR_COLUMN}").alias(ERROR_COLUMN)] if isolate_failures else []
     return scored.select(
         *spec.passthrough,
         *(F.col(f"_scored.{name}").alias(name) for name in spec.output_columns),
-        *_stamp_columns(models, F.col(f"_scored.{MODEL_INDEX}")),
+        *_stamp_columns(models, F.col(f"_scored.{MODEL_INDEX}") if len(models) > 1 else None),
         F.current_timestamp().alias("scored_at"),
         *error,
         *kept,
@@ -165,7 +167,8 @@ def _columns_read(specs: Mapping[str, ScoringSpec], by: Sequence[str]) -> list[s
     return list(dict.fromkeys(names))
 
 
-def _stamp_columns(models: list[ShippedModel], index: Column) -> list[Column]:
+def _stamp_columns(models: list[ShippedModel], index: Column | None) -> list[Column]:
+    """The model's URI, version and run id: literals, or looked up by ``index`` (several models)."""
     def lookup(values: list[str | None]) -> Column:
         if len(set(values)) == 1:
             return F.lit(values[0]).cast("string")
@@ -184,13 +187,16 @@ def _predict_udf(routes, models, specs, by, batch_size, max_models, isolate):
     key_to_model = {key: index[shipped.sha256] for key, shipped in routes.items()}
     outputs = specs[models[0].sha256].output_columns
     ddl = ", ".join([
-        *(f"`{n}` {t}" for n, t in outputs.items()), f"`{MODEL_INDEX}` int",
+        *(f"`{n}` {t}" for n, t in outputs.items()),
+        *([f"`{MODEL_INDEX}` int"] if len(models) > 1 else []),
         *([f"`{ERROR_COLUMN}` string"] if isolate else []),
     ])
     settings = (models, specs, batch_size, max_models, isolate)
+    names = _columns_read(specs, by)
 
-    def predict(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        for batch in batches:
+    def predict(batches: Iterator[tuple[pd.Series, ...]]) -> Iterator[pd.DataFrame]:
+        for columns in batches:
+            batch = pd.DataFrame(dict(zip(names, columns)), copy=False)
             yield _predict_batch(batch, by, key_to_model, settings)
 
     return F.pandas_udf(predict, ddl)
@@ -225,5 +231,6 @@ def _predict_rows_of(rows, chosen, models, specs, batch_size, max_models, isolat
         predicted, errors = predict_rows_isolating(model, piece, spec, uri)
         chunks.append(predicted.assign(**{ERROR_COLUMN: errors}))
     predicted = chunks[0] if len(chunks) == 1 else pd.concat(chunks, ignore_index=True)
-    predicted[MODEL_INDEX] = chosen
+    if len(models) > 1:
+        predicted[MODEL_INDEX] = chosen
     return predicted
