@@ -12,17 +12,21 @@ import time
 from collections.abc import Callable
 
 
-def make_session(cores: int, app_name: str, batch_rows: int = 10_000):
+def make_session(cores: int, app_name: str, batch_rows: int = 10_000, extra_conf: dict | None = None):
     """A local[cores] SparkSession sized for a 2-core, 24 GiB machine (no Delta needed).
 
     ``batch_rows`` is ``spark.sql.execution.arrow.maxRecordsPerBatch``, the rows per Arrow
-    batch sent to the Python workers (the shipped profiles use 10,000).
+    batch sent to the Python workers (the shipped profiles use 10,000); ``extra_conf`` adds
+    settings (e.g. the event log of :func:`benchmarks.spark_profile.event_log_conf`).
     """
     from pyspark.sql import SparkSession
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    builder = SparkSession.builder
+    for key, value in (extra_conf or {}).items():
+        builder = builder.config(key, value)
     return (
-        SparkSession.builder.master(f"local[{cores}]")
+        builder.master(f"local[{cores}]")
         .appName(app_name)
         .config("spark.driver.memory", "6g")
         .config("spark.sql.shuffle.partitions", str(cores * 4))

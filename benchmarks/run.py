@@ -3,7 +3,7 @@
     .venv/bin/python -m benchmarks.run --size S|M|L
         [--stages floor,reference,packed,pandas,spark_udf,scorer,model_job]
         [--out benchmarks/results] [--model hgb|ridge] [--batch-rows 10000]
-        [--pandas-max-rows 5000000] [--no-warm-up] [--keep-outputs]
+        [--pandas-max-rows 5000000] [--no-warm-up] [--keep-outputs] [--profile]
     .venv/bin/python -m benchmarks.run --compare S M L
 
 (``python benchmarks/run.py ...`` works too.) Sizes: T 50k rows / 500 units (smoke runs),
@@ -13,8 +13,10 @@ process, under ``benchmarks/work/<size>/`` (see :mod:`benchmarks.datasets`). The
 stages, then the model stages (each group after an untimed warm-up), then pandas; each is
 timed once with its peak memory sampled (see :mod:`benchmarks.memory`). Prints tables with the
 issue's targets (see :mod:`benchmarks.targets`) and writes ``<out>/harness_<size>.json`` and
-``.png``. A reference left out of ``--stages`` is estimated, never silently skipped. Not part
-of the test suite; timings are never asserted in tests.
+``.png``. A reference left out of ``--stages`` is estimated, never silently skipped. With
+``--profile`` it also prints and saves each stage's Spark jobs and their task metrics, read from
+Spark's event log (see :mod:`benchmarks.spark_profile`). Not part of the test suite; timings are never
+asserted in tests.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable from the repo root
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import datasets, estimate, machine, report, stages  # noqa: E402
+from benchmarks import datasets, estimate, machine, report, spark_profile, stages  # noqa: E402
 from benchmarks.harness import make_session  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -58,6 +60,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--no-warm-up", action="store_true", help="time a cold JVM and cold workers")
     parser.add_argument("--keep-outputs", action="store_true",
                         help="keep the stages' outputs under benchmarks/work/<size>/out")
+    parser.add_argument("--profile", action="store_true",
+                        help="write Spark's event log and report each stage's Spark jobs and task metrics")
     args = parser.parse_args(argv)
     if args.size:
         try:
@@ -132,7 +136,10 @@ def run_size(args) -> int:
 
     ctx = prepare(args)
     load_start = machine.load_average()
-    ctx.spark = make_session(args.cores, f"benchmark-harness-{args.size}", args.batch_rows)
+    event_logs = ctx.scratch.parent / "event-logs"
+    extra = spark_profile.event_log_conf(event_logs) if args.profile else None
+    ctx.spark = make_session(args.cores, f"benchmark-harness-{args.size}", args.batch_rows, extra)
+    app_id = ctx.spark.sparkContext.applicationId
     described = machine.describe(ctx.spark)
     pricing = [n for n in args.stage_names if n in stages.PRICING and n != "pandas"]
     model = [n for n in args.stage_names if n in stages.MODEL]
@@ -172,6 +179,9 @@ def run_size(args) -> int:
         warm_up_seconds=warm_up, checks=checks,
     )
     report.print_report(result)
+    if args.profile:
+        result["profile"] = spark_profile.read_profile(event_logs, app_id)
+        spark_profile.print_profile(result["profile"])
     name = result_name(args)
     report.write_json(result, args.out / f"{name}.json")
     write_png(result, args.out / f"{name}.png")

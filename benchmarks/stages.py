@@ -33,6 +33,7 @@ from benchmarks import model_scoring_vs_spark_udf as model_bench
 from benchmarks import packed_vs_reference as pricing_bench
 from benchmarks.datasets import Size
 from benchmarks.memory import PeakMemory
+from benchmarks.spark_profile import tag_stage
 
 
 @dataclass
@@ -166,6 +167,7 @@ def run_stage(ctx: Context, stage: Stage) -> dict:
         print(f"  {stage.name:<12} skipped: {result['skipped']}", flush=True)
         return result
     out = ctx.scratch / stage.name
+    tag_stage(ctx.spark, stage.name)
     started = time.perf_counter()
     try:
         with PeakMemory() as memory:
@@ -176,6 +178,8 @@ def run_stage(ctx: Context, stage: Stage) -> dict:
         print(f"  {stage.name:<12} FAILED: {result['error']}", flush=True)
         traceback.print_exc()
         return result
+    finally:
+        tag_stage(ctx.spark, None)
     seconds = time.perf_counter() - started
     result.update(seconds=round(seconds, 2), rows_per_s_per_core=round(rows / seconds / cores),
                   memory=memory.result())

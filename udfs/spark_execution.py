@@ -19,6 +19,7 @@ priced rows from the failed units and the row tally.
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -144,7 +145,11 @@ def apply_reference(
         frames = apply_to_units([unit], bound, shape, key_list, columns, name, isolate_failures)
         filled = [frame for frame in frames if len(frame)]
         if len(filled) > 1:
-            return pd.concat(filled, ignore_index=True)
+            with warnings.catch_warnings():
+                # the tally row is null in every output column: whichever dtype pandas picks
+                # for those columns, Arrow converts them to the declared Spark type
+                warnings.simplefilter("ignore", FutureWarning)
+                return pd.concat(filled, ignore_index=True)
         return filled[0] if filled else pd.DataFrame(columns=all_columns)
 
     return df.groupBy(*keys).applyInPandas(run_unit, ddl)
