@@ -12,7 +12,9 @@ import time
 from collections.abc import Callable
 
 
-def make_session(cores: int, app_name: str, batch_rows: int = 10_000, extra_conf: dict | None = None):
+def make_session(
+    cores: int, app_name: str, batch_rows: int = 10_000, extra_conf: dict | None = None
+):
     """A local[cores] SparkSession sized for a 2-core, 24 GiB machine (no Delta needed).
 
     ``batch_rows`` is ``spark.sql.execution.arrow.maxRecordsPerBatch``, the rows per Arrow

@@ -14,9 +14,9 @@ stages, then the model stages (each group after an untimed warm-up), then pandas
 timed once with its peak memory sampled (see :mod:`benchmarks.memory`). Prints tables with the
 issue's targets (see :mod:`benchmarks.targets`) and writes ``<out>/harness_<size>.json`` and
 ``.png``. A reference left out of ``--stages`` is estimated, never silently skipped. With
-``--profile`` it also prints and saves each stage's Spark jobs and their task metrics, read from
-Spark's event log (see :mod:`benchmarks.spark_profile`). Not part of the test suite; timings are never
-asserted in tests.
+``--profile`` it also prints and saves each stage's Spark jobs and their task metrics, read
+from Spark's event log (see :mod:`benchmarks.spark_profile`). Not part of the test suite;
+timings are never asserted in tests.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--keep-outputs", action="store_true",
                         help="keep the stages' outputs under benchmarks/work/<size>/out")
     parser.add_argument("--profile", action="store_true",
-                        help="write Spark's event log and report each stage's Spark jobs and task metrics")
+                        help="write Spark's event log; report each stage's Spark jobs and task metrics")
     args = parser.parse_args(argv)
     if args.size:
         try:

@@ -63,7 +63,9 @@ def read_profile(folder: Path, app_id: str) -> dict[str, list[dict]]:
     """
     path = folder / app_id
     if not path.exists():
-        raise FileNotFoundError(f"no event log {path}: was the session started with event_log_conf()?")
+        raise FileNotFoundError(
+            f"no event log {path}: start the session with event_log_conf() (--profile)"
+        )
     jobs: dict[int, dict] = {}
     stage_to_job: dict[int, int] = {}
     for line in path.read_text().splitlines():

@@ -79,6 +79,12 @@ class UnitOfWorkConfig(StrictModel):
         description="largest unit of work, in rows; a larger unit stops the run (exit 3) "
         "instead of exhausting a Python worker's memory",
     )
+    rows_per_call: PositiveInt = Field(
+        100_000,
+        description="packed engine: Arrow batches are joined until a batch-shaped function "
+        "call gets at least this many rows of whole units (fewer calls, less per-call "
+        "overhead); a Python worker holds about this many rows plus its largest unit",
+    )
 
 
 class FunctionConfig(StrictModel):

@@ -280,4 +280,4 @@ def _apply(valid: DataFrame, job: JobConfig, prepared: PreparedFunction) -> tupl
                                uow.max_unit_rows), 0
     buckets = choose_buckets(valid, uow.buckets, uow.target_bucket_mb)
     return apply_packed(valid, function, bound, uow.keys, uow.order_by, buckets, True,
-                        uow.max_unit_rows), buckets
+                        uow.max_unit_rows, uow.rows_per_call), buckets

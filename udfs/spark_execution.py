@@ -36,6 +36,7 @@ from batch_scoring.udfs.unit_of_work import (
     apply_to_units,
     check_unit_rows,
     iter_whole_units,
+    join_batches,
 )
 
 BUCKET_COLUMN = "_bucket"
@@ -74,8 +75,9 @@ def apply_packed(
     buckets: int,
     isolate_failures: bool = False,
     max_unit_rows: int | None = None,
+    rows_per_call: int = 1,
 ) -> DataFrame:
-    """Apply a bound unit-of-work function with many whole units per Arrow batch.
+    """Apply a bound unit-of-work function with many whole units per call.
 
     Args:
         df: the validated input; any schema holding ``keys`` and ``order_by``.
@@ -88,6 +90,11 @@ def apply_packed(
             the task (see :func:`split_status`).
         max_unit_rows: the most rows one unit may have (``unit_of_work.max_unit_rows``),
             checked while a unit is carried across Arrow batches; None = no limit.
+        rows_per_call: consecutive Arrow batches are joined until they hold at least this
+            many rows before being cut into whole units (1: one Arrow batch at a time). A
+            ``batch`` function's fixed cost per call (pandas column assignments, merges) is
+            then paid once per this many rows: pricing 580k rows of 12.5k units took 1.21 s
+            in 10k-row calls and 0.36 s in 100k-row calls.
 
     Returns:
         A DataFrame with schema :func:`output_ddl` (with the status columns and ``_bucket``
@@ -106,7 +113,7 @@ def apply_packed(
     shape, name, key_list = function.shape, function.name, list(keys)
 
     def run_partition(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        chunks = iter_whole_units(batches, key_list, max_unit_rows)
+        chunks = iter_whole_units(join_batches(batches, rows_per_call), key_list, max_unit_rows)
         yield from apply_to_units(chunks, bound, shape, key_list, columns, name, isolate_failures)
 
     applied = (

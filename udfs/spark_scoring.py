@@ -2,17 +2,18 @@
 
 Each model folder (already downloaded on the driver) is zipped and added with
 ``SparkContext.addArchive`` under a name derived from its content hash; each executor fetches
-and unpacks it once, and each Python
-worker loads it once through :mod:`~batch_scoring.udfs.model_cache` and reuses it for every
-Arrow batch of every task. Executors never contact the tracking server.
+and unpacks it once, and each Python worker loads it once through
+:mod:`~batch_scoring.udfs.model_cache` and reuses it for every Arrow batch of every task.
+Executors never contact the tracking server.
 
 Scoring is an iterator scalar pandas UDF over only the columns the models read, passed as
-separate arguments (a struct argument would cost pyspark a slower struct-to-DataFrame
-conversion: on 2M rows of 8 doubles an identity UDF took 3.5 s over a struct and 1.9 s over
-columns, against 1.8 s for the plain read and write). The passthrough columns never leave the
-JVM, and the model's URI, version and run id are added as Spark literals (by model index for
-routed jobs), so Arrow carries features in and predictions out, nothing more. No shuffle: rows are scored where they were read, sorted by
-routing key within each partition when there are several models.
+separate arguments: a struct argument costs pyspark a slower struct-to-DataFrame conversion
+(2M rows of 8 doubles, best of three: an identity UDF took 1.67 s over a struct, 1.30 s over
+columns, the plain read and write 1.47 s). The passthrough columns never leave the JVM, and
+the model's URI, version and run id are added as Spark literals (by model index for routed
+jobs), so Arrow carries features in and predictions out, nothing more. No shuffle: rows are
+scored where they were read, sorted by routing key within each partition when there are
+several models.
 
 With ``isolate_failures`` a ``predict`` call that raises is bisected down to the rows that
 raise alone (:func:`~batch_scoring.udfs.model_scoring.predict_isolating`); those rows come
@@ -196,6 +197,7 @@ def _predict_udf(routes, models, specs, by, batch_size, max_models, isolate):
 
     def predict(batches: Iterator[tuple[pd.Series, ...]]) -> Iterator[pd.DataFrame]:
         for columns in batches:
+            columns = (columns,) if len(names) == 1 else columns  # one column comes bare
             batch = pd.DataFrame(dict(zip(names, columns)), copy=False)
             yield _predict_batch(batch, by, key_to_model, settings)
 

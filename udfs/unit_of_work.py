@@ -21,6 +21,7 @@ All of this is plain pandas, so it runs the same way on an executor, in a test o
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -99,6 +100,33 @@ def check_unit_rows(unit: pd.DataFrame, keys: Sequence[str], max_unit_rows: int 
     """
     if max_unit_rows is not None and len(unit) > max_unit_rows:
         raise unit_too_large(unit.iloc[0], keys, len(unit), max_unit_rows)
+
+
+def join_batches(batches: Iterable[pd.DataFrame], min_rows: int) -> Iterator[pd.DataFrame]:
+    """Join consecutive DataFrames until each yielded one holds at least ``min_rows`` rows.
+
+    Args:
+        batches: DataFrames with the same columns (e.g. the Arrow batches of one partition).
+        min_rows: rows to gather before yielding; 1 or less passes the frames through as
+            they are.
+
+    Yields:
+        Non-empty DataFrames in input row order, each of at least ``min_rows`` rows except
+        possibly the last; fresh RangeIndex when joined. Rows are neither dropped nor
+        duplicated; at most ``min_rows`` - 1 rows plus one frame are held.
+    """
+    pending: list[pd.DataFrame] = []
+    held = 0
+    for batch in batches:
+        if batch.empty:
+            continue
+        pending.append(batch)
+        held += len(batch)
+        if held >= min_rows:
+            yield _concat(pending)
+            pending, held = [], 0
+    if pending:
+        yield _concat(pending)
 
 
 def iter_whole_units(
@@ -198,7 +226,11 @@ def _same_value(left: object, right: object) -> bool:
 def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
     if len(parts) == 1:
         return parts[0].reset_index(drop=True)
-    return pd.concat(parts, ignore_index=True)
+    with warnings.catch_warnings():
+        # pieces of one source: a piece whose column is all null must not decide its dtype,
+        # which is what pandas does today and warns it will stop doing
+        warnings.simplefilter("ignore", FutureWarning)
+        return pd.concat(parts, ignore_index=True)
 
 
 def apply_to_units(

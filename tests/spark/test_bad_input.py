@@ -575,7 +575,7 @@ def test_a_unit_carried_across_small_arrow_batches_stops_once_over_the_limit(
 ):
     arrow_batch_rows(30)  # 'big' sorts first in its partition: 30 rows carried, then 60
     job = days_job(tmp_path, one_big_unit, days_module, "days_batch", "packed",
-                   "unit_of_work.max_unit_rows=50")
+                   "unit_of_work.max_unit_rows=50", "unit_of_work.rows_per_call=1")
 
     with pytest.raises(InputError) as caught:
         run(spark, job, DAY, "too-large")

@@ -60,9 +60,10 @@ def bundle_df(spark, bundle_pdf):
     return spark.createDataFrame(shuffled).withColumn("sale_date", F.to_date("sale_date"))
 
 
-def packed(df, function, params=None, buckets=3, context=None):
+def packed(df, function, params=None, buckets=3, context=None, rows_per_call=1):
     params = function.validate_params(params or {})
-    return apply_packed(df, function, function.bind(params, context), KEYS, ["sale_date"], buckets)
+    bound = function.bind(params, context)
+    return apply_packed(df, function, bound, KEYS, ["sale_date"], buckets, rows_per_call=rows_per_call)
 
 
 def reference(df, function, params=None, context=None):
@@ -87,12 +88,15 @@ def test_packed_equals_reference_for_a_per_unit_function(spark, bundle_df, arrow
     assertDataFrameEqual(packed(bundle_df, PROFILE), reference(bundle_df, PROFILE))
 
 
-def test_packed_data_pricing_equals_reference_and_pandas(spark, bundle_df, bundle_pdf, arrow_batch_rows):
-    arrow_batch_rows(64)
+@pytest.mark.parametrize("rows_per_call", [1, 500])
+def test_packed_data_pricing_equals_reference_and_pandas(
+    spark, bundle_df, bundle_pdf, arrow_batch_rows, rows_per_call
+):
+    arrow_batch_rows(64)  # with rows_per_call 500, about 8 Arrow batches are joined per call
     function = BUILTINS["data_pricing"]
     params = DataPricingParams(history_days=30)
     priors = prepare_spark(bundle_df, KEYS, params)
-    fast = packed(bundle_df, function, params.model_dump(), context=priors)
+    fast = packed(bundle_df, function, params.model_dump(), context=priors, rows_per_call=rows_per_call)
     slow = reference(bundle_df, function, params.model_dump(), context=priors)
     assertDataFrameEqual(fast, slow)
     local = price_data(bundle_pdf, KEYS, params)

@@ -22,6 +22,7 @@ from batch_scoring.udfs.unit_of_work import (
     check_unit_rows,
     conform_output,
     iter_whole_units,
+    join_batches,
     unit_too_large_message,
 )
 
@@ -145,6 +146,32 @@ def test_every_unit_arrives_whole_exactly_once(kind):
             raise AssertionError(
                 f"kind={kind} seed={seed} batch sizes={[len(b) for b in batches]}: {error}"
             ) from error
+
+
+@pytest.mark.parametrize("min_rows", [2, 7, 50])
+def test_joined_batches_still_give_every_unit_whole_exactly_once(min_rows):
+    for seed in range(40):
+        rng = random.Random(f"join-{min_rows}-{seed}")
+        df, keys = random_sorted_frame(rng, "two")
+        batches = cut(df, random_sizes(rng, len(df)))
+        joined = list(join_batches(iter(batches), min_rows))
+        assert all(len(j) >= min_rows for j in joined[:-1]), [len(j) for j in joined]
+        check_whole_units(df, list(iter_whole_units(iter(joined), keys)), keys, joined)
+
+
+def test_join_batches_gathers_at_least_min_rows_in_order():
+    df = frame({"unit": list("abcdefghij"), "v": range(10)})
+    joined = list(join_batches(iter(cut(df, [3, 0, 2, 4, 1])), 5))
+    assert [j["v"].tolist() for j in joined] == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]
+    assert [list(j.index) for j in joined] == [list(range(5)), list(range(5))]
+
+
+def test_join_batches_keeps_a_short_tail_and_passes_frames_through_at_one():
+    df = frame({"unit": list("abcdefg")})
+    batches = cut(df, [3, 3, 1])
+    assert [len(j) for j in join_batches(iter(batches), 4)] == [6, 1]
+    assert [len(j) for j in join_batches(iter(batches), 1)] == [3, 3, 1]
+    assert list(join_batches(iter([df.iloc[:0]]), 4)) == []
 
 
 def test_property_generator_covers_the_edge_cases():
