@@ -188,23 +188,26 @@ def split_status(raw: DataFrame, keys: Sequence[str]) -> UnitStatus:
     """Split an isolating run's output into priced rows, failed units and counts.
 
     ``raw`` is :func:`apply_packed`/:func:`apply_reference` output with ``isolate_failures``;
-    persist it first: the counts are one aggregation over it (the action that runs the
-    function), and ``priced``/``failures`` are lazy filters over it that read it again.
+    persist it first: the counts are one aggregation over it, by bucket when it has
+    ``_bucket`` (the action that runs the function), and ``priced``/``failures`` are lazy
+    filters over it that read it again.
     """
     status = F.col(ROWS_COLUMN).isNotNull()
     failed = F.col(FAILURE_COLUMN).isNotNull()
-    counts = raw.agg(
+    by_bucket = BUCKET_COLUMN in raw.columns
+    counts = raw.groupBy(*([BUCKET_COLUMN] if by_bucket else [])).agg(
         F.sum(F.when(status & ~failed, F.col(ROWS_COLUMN))).alias("priced"),
         F.count(F.when(failed, True)).alias("units"),
         F.sum(F.when(failed, F.col(ROWS_COLUMN))).alias("failed"),
-    ).first()
+    ).collect()
+    priced = {int(r[BUCKET_COLUMN]) if by_bucket else 0: int(r["priced"] or 0) for r in counts}
     return UnitStatus(
         priced=raw.where(~status).drop(*STATUS_COLUMNS, BUCKET_COLUMN),
         failures=raw.where(failed).select(*keys, FAILURE_COLUMN),
-        rows_priced=int(counts["priced"] or 0),
-        units_failed=int(counts["units"]),
-        rows_failed=int(counts["failed"] or 0),
-        rows_priced_by_bucket=_priced_by_bucket(raw, status & ~failed),
+        rows_priced=sum(priced.values()),
+        units_failed=sum(int(r["units"]) for r in counts),
+        rows_failed=sum(int(r["failed"] or 0) for r in counts),
+        rows_priced_by_bucket=priced if by_bucket else None,
     )
 
 
@@ -215,13 +218,6 @@ def bucket_of(keys: Sequence[str], buckets: int):
     ``F.hash`` computes (Spark ``HashPartitioning.partitionIdExpression``).
     """
     return F.pmod(F.hash(*keys), F.lit(buckets))
-
-
-def _priced_by_bucket(raw: DataFrame, priced_tally) -> dict[int, int] | None:
-    if BUCKET_COLUMN not in raw.columns:
-        return None
-    rows = raw.where(priced_tally).groupBy(BUCKET_COLUMN).agg(F.sum(ROWS_COLUMN).alias("rows"))
-    return {int(r[BUCKET_COLUMN]): int(r["rows"]) for r in rows.collect()}
 
 
 def _column_names(df: DataFrame, keys: Sequence[str], function: UnitFunction) -> list[str]:

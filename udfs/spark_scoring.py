@@ -121,7 +121,7 @@ def score_spark(
     models = list({shipped.sha256: shipped for shipped in routes.values()}.values())
     spec = specs[models[0].sha256]
     read = _columns_read(specs, by)
-    predict = _predict_udf(routes, models, specs, list(by), batch_size, max_models, isolate_failures)
+    predict = _predict_udf(routes, models, specs, list(by), read, batch_size, max_models, isolate_failures)
     rows = df.sortWithinPartitions(*by) if by else df
     others = [c for c in df.columns if c not in spec.passthrough]
     kept = [SOURCE_COLUMN] if isolate_failures and others else []
@@ -183,7 +183,7 @@ def _stamp_columns(models: list[ShippedModel], index: Column | None) -> list[Col
     ]
 
 
-def _predict_udf(routes, models, specs, by, batch_size, max_models, isolate):
+def _predict_udf(routes, models, specs, by, names, batch_size, max_models, isolate):
     index = {shipped.sha256: i for i, shipped in enumerate(models)}
     key_to_model = {key: index[shipped.sha256] for key, shipped in routes.items()}
     outputs = specs[models[0].sha256].output_columns
@@ -193,7 +193,6 @@ def _predict_udf(routes, models, specs, by, batch_size, max_models, isolate):
         *([f"`{ERROR_COLUMN}` string"] if isolate else []),
     ])
     settings = (models, specs, batch_size, max_models, isolate)
-    names = _columns_read(specs, by)
 
     def predict(batches: Iterator[tuple[pd.Series, ...]]) -> Iterator[pd.DataFrame]:
         for columns in batches:

@@ -112,9 +112,13 @@ def join_batches(batches: Iterable[pd.DataFrame], min_rows: int) -> Iterator[pd.
 
     Yields:
         Non-empty DataFrames in input row order, each of at least ``min_rows`` rows except
-        possibly the last; fresh RangeIndex when joined. Rows are neither dropped nor
-        duplicated; at most ``min_rows`` - 1 rows plus one frame are held.
+        possibly the last; a fresh RangeIndex when joined (a frame passed through keeps
+        its index). Rows are neither dropped nor duplicated; at most ``min_rows`` - 1 rows
+        plus one frame are held.
     """
+    if min_rows <= 1:
+        yield from (batch for batch in batches if not batch.empty)
+        return
     pending: list[pd.DataFrame] = []
     held = 0
     for batch in batches:

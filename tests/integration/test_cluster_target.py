@@ -16,35 +16,17 @@ import time
 from pathlib import Path
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from pyspark.testing import assertDataFrameEqual
 
 from batch_scoring.jobs.sample_data import write_sample
 from batch_scoring.jobs.sample_model import save_sample_model
+from job_inputs import BAD_ROWS, add_bad_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN_DATE = "2026-11-22"
 UNITS, DAYS = 30, 20  # about 600 rows: units launched late have fewer days
-BAD_ROWS = 3  # null segment, null price, negative unit cost (see add_bad_rows)
 VOLATILE = ("run_id", "scored_at")  # differ between any two runs by design
-
-
-def add_bad_rows(sales: Path) -> None:
-    """Add a file of three rows that break the input contract to the first partition.
-
-    A null segment (a null key for pricing, a null model input for scoring), a null price
-    (both jobs reject it) and a negative unit cost (pricing rejects it, the model scores it).
-    """
-    partition = sorted(sales.glob("sale_month=*"))[0]
-    sample = pq.ParquetFile(next(partition.glob("*.parquet"))).read()  # the file's own schema
-    rows = sample.slice(0, 3).to_pandas()
-    rows.loc[0, "segment"] = None
-    rows.loc[1, "price"] = None
-    rows.loc[2, "unit_cost"] = -1.0
-    bad = pa.Table.from_pandas(rows, schema=sample.schema, preserve_index=False)
-    pq.write_table(bad, partition / "bad-rows.parquet")
 
 
 @pytest.fixture(scope="module")

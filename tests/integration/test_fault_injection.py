@@ -35,8 +35,6 @@ import time
 from pathlib import Path
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 import yaml
 from pyspark.sql import DataFrame
@@ -46,11 +44,11 @@ from pyspark.testing import assertDataFrameEqual
 from batch_scoring.jobs.sample_data import write_sample
 from batch_scoring.udfs.data_pricing import DataPricingParams, data_pricing_input_rules, price_data
 from batch_scoring.udfs.pandas_quarantine import split_rejects_pandas
+from job_inputs import BAD_ROWS, add_bad_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN_DATE = "2026-11-22"
 UNITS, DAYS = 30, 20
-BAD_ROWS = 3  # null segment, null price, negative unit cost (see add_bad_rows)
 BUCKETS = 8
 KEYS = ["segment", "location", "product"]
 SUBMIT_TIMEOUT_S = 600
@@ -149,22 +147,6 @@ def price(pdf, keys, *, source, fault="none", fault_dir=None, fault_key=None, ho
         record(fault_dir, "done", call, units)
     return priced
 '''
-
-
-def add_bad_rows(sales: Path) -> None:
-    """Add a file of three rows that break the pricing input contract to the first partition.
-
-    A null segment (null key), a null price and a negative unit cost: the rejects of every
-    run hold exactly these three rows.
-    """
-    partition = sorted(sales.glob("sale_month=*"))[0]
-    sample = pq.ParquetFile(next(partition.glob("*.parquet"))).read()  # the file's own schema
-    rows = sample.slice(0, 3).to_pandas()
-    rows.loc[0, "segment"] = None
-    rows.loc[1, "price"] = None
-    rows.loc[2, "unit_cost"] = -1.0
-    pq.write_table(pa.Table.from_pandas(rows, schema=sample.schema, preserve_index=False),
-                   partition / "bad-rows.parquet")
 
 
 @pytest.fixture(scope="module")

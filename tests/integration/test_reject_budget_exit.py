@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -16,17 +13,10 @@ from batch_scoring.jobs import pipeline
 from batch_scoring.jobs.config import load_job
 from batch_scoring.jobs.errors import ReconciliationError
 from batch_scoring.jobs.sample_data import make_bundle_sales
+from job_inputs import run_spark_submit
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN_DATE = "2026-11-22"
-
-
-def submit(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "BATCH_SCORE_PYTHON": sys.executable}
-    return subprocess.run(
-        [str(ROOT / "spark-submit.sh"), *args], cwd=cwd, env=env,
-        capture_output=True, text=True, timeout=600,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -63,13 +53,13 @@ def files_with_hashes(folder: Path) -> dict[str, str]:
 
 
 def test_a_run_over_its_reject_budget_exits_4_and_leaves_the_previous_run_as_it_was(sources):
-    kept = submit(*job_args(sources, "clean.parquet", "--run-id", "kept"), cwd=sources)
+    kept = run_spark_submit(*job_args(sources, "clean.parquet", "--run-id", "kept"), cwd=sources)
     assert kept.returncode == 0, kept.stdout[-3000:] + kept.stderr[-3000:]
     (sources / "out_rejects").mkdir(exist_ok=True)  # the clean run had no rejects folder to keep
     before = {name: files_with_hashes(sources / name) for name in ("out", "out_rejects")}
     assert any(name.endswith(".parquet") for name in before["out"])
 
-    result = submit(*job_args(sources, "bad.parquet", "--run-id", "over"), cwd=sources)
+    result = run_spark_submit(*job_args(sources, "bad.parquet", "--run-id", "over"), cwd=sources)
 
     assert result.returncode == 4, result.stdout[-3000:] + result.stderr[-3000:]
     assert ("error: 120 of 600 rows read were rejected (20.00%), more than "

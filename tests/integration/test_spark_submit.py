@@ -13,16 +13,9 @@ import pandas as pd
 import pytest
 
 from batch_scoring.jobs.sample_data import write_sample
+from job_inputs import run_spark_submit
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def submit(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "BATCH_SCORE_PYTHON": sys.executable}
-    return subprocess.run(
-        [str(ROOT / "spark-submit.sh"), *args], cwd=cwd, env=env,
-        capture_output=True, text=True, timeout=600,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +34,7 @@ def job_args(workdir: Path, *extra: str) -> list[str]:
 
 
 def test_local_submit_prices_every_unit_and_writes_a_summary(workdir):
-    result = submit(*job_args(workdir, "--summary-json", str(workdir / "summary.json")), cwd=workdir)
+    result = run_spark_submit(*job_args(workdir, "--summary-json", str(workdir / "summary.json")), cwd=workdir)
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((workdir / "summary.json").read_text())
     assert (summary["units"], summary["rows_out"], summary["rows_rejected"]) == (30, 30, 0)
@@ -51,17 +44,17 @@ def test_local_submit_prices_every_unit_and_writes_a_summary(workdir):
 
 
 def test_unknown_config_field_exits_2_before_spark_starts(workdir):
-    result = submit(*job_args(workdir, "--set", "output.formatt=delta"), cwd=workdir)
+    result = run_spark_submit(*job_args(workdir, "--set", "output.formatt=delta"), cwd=workdir)
     assert result.returncode == 2
     assert "output.formatt: unknown field" in result.stderr
     assert "SparkContext" not in result.stderr
 
 
 def test_missing_source_exits_3_and_leaves_earlier_output_alone(workdir):
-    before = submit(*job_args(workdir, "--run-id", "kept"), cwd=workdir)
+    before = run_spark_submit(*job_args(workdir, "--run-id", "kept"), cwd=workdir)
     assert before.returncode == 0, before.stderr[-3000:]
     files = sorted(p.name for p in (workdir / "out").rglob("*.parquet"))
-    result = submit(*job_args(workdir, "--set", f"source.path={workdir / 'missing'}"), cwd=workdir)
+    result = run_spark_submit(*job_args(workdir, "--set", f"source.path={workdir / 'missing'}"), cwd=workdir)
     assert result.returncode == 3
     # spark-submit merges the Python driver's stderr into its stdout
     assert f"source.path {workdir / 'missing'} does not exist" in result.stdout + result.stderr
@@ -75,7 +68,7 @@ def test_a_user_function_from_the_working_folder_runs_on_executors(workdir):
         "    return pd.DataFrame({'price': [round(pdf['price'].iloc[-1] * factor, 4)],\n"
         "                         'days': [len(pdf)]})\n"
     )
-    result = submit(
+    result = run_spark_submit(
         *job_args(workdir, "--set", "function.name=my_pricing:markup",
                   "--set", "function.allowed_modules=[my_pricing]", "--set", "function.params={factor: 2.0}",
                   "--set", "function.shape=unit", "--set", "function.output_schema=price double, days bigint",

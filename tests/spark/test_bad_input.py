@@ -12,8 +12,6 @@ import datetime as dt
 import math
 import os
 import re
-import sys
-import textwrap
 from pathlib import Path
 
 import pandas as pd
@@ -28,6 +26,7 @@ from batch_scoring.jobs.errors import ConfigError, InputError
 from batch_scoring.jobs.pipeline import run
 from batch_scoring.udfs.data_pricing import DataPricingParams, price_data
 from batch_scoring.udfs.voice_pricing import VoicePricingParams, price_voice_units
+from user_modules import importable_module
 
 ROOT = Path(__file__).resolve().parents[2]
 KEYS = ["segment", "location", "product"]
@@ -515,12 +514,8 @@ def days_batch(pdf, keys):
 @pytest.fixture(scope="module")
 def days_module(tmp_path_factory):
     """The module ``unit_days`` (a unit and a batch function counting rows) on the driver."""
-    folder = tmp_path_factory.mktemp("unit_days")
-    (folder / "unit_days.py").write_text(textwrap.dedent(MODULE))
-    sys.path.insert(0, str(folder))
-    yield "unit_days"
-    sys.path.remove(str(folder))
-    sys.modules.pop("unit_days", None)
+    with importable_module(tmp_path_factory.mktemp("unit_days"), "unit_days", MODULE) as name:
+        yield name
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-import textwrap
 
 import pandas as pd
 import pytest
@@ -13,6 +11,7 @@ from batch_scoring.jobs.commit import BucketCheck, reconcile_buckets
 from batch_scoring.jobs.errors import ReconciliationError
 from batch_scoring.udfs.registry import resolve_function
 from batch_scoring.udfs.spark_execution import BUCKET_COLUMN, apply_packed, bucket_of, split_status
+from user_modules import importable_module
 
 KEYS = ["cell_id", "hour"]
 BUCKETS = 5
@@ -29,12 +28,8 @@ def rows_per_unit(pdf, keys):
 @pytest.fixture(scope="module")
 def counting(tmp_path_factory):
     """The batch function ``bucket_counting:rows_per_unit`` (rows of each unit), importable."""
-    folder = tmp_path_factory.mktemp("bucket_counting")
-    (folder / "bucket_counting.py").write_text(textwrap.dedent(MODULE))
-    sys.path.insert(0, str(folder))
-    yield resolve_function("bucket_counting:rows_per_unit")
-    sys.path.remove(str(folder))
-    sys.modules.pop("bucket_counting", None)
+    with importable_module(tmp_path_factory.mktemp("bucket_counting"), "bucket_counting", MODULE):
+        yield resolve_function("bucket_counting:rows_per_unit")
 
 
 def traffic(spark, units: int = 40, rows_per_unit: int = 6):

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import sys
-import textwrap
 from pathlib import Path
 
 import pandas as pd
@@ -15,6 +13,7 @@ from batch_scoring.jobs.errors import RejectBudgetExceeded
 from batch_scoring.jobs.pipeline import run
 from batch_scoring.udfs.registry import resolve_function
 from batch_scoring.udfs.spark_execution import apply_packed, apply_reference, split_status
+from user_modules import importable_module
 
 ROOT = Path(__file__).resolve().parents[2]
 KEYS = ["segment", "location", "product"]
@@ -50,12 +49,8 @@ def last_price_batch(pdf, keys):
 @pytest.fixture(scope="module")
 def unlucky_module(tmp_path_factory):
     """The module ``unlucky_pricing`` (two decorated functions) importable on the driver."""
-    folder = tmp_path_factory.mktemp("unlucky")
-    (folder / "unlucky_pricing.py").write_text(textwrap.dedent(MODULE))
-    sys.path.insert(0, str(folder))
-    yield "unlucky_pricing"
-    sys.path.remove(str(folder))
-    sys.modules.pop("unlucky_pricing", None)
+    with importable_module(tmp_path_factory.mktemp("unlucky"), "unlucky_pricing", MODULE) as name:
+        yield name
 
 
 def make_sales(unlucky: bool = True) -> pd.DataFrame:
