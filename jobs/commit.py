@@ -11,8 +11,9 @@ then stays untouched.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
-import os
+import re
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -21,10 +22,20 @@ from typing import Any
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from batch_scoring.jobs.config import JobConfig
-from batch_scoring.jobs.errors import ConfigError, ReconciliationError, RejectBudgetExceeded
-from batch_scoring.jobs.sinks import read_run, run_exists, write_run
+from batch_scoring.jobs.errors import (
+    ConcurrentRunError,
+    ConfigError,
+    ReconciliationError,
+    RejectBudgetExceeded,
+)
+from batch_scoring.jobs.locations import canonical, overlaps
+from batch_scoring.jobs.ownership import check_owner, claims_of, manifest_jobs, write_claim
+from batch_scoring.jobs.quarantine import with_reject_columns
+from batch_scoring.jobs.schema_change import align_rejects, check_output_schema
+from batch_scoring.jobs.sinks import check_no_foreign_files, read_run, run_exists, write_run
 from batch_scoring.jobs.sources import resolve_path
 
 log = logging.getLogger("batch_scoring")
@@ -119,24 +130,28 @@ def new_run_id(run_date: dt.date) -> str:
 
 
 def check_paths(job: JobConfig) -> None:
-    """Refuse an output or rejects path equal to, inside, or containing the source path.
+    """Refuse outputs that overlap the source or each other, compared as locations.
+
+    ``output.path`` and ``output.rejects_path`` must not be, lie inside or contain
+    ``source.path``, and must not overlap each other. Paths are compared after
+    :func:`~batch_scoring.jobs.locations.canonical` (``file://`` URIs, symlinks, ``.``/``..``,
+    trailing slashes, ``s3://``/``s3a://``/``s3n://`` as one).
 
     Raises:
-        ConfigError: naming the clashing fields.
+        ConfigError: naming the clashing fields, as written and as resolved.
     """
-    source = _comparable(job.source.path)
-    for field, path in (("output.path", job.output.path), ("output.rejects_path", job.output.rejects)):
-        target = _comparable(path)
-        if target.startswith(source) or source.startswith(target):
+    pairs = (
+        ("output.path", job.output.path, "source.path", job.source.path),
+        ("output.rejects_path", job.output.rejects, "source.path", job.source.path),
+        ("output.rejects_path", job.output.rejects, "output.path", job.output.path),
+    )
+    for field, path, other_field, other in pairs:
+        if overlaps(path, other):
             raise ConfigError(
-                f"{field} {path} overlaps source.path {job.source.path}: a run must never "
-                "write into its own input"
+                f"{field} {path} overlaps {other_field} {other} (they resolve to "
+                f"{canonical(path)} and {canonical(other)}): a run must never write into its "
+                "own input or mix its outputs; choose separate folders"
             )
-
-
-def _comparable(path: str) -> str:
-    absolute = path if "://" in path else os.path.abspath(path)
-    return absolute.replace("s3a://", "s3://").rstrip("/") + "/"
 
 
 def check_partition_columns(job: JobConfig, available: Sequence[str]) -> None:
@@ -156,14 +171,19 @@ def check_partition_columns(job: JobConfig, available: Sequence[str]) -> None:
 def prepare_targets(
     spark: SparkSession, job: JobConfig, run_date: dt.date, s3_scheme: str
 ) -> RunTargets:
-    """Resolve the output paths and enforce ``output.mode``.
+    """Resolve the output paths, check who owns them and enforce ``output.mode``.
 
     Raises:
+        OwnershipError: when a root belongs to another job or holds foreign files
+            (:func:`~batch_scoring.jobs.ownership.check_owner`).
         ConfigError: when ``output.mode`` is ``fail_if_run_exists`` and the run date has rows.
     """
     targets = RunTargets(
         resolve_path(job.output.path, s3_scheme), resolve_path(job.output.rejects, s3_scheme)
     )
+    legacy = functools.cache(lambda: job.job in manifest_jobs(spark, targets.output))
+    for field, root, claim in claims_of(job, targets):
+        check_owner(spark, root, claim, field, legacy)
     if job.output.mode == "fail_if_run_exists" and run_exists(
         spark, targets.output, job.output.format, run_date
     ):
@@ -174,19 +194,114 @@ def prepare_targets(
     return targets
 
 
+class CommitJournal:
+    """Hears when a run starts committing and when each table committed (default: no-op).
+
+    The entry point's :class:`~batch_scoring.jobs.manifest.ManifestRecorder` records both in
+    the attempt's manifest, so an attempt stopped at any moment of its commit leaves a
+    manifest saying which tables it committed.
+    """
+
+    def committing(self, tables: dict[str, str]) -> None:
+        """Called once before the first write; ``tables`` maps ``output``/``rejects`` to paths.
+
+        Raises whatever stops the run before anything is written (e.g. an unwritable
+        manifest folder).
+        """
+
+    def committed(self, table: str) -> None:
+        """Called after ``table`` (``output`` or ``rejects``) committed."""
+
+
 def commit(
     job: JobConfig, result: DataFrame, rejects: DataFrame, targets: RunTargets,
-    run_date: dt.date, run_id: str,
+    run_date: dt.date, run_id: str, journal: CommitJournal | None = None,
 ) -> None:
-    """Write the result and the rejects of the run (result first)."""
-    write_run(result, targets.output, job.output.format, job.output.partition_by, run_date, run_id)
-    write_run(rejects, targets.rejects, job.output.format, [], run_date, run_id)
+    """Check both tables, then write the result and the rejects of the run (result first).
+
+    Before the first write: files this package did not write under the run date (Parquet),
+    the output's and the rejects' schemas against the existing tables
+    (:mod:`~batch_scoring.jobs.schema_change`), then ``journal.committing``. Then each root's
+    ownership marker is written (first commit only), the output, the rejects.
+
+    Raises:
+        InputError: foreign files in the run date's folders, or a schema change the policy
+            refuses; nothing written.
+        ConcurrentRunError: another run committed the same run date meanwhile.
+    """
+    spark, out = result.sparkSession, job.output
+    journal = journal or CommitJournal()
+    check_no_foreign_files(spark, targets.output, out.format, run_date, "output.path")
+    check_no_foreign_files(spark, targets.rejects, out.format, run_date, "output.rejects_path")
+    add_output = check_output_schema(spark, result, targets.output, out.format,
+                                     ["run_date", *out.partition_by], out.schema_change)
+    rejects, add_rejects = align_rejects(spark, with_reject_columns(rejects), targets.rejects, out.format)
+    journal.committing({"output": targets.output, "rejects": targets.rejects})
+    for field, root, claim in claims_of(job, targets):
+        write_claim(spark, root, claim, field)
+    tables = (("output", result, targets.output, out.partition_by, add_output),
+              ("rejects", rejects, targets.rejects, [], add_rejects))
+    done: list[str] = []
+    for table, rows, path, partition_by, add_columns in tables:
+        try:
+            write_run(rows, path, out.format, partition_by, run_date, run_id, add_columns)
+        except Exception as error:
+            raise concurrent_run_error(error, spark, path, out.format, run_date, run_id, table, done) or error
+        journal.committed(table)
+        done.append(table)
+
+
+_CONCURRENT_DELTA = re.compile(
+    r"Concurrent(Append|DeleteRead|DeleteDelete|Transaction|Write)Exception|"
+    r"MetadataChangedException|ProtocolChangedException|DELTA_CONCURRENT"
+)
+_CONCURRENT_FILES = re.compile(r"FileNotFoundException|FileAlreadyExistsException|No such file")
+
+
+def concurrent_run_error(
+    error: BaseException, spark: SparkSession, path: str, output_format: str,
+    run_date: dt.date, run_id: str, table: str, committed: Sequence[str],
+) -> ConcurrentRunError | None:
+    """The :class:`ConcurrentRunError` a failed write stands for, or None.
+
+    A write lost a race when Delta reports a concurrent-modification conflict, or when a
+    Parquet write failed on vanished or already-existing files and the run date now holds
+    another run's rows.
+    """
+    text = str(error)
+    if not (_CONCURRENT_DELTA.search(text) or _CONCURRENT_FILES.search(text)):
+        return None
+    others = other_run_ids(spark, path, output_format, run_date, run_id)
+    if not others and not _CONCURRENT_DELTA.search(text):
+        return None
+    kept = (f"this run's {', '.join(committed)} was committed and its {table} was not: rerun "
+            "to make the run date whole" if committed else "nothing of this run was committed")
+    holder = f"run {', '.join(others)}" if others else "another run"
+    return ConcurrentRunError(
+        f"{holder} committed run_date {run_date} of {path} while this run ({run_id}) was "
+        f"writing its {table}; {kept}. Two runs of one run date must not run at once: check "
+        "the scheduler (retries, overlapping schedules)"
+    )
+
+
+def other_run_ids(
+    spark: SparkSession, path: str, output_format: str, run_date: dt.date, run_id: str
+) -> list[str]:
+    """Run ids other than ``run_id`` that the table holds for ``run_date`` (at most 5)."""
+    try:
+        rows = read_run(spark, path, output_format, run_date)
+        if rows is None:
+            return []
+        found = rows.where(F.col("run_id") != run_id).select("run_id").distinct().limit(5)
+        return sorted(r["run_id"] for r in found.collect())
+    except Exception:  # noqa: BLE001 - a table being rewritten may not read; say "another run"
+        return []
 
 
 def commit_checked(
     job: JobConfig, result: DataFrame, rejects: DataFrame, targets: RunTargets,
     run_date: dt.date, run_id: str, source: DataFrame, rows_done: int,
-    bucket_check: BucketCheck | None = None,
+    bucket_check: BucketCheck | None = None, journal: CommitJournal | None = None,
 ) -> RunCounts:
     """Count the run's rows, check them, and only then write the result and the rejects.
 
@@ -197,6 +312,7 @@ def commit_checked(
         rows_done: the rows priced or scored, as counted by the engine.
         bucket_check: when given, the counts are also reconciled per bucket: rows read in
             a bucket (the bucket of their keys) = rows priced there + rows rejected there.
+        journal: told when the commit starts and as each table commits (see :func:`commit`).
 
     Returns:
         The :class:`RunCounts` that were checked.
@@ -226,7 +342,7 @@ def commit_checked(
                         "empty output, replacing its earlier rows", job.source.path, run_date)
         reconcile(counts)
         check_reject_budget(job.output.max_reject_fraction, counts, cached)
-        commit(job, result, cached, targets, run_date, run_id)
+        commit(job, result, cached, targets, run_date, run_id, journal)
     return counts
 
 

@@ -59,6 +59,24 @@ class SourceConfig(StrictModel):
         None, description="Spark SQL predicate; on partition columns it prunes files"
     )
 
+    @field_validator("options")
+    @classmethod
+    def _no_silent_loss(cls, options: dict[str, str]) -> dict[str, str]:
+        lowered = {k.lower(): str(v).strip().lower() for k, v in options.items()}
+        if lowered.get("mode") == "dropmalformed":
+            raise ValueError(
+                "mode DROPMALFORMED drops malformed records without a trace; remove it: malformed "
+                "records go to the rejects as malformed_record with their raw text (or use FAILFAST "
+                "to stop at the first one)"
+            )
+        if lowered.get("enforceschema") == "true":
+            raise ValueError(
+                "enforceSchema true binds CSV columns by position and ignores the header, so a file "
+                "whose header lists the columns in another order is read with the values swapped; "
+                "remove it (the header is checked against source.schema)"
+            )
+        return options
+
 
 class UnitOfWorkConfig(StrictModel):
     """How rows are grouped into units of work and spread over buckets."""
@@ -179,6 +197,11 @@ class OutputConfig(StrictModel):
         default_factory=list, description="partition columns after run_date"
     )
     mode: Literal["replace_run", "fail_if_run_exists"] = "replace_run"
+    schema_change: Literal["refuse", "add_columns"] = Field(
+        "refuse",
+        description="when the run's output has columns the table lacks: refuse (exit 3) or "
+        "add them as nullable columns; dropped or retyped columns are always refused",
+    )
     rejects_path: str | None = Field(None, description="default: <path>_rejects")
     max_reject_fraction: float | None = Field(
         None, ge=0, le=1,

@@ -12,6 +12,9 @@
 |           |                            | ``output.max_reject_fraction`` allows; nothing committed |
 | 5         | :class:`DeployError`       | packaging, upload or submission to a cluster failed, or |
 |           |                            | the submitted run did not end in success                |
+| 6         | :class:`ConcurrentRunError` | another run of the same run date committed while this  |
+|           |                            | one was committing; the message says what of this run   |
+|           |                            | was committed (usually nothing)                         |
 
 A unit of work whose function raises, or a row the model raises on, is not a failure of the
 run: it goes to the rejects output (reasons ``function_raised``, ``model_raised``).
@@ -71,3 +74,14 @@ class DeployError(JobError):
     """
 
     exit_code = 5
+
+
+class ConcurrentRunError(JobError):
+    """Another run wrote the same run date of the same table while this run was committing.
+
+    Delta refuses the later of two overlapping commits (optimistic concurrency); a Parquet
+    partition replacement fails when another one moves the same folders. The message names
+    the run id that now holds the run date and which tables of this run were committed.
+    """
+
+    exit_code = 6

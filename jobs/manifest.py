@@ -1,6 +1,6 @@
 """The run manifest: one JSON file per run attempt that says exactly what happened.
 
-Written last, after the outputs committed (or after the run failed), under the output root::
+Written when the outputs committed (or when the run failed), under the output root::
 
     <output.path>/_manifests/run_date=2026-11-22/<run_id>.json
 
@@ -9,12 +9,21 @@ never shows up as data. It is written to a hidden temporary name and renamed int
 (an atomic rename on local and HDFS file systems; on S3 the object appears whole or not at
 all), so a reader never sees half a manifest.
 
-Fields: ``job``, ``run_date``, ``run_id``, ``status`` (``succeeded`` | ``failed``),
+Fields: ``job``, ``run_date``, ``run_id``, ``status`` (``committing`` | ``succeeded`` |
+``failed``),
 ``started_at`` / ``finished_at`` (UTC ISO), ``seconds``, ``config`` (the job as run, secrets
 redacted) and ``config_sha256``, ``code`` (package version and a hash of its source files),
 ``spark`` (application id, version, master), ``inputs`` (source files with sizes in bytes, or
 the Delta table version; at most 10,000 files are listed, all are counted), ``model`` (URI, version, SHA-256), ``rows`` (in, out, rejected, and
-rejected by reason), ``phases`` (seconds per phase), ``error`` (type, message, exit code).
+rejected by reason), ``phases`` (seconds per phase), ``commit`` (the tables the attempt commits and, in order,
+those that committed; null when it never reached its commit), ``error`` (type, message, exit
+code).
+
+An attempt writes its manifest twice more while it commits: with ``status: committing``
+before its first write (which also proves the folder writable before anything is committed),
+and again after each table committed. So an attempt killed at any moment of its commit leaves
+a manifest whose ``commit.committed`` says which tables hold its rows; ``status:
+committing`` on a finished process means the attempt was stopped there.
 """
 
 from __future__ import annotations
@@ -32,7 +41,8 @@ from pyspark.sql import SparkSession
 from batch_scoring.jobs.commit import RunSummary
 from batch_scoring.jobs.config import JobConfig
 from batch_scoring.jobs.session import SECRET_KEY
-from batch_scoring.jobs.sources import hadoop_filesystem, resolve_path
+from batch_scoring.jobs.filesystem import hadoop_filesystem
+from batch_scoring.jobs.sources import resolve_path
 
 MANIFEST_FOLDER = "_manifests"
 MAX_LISTED_FILES = 10_000
@@ -56,12 +66,31 @@ class ManifestRecorder:
     run_id: str
     s3_scheme: str = "s3a"
     started_at: dt.datetime = dataclasses.field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
+    commit: dict[str, Any] | None = None
 
     @property
     def path(self) -> str:
         """Where this attempt's manifest goes (``s3://`` resolved for this profile)."""
         root = resolve_path(self.job.output.path, self.s3_scheme).rstrip("/")
         return f"{root}/{MANIFEST_FOLDER}/run_date={self.run_date.isoformat()}/{self.run_id}.json"
+
+    def committing(self, tables: dict[str, str]) -> None:
+        """Write the manifest with ``status: committing`` before the run's first write.
+
+        A crash from here on leaves this manifest; ``commit.committed`` lists the tables that
+        committed before it (:meth:`committed` rewrites the manifest after each one).
+
+        Raises:
+            py4j.protocol.Py4JJavaError: when the manifest folder cannot be written; the run
+                then stops before anything of it is committed.
+        """
+        self.commit = {"tables": dict(tables), "committed": []}
+        self._write(self._document("committing", None, None, None))
+
+    def committed(self, table: str) -> None:
+        """Record that ``table`` (``output`` or ``rejects``) committed, in the manifest."""
+        self.commit["committed"].append(table)
+        self._write(self._document("committing", None, None, None))
 
     def succeeded(self, summary: RunSummary, phases: dict[str, float] | None = None) -> str:
         """Write the manifest of a run that committed; return its path.
@@ -103,6 +132,7 @@ class ManifestRecorder:
             "model": _model(summary),
             "rows": _rows(self.spark, summary),
             "phases": {k: round(v, 3) for k, v in (phases or {}).items()},
+            "commit": self.commit,
             "error": error,
         }
 

@@ -32,6 +32,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from batch_scoring.jobs.commit import (
+    CommitJournal,
     RunSummary,
     check_partition_columns,
     check_paths,
@@ -42,8 +43,9 @@ from batch_scoring.jobs.commit import (
 )
 from batch_scoring.jobs.config import JobConfig, ModelConfig
 from batch_scoring.jobs.errors import ConfigError, InputError
-from batch_scoring.jobs.quarantine import REJECT_COLUMNS, split_rejects
+from batch_scoring.jobs.quarantine import REJECT_COLUMNS, split_rejects, union_rejects
 from batch_scoring.jobs.sources import read_source
+from batch_scoring.jobs.text_records import split_malformed
 from batch_scoring.udfs.contract import parse_ddl_columns
 from batch_scoring.udfs.model_resolution import (
     ModelResolutionError,
@@ -314,7 +316,8 @@ def model_fields(plan: ScoringPlan, model: ModelConfig) -> dict[str, str | None]
 
 
 def run_model_job(
-    spark: SparkSession, job: JobConfig, run_date: dt.date, run_id: str, s3_scheme: str
+    spark: SparkSession, job: JobConfig, run_date: dt.date, run_id: str, s3_scheme: str,
+    journal: CommitJournal | None = None,
 ) -> RunSummary:
     """Score the model(s) over the source and, when the counts pass, commit predictions and rejects.
 
@@ -326,11 +329,13 @@ def run_model_job(
     preflight_model(job)
     targets = prepare_targets(spark, job, run_date, s3_scheme)
     source = read_source(spark, job.source, None, s3_scheme)
-    with scored_source(spark, job, source) as scoring:
+    parsed, malformed = split_malformed(source, job.source)
+    with scored_source(spark, job, parsed) as scoring:
         spec = next(iter(scoring.plan.specs.values()))
         check_partition_columns(job, [*spec.passthrough, *spec.output_columns])
-        counts = commit_checked(job, scoring.scored, scoring.rejects, targets, run_date, run_id,
-                                scoring.projected, scoring.scored.count())
+        counts = commit_checked(job, scoring.scored, union_rejects(scoring.rejects, malformed),
+                                targets, run_date, run_id, source, scoring.scored.count(),
+                                journal=journal)
     return summarise(spark, job, counts, targets, run_date, run_id, [], 0,
                      time.monotonic() - started, **model_fields(scoring.plan, job.model))
 

@@ -31,6 +31,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from batch_scoring.jobs.commit import (
     BucketCheck,
+    CommitJournal,
     RunSummary,
     check_partition_columns,
     check_paths,
@@ -43,8 +44,14 @@ from batch_scoring.jobs.commit import (
 from batch_scoring.jobs.config import JobConfig, format_validation_error
 from batch_scoring.jobs.errors import ConfigError, InputError, JobError
 from batch_scoring.jobs.model_job import model_fields, preflight_model, run_model_job, scored_source
-from batch_scoring.jobs.quarantine import check_columns, failed_unit_rejects, split_rejects
+from batch_scoring.jobs.quarantine import (
+    check_columns,
+    failed_unit_rejects,
+    split_rejects,
+    union_rejects,
+)
 from batch_scoring.jobs.sources import choose_buckets, read_source, unreadable_file_error
+from batch_scoring.jobs.text_records import split_malformed
 from batch_scoring.udfs.contract import ColumnRule, UnitFunction
 from batch_scoring.udfs.registry import FunctionNotFoundError, resolve_function
 from batch_scoring.udfs.spark_execution import UnitStatus, apply_packed, apply_reference, split_status
@@ -128,6 +135,7 @@ def run(
     run_date: dt.date,
     run_id: str | None = None,
     s3_scheme: str = "s3a",
+    journal: CommitJournal | None = None,
 ) -> RunSummary:
     """Run the job for ``run_date`` and, when its counts pass the checks, commit its output
     and rejects.
@@ -138,6 +146,8 @@ def run(
         run_date: the run's date; the run owns the ``run_date=`` partition of its outputs.
         run_id: the attempt's id; a fresh one when None.
         s3_scheme: how ``s3://`` paths are read (see ``sources.resolve_path``).
+        journal: told when the commit starts and as each table commits (the entry point's
+            manifest recorder); None records nothing.
 
     Returns:
         The :class:`~batch_scoring.jobs.commit.RunSummary`.
@@ -160,10 +170,10 @@ def run(
     run_id = run_id or new_run_id(run_date)
     try:
         if job.model is not None and job.function is not None:
-            return run_chained_job(spark, job, run_date, run_id, s3_scheme)
+            return run_chained_job(spark, job, run_date, run_id, s3_scheme, journal)
         if job.model is not None:
-            return run_model_job(spark, job, run_date, run_id, s3_scheme)
-        return run_function_job(spark, job, run_date, run_id, s3_scheme)
+            return run_model_job(spark, job, run_date, run_id, s3_scheme, journal)
+        return run_function_job(spark, job, run_date, run_id, s3_scheme, journal)
     except JobError:
         raise
     except Exception as error:
@@ -192,27 +202,32 @@ def input_error_from(error: BaseException, job: JobConfig) -> InputError | None:
 
 
 def run_function_job(
-    spark: SparkSession, job: JobConfig, run_date: dt.date, run_id: str, s3_scheme: str
+    spark: SparkSession, job: JobConfig, run_date: dt.date, run_id: str, s3_scheme: str,
+    journal: CommitJournal | None = None,
 ) -> RunSummary:
     """Run a unit-of-work function job (see :func:`run`)."""
     started = time.monotonic()
     prepared = preflight(job)
     targets = prepare_targets(spark, job, run_date, s3_scheme)
     source = read_source(spark, job.source, needed_columns(job, prepared.rules), s3_scheme)
-    check_columns(source, prepared.rules, job.source.path)
-    valid, rejects = split_rejects(source, prepared.rules, job.unit_of_work.keys)
+    parsed, malformed = split_malformed(source, job.source)
+    check_columns(parsed, prepared.rules, job.source.path)
+    valid, rejects = split_rejects(parsed, prepared.rules, job.unit_of_work.keys)
     raw, buckets = _apply(valid, job, prepared)
     with persisted(raw):
         status = split_status(raw, job.unit_of_work.keys)
-        all_rejects = with_failed_units(rejects, valid, status, job.unit_of_work.keys)
+        all_rejects = union_rejects(with_failed_units(rejects, valid, status, job.unit_of_work.keys),
+                                    malformed)
         counts = commit_checked(job, status.priced, all_rejects, targets, run_date, run_id,
-                                source, status.rows_priced, bucket_check(job, status, buckets))
+                                source, status.rows_priced, bucket_check(job, status, buckets),
+                                journal)
     return summarise(spark, job, counts, targets, run_date, run_id, job.unit_of_work.keys,
                      buckets, time.monotonic() - started)
 
 
 def run_chained_job(
-    spark: SparkSession, job: JobConfig, run_date: dt.date, run_id: str, s3_scheme: str
+    spark: SparkSession, job: JobConfig, run_date: dt.date, run_id: str, s3_scheme: str,
+    journal: CommitJournal | None = None,
 ) -> RunSummary:
     """Score rows with the model, then run the function per unit of work on the scored rows.
 
@@ -225,8 +240,9 @@ def run_chained_job(
     prepared = preflight_job(job)
     targets = prepare_targets(spark, job, run_date, s3_scheme)
     source = read_source(spark, job.source, None, s3_scheme)
+    parsed, malformed = split_malformed(source, job.source)
     keys = job.unit_of_work.keys
-    with scored_source(spark, job, source) as scoring:
+    with scored_source(spark, job, parsed) as scoring:
         scored = scoring.scored
         check_columns(scored, prepared.rules, f"{job.source.path} (scored by {job.model.uri or 'routes'})")
         valid, rejects = split_rejects(scored, prepared.rules, keys)
@@ -234,10 +250,10 @@ def run_chained_job(
         with persisted(raw):
             status = split_status(raw, keys)
             rejects = with_failed_units(rejects, valid, status, keys)
-            all_rejects = scoring.rejects.unionByName(rejects, allowMissingColumns=True)
+            all_rejects = union_rejects(union_rejects(scoring.rejects, rejects), malformed)
             counts = commit_checked(job, status.priced, all_rejects, targets, run_date, run_id,
-                                    scoring.projected, status.rows_priced,
-                                    bucket_check(job, status, buckets))
+                                    source, status.rows_priced,
+                                    bucket_check(job, status, buckets), journal)
     return summarise(spark, job, counts, targets, run_date, run_id, keys,
                      buckets, time.monotonic() - started, **model_fields(scoring.plan, job.model))
 

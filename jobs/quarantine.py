@@ -17,6 +17,9 @@ Reject columns added to the source columns:
 |                 |        | for function_raised the unit-of-work key columns, comma-sep. |
 | reject_rule     | string | the rule, e.g. ``not null`` or ``> 0``; for function_raised  |
 |                 |        | the exception, ``"Type: message"`` (at most 500 characters)  |
+| reject_raw      | string | the raw record for malformed_record and unparseable (CSV and |
+|                 |        | JSON sources, see :mod:`~batch_scoring.jobs.text_records`);  |
+|                 |        | null for every other reason                                  |
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ TYPE_CLASS_TEXT: dict[str, str] = {
     "date": "date (date, timestamp or timestamp_ntz)",
 }
 REJECT_COLUMNS = ["reject_reason", "reject_column", "reject_rule"]
+REJECT_RAW = "reject_raw"
 FUNCTION_RAISED = "function_raised"
 
 
@@ -152,3 +156,18 @@ def failed_unit_rejects(rows: DataFrame, failures: DataFrame, keys: Sequence[str
         F.lit(",".join(keys)).alias("reject_column"),
         F.col("_error").alias("reject_rule"),
     )
+
+
+def with_reject_columns(rejects: DataFrame) -> DataFrame:
+    """``rejects`` with every reject column, ``reject_raw`` added as null when absent, so
+    the rejects table has one schema whatever the source format."""
+    if REJECT_RAW in rejects.columns:
+        return rejects
+    return rejects.withColumn(REJECT_RAW, F.lit(None).cast("string"))
+
+
+def union_rejects(first: DataFrame, second: DataFrame | None) -> DataFrame:
+    """Both sets of rejects in one DataFrame (columns of either, missing ones null)."""
+    if second is None:
+        return first
+    return with_reject_columns(first).unionByName(with_reject_columns(second), allowMissingColumns=True)

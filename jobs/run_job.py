@@ -27,6 +27,7 @@ from batch_scoring.jobs.config import PlatformProfile, load_job, load_profile, p
 from batch_scoring.jobs.errors import JobError
 from batch_scoring.jobs.commit import RunSummary, new_run_id
 from batch_scoring.jobs.manifest import ManifestRecorder
+from batch_scoring.jobs.ownership import OwnershipError
 from batch_scoring.jobs.pipeline import preflight_job, run
 from batch_scoring.jobs.session import build_session, redact, spark_settings
 
@@ -75,7 +76,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     log.info("Spark settings: %s", redact(spark_settings(profile, job)))
     recorder = ManifestRecorder(spark, job, run_date, args.run_id or new_run_id(run_date), profile.s3_scheme)
     try:
-        summary = run(spark, job, run_date, recorder.run_id, profile.s3_scheme)
+        summary = run(spark, job, run_date, recorder.run_id, profile.s3_scheme, journal=recorder)
+    except OwnershipError as error:
+        print(f"error: {error}", file=sys.stderr)
+        print("no manifest was written: the output folder is not this job's", file=sys.stderr)
+        return error.exit_code
     except JobError as error:
         recorder.failed(error, error.exit_code)
         print(f"error: {error}", file=sys.stderr)

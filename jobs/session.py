@@ -16,6 +16,7 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 from batch_scoring.jobs.config import JobConfig, PlatformProfile
+from batch_scoring.jobs.text_records import CSV_PRUNING
 
 SCALA_BINARY_VERSION = "2.13"
 DELTA_CONF = {
@@ -78,11 +79,15 @@ def delta_on_cluster(profile: PlatformProfile) -> bool:
 
 
 def spark_settings(profile: PlatformProfile, job: JobConfig) -> dict[str, str]:
-    """All Spark settings of the run: profile, then job, then Delta's when used."""
+    """All Spark settings of the run: profile, then job, then Delta's when used, and CSV
+    column pruning off for a CSV source (malformed lines are then found whatever a query
+    reads)."""
     settings = {k: _as_text(v) for k, v in profile.spark_conf.items()}
     settings.update({k: _as_text(v) for k, v in job.spark_conf.items()})
     if job.uses_delta:
         settings.update(DELTA_CONF)
+    if job.source.format == "csv":
+        settings[CSV_PRUNING] = "false"  # see batch_scoring.jobs.text_records
     return settings
 
 

@@ -18,13 +18,14 @@ Append is never used, so a retried write cannot duplicate rows.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Sequence
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from batch_scoring.jobs.errors import ConfigError
-from batch_scoring.jobs.sources import hadoop_filesystem, path_exists
+from batch_scoring.jobs.errors import ConfigError, InputError
+from batch_scoring.jobs.filesystem import delete, list_children, list_files, path_exists, qualified
 
 RUN_COLUMNS = ["run_date", "run_id"]
 
@@ -41,6 +42,7 @@ def write_run(
     partition_by: Sequence[str],
     run_date: dt.date,
     run_id: str,
+    add_columns: bool = False,
 ) -> None:
     """Write ``df`` as run ``run_date`` under ``path``, replacing that run's previous rows.
 
@@ -49,6 +51,9 @@ def write_run(
         path: table folder or URI.
         output_format: ``delta`` or ``parquet`` (zstd-compressed).
         partition_by: partition columns after ``run_date``.
+        add_columns: the rows may add columns to the table (Delta ``mergeSchema``; Parquet
+            files of different schemas are read with ``mergeSchema``); checked beforehand by
+            :mod:`~batch_scoring.jobs.schema_change`.
 
     Raises:
         ConfigError: when a ``partition_by`` column is not in the output.
@@ -65,35 +70,77 @@ def write_run(
         .partitionBy("run_date", *partition_by)
     )
     if output_format == "delta":
-        writer.format("delta").option("replaceWhere", f"run_date = DATE'{run_date}'").save(path)
+        (writer.format("delta").option("replaceWhere", f"run_date = DATE'{run_date}'")
+         .option("mergeSchema", str(add_columns).lower()).save(path))
         return
-    run_folder = f"{path.rstrip('/')}/run_date={run_date}"
+    run_folder = qualified(df.sparkSession, f"{path.rstrip('/')}/run_date={run_date}")
     before = set(list_files(df.sparkSession, run_folder))
     writer.option("partitionOverwriteMode", "dynamic").option("compression", "zstd").parquet(path)
     _delete_stale_partitions(df.sparkSession, run_folder, before)
 
 
 def _delete_stale_partitions(spark: SparkSession, run_folder: str, before: set[str]) -> None:
+    """Delete this package's files in partition folders of the run date that this attempt
+    did not write, then the folders left empty; any other file stays where it is."""
     after = list_files(spark, run_folder)
     fresh = {_parent(f) for f in after if f not in before}
     stale = {_parent(f) for f in after} - fresh
-    for folder in sorted(stale if fresh else {run_folder}):
-        if path_exists(spark, folder):
-            filesystem, hadoop_path = hadoop_filesystem(spark, folder)
-            filesystem.delete(hadoop_path, True)
+    for folder in sorted(stale if fresh else {_parent(f) for f in after}):
+        for file in list_files(spark, folder):
+            if _parent(file) == folder and is_own_data_file(file):
+                delete(spark, file)
+        _delete_if_empty(spark, folder, run_folder)
 
 
-def list_files(spark: SparkSession, folder: str) -> list[str]:
-    """All data files below ``folder`` (recursive; names starting with _ or . skipped)."""
-    if not path_exists(spark, folder):
-        return []
-    fs, root = hadoop_filesystem(spark, folder)
-    files, iterator = [], fs.listFiles(root, True)
-    while iterator.hasNext():
-        status_path = iterator.next().getPath()
-        if not status_path.getName().startswith(("_", ".")):
-            files.append(status_path.toString())
-    return files
+def _delete_if_empty(spark: SparkSession, folder: str, stop_at: str) -> None:
+    """Delete ``folder``, then its parents up to and including ``stop_at``, while each is empty."""
+    while folder == stop_at or folder.startswith(stop_at + "/"):
+        if list_children(spark, folder) or not delete(spark, folder):
+            return
+        folder = _parent(folder)
+
+
+_OWN_DATA_FILE = re.compile(
+    r"^part-\d{5}-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+    r"(?:[.-]c\d{3})?(?:\.\w+)?\.parquet$"
+)
+
+
+def is_own_data_file(file: str) -> bool:
+    """True when ``file``'s name is one Spark's writers give (``part-00000-<uuid>.c000.zstd.parquet``),
+    i.e. a file this package's writes create; anything else is someone else's."""
+    return bool(_OWN_DATA_FILE.match(_name(file)))
+
+
+def foreign_files(spark: SparkSession, path: str, run_date: dt.date) -> list[str]:
+    """Files under the run date's partition folder of a Parquet table that Spark did not write.
+
+    A dynamic partition overwrite deletes whole partition folders, so a run refuses to commit
+    while such files are there (:func:`check_no_foreign_files`).
+    """
+    run_folder = f"{path.rstrip('/')}/run_date={run_date}"
+    return [f for f in list_files(spark, run_folder) if not is_own_data_file(f)]
+
+
+def check_no_foreign_files(spark: SparkSession, path: str, output_format: str, run_date: dt.date, field: str) -> None:
+    """Refuse to replace a Parquet run date whose folders hold files this package did not write.
+
+    Raises:
+        InputError: naming up to five such files and the field of the table.
+    """
+    if output_format != "parquet":
+        return
+    foreign = foreign_files(spark, path, run_date)
+    if foreign:
+        raise InputError(
+            f"{field} {path} holds {len(foreign)} file(s) under run_date={run_date} that this "
+            f"package did not write ({', '.join(foreign[:5])}): replacing the run date would "
+            "delete them. Move them out of the table folder and rerun; nothing was committed"
+        )
+
+
+def _name(file: str) -> str:
+    return file.rsplit("/", 1)[-1]
 
 
 def _parent(file: str) -> str:
@@ -107,7 +154,10 @@ def read_run(spark: SparkSession, path: str, output_format: str, run_date: dt.da
     """
     if not run_exists(spark, path, output_format, run_date, check_rows=False):
         return None
-    table = spark.read.format(output_format).load(path)
+    if output_format == "parquet":
+        return (spark.read.option("mergeSchema", "true").option("basePath", path)
+                .parquet(f"{path.rstrip('/')}/run_date={run_date}"))
+    table = spark.read.format("delta").load(path)
     return table.where(F.col("run_date") == F.lit(run_date))
 
 

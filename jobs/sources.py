@@ -6,7 +6,6 @@ s3a connector (the profile's ``s3_scheme``); on EMR, EMRFS serves ``s3://`` itse
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Sequence
 
@@ -16,6 +15,9 @@ from pyspark.sql import functions as F
 
 from batch_scoring.jobs.config import SourceConfig
 from batch_scoring.jobs.errors import ConfigError, InputError
+from batch_scoring.jobs.filesystem import path_exists
+from batch_scoring.jobs.locations import is_inside
+from batch_scoring.jobs.text_records import TEXT_FORMATS, corrupt_column, header_error, load_text_records
 
 MEGABYTE = 1024 * 1024
 
@@ -25,18 +27,6 @@ def resolve_path(path: str, s3_scheme: str) -> str:
     if s3_scheme == "s3a" and path.startswith("s3://"):
         return "s3a://" + path.removeprefix("s3://")
     return path
-
-
-def hadoop_filesystem(spark: SparkSession, path: str):
-    """``(FileSystem, Path)`` JVM objects of Hadoop for ``path`` (local, s3a, hdfs...)."""
-    hadoop_path = spark.sparkContext._jvm.org.apache.hadoop.fs.Path(path)
-    return hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), hadoop_path
-
-
-def path_exists(spark: SparkSession, path: str) -> bool:
-    """True when ``path`` exists, asked through Hadoop's FileSystem."""
-    filesystem, hadoop_path = hadoop_filesystem(spark, path)
-    return bool(filesystem.exists(hadoop_path))
 
 
 def read_source(
@@ -51,7 +41,9 @@ def read_source(
         s3_scheme: see :func:`resolve_path`.
 
     Returns:
-        The source DataFrame with exactly ``columns`` (source types), filtered.
+        The source DataFrame with exactly ``columns`` (source types), filtered; for CSV and
+        JSON also the corrupt-record column (split off with
+        :func:`~batch_scoring.jobs.text_records.split_malformed`).
 
     Raises:
         ConfigError: when csv/json lacks ``source.schema``, or ``source.filter`` does not parse
@@ -76,14 +68,17 @@ def read_source(
     if not path_exists(spark, path):
         raise InputError(f"source.path {source.path} does not exist; check the path or run date")
     df = _load(spark, source, path)
-    columns = df.columns if columns is None else columns
-    missing = [c for c in columns if c not in df.columns]
+    corrupt = corrupt_column(source) if source.format in TEXT_FORMATS else None
+    available = [c for c in df.columns if c != corrupt]
+    columns = available if columns is None else columns
+    missing = [c for c in columns if c not in available]
     if missing:
         raise InputError(
             f"source {source.path} lacks column(s) {missing} needed by the job (unit_of_work "
-            f"keys/order_by or the function's inputs); it has {df.columns}"
+            f"keys/order_by or the function's inputs); it has {available}"
         )
-    return _apply_filter(df.select(*columns), source.filter)
+    kept = [*columns, corrupt] if corrupt else list(columns)
+    return _apply_filter(df.select(*kept), source.filter)
 
 
 IGNORE_CORRUPT = "spark.sql.files.ignoreCorruptFiles"
@@ -132,11 +127,14 @@ def unreadable_file_error(error: BaseException, source: SourceConfig) -> InputEr
         table, gets Spark's own line instead); None when ``error`` is not such a failure.
     """
     text = str(error)
+    header = header_error(error, source)
+    if header is not None:
+        return header
     match = _FAILED_READ.search(text)
     if match is None:
         return None
     kind, file = match.group(1), re.sub(r"^file:(//)?(?=/)", "", match.group(2))
-    if not _comparable(file).startswith(_comparable(source.path)):
+    if not is_inside(file, source.path):
         return InputError(f"file {file} cannot be read: {match.group(0).split(' SQLSTATE')[0]}")
     detail = match.group(3).split(" SQLSTATE")[0].strip()
     if kind == _TYPE_MISMATCH:
@@ -159,14 +157,10 @@ def unreadable_file_error(error: BaseException, source: SourceConfig) -> InputEr
     )
 
 
-def _comparable(path: str) -> str:
-    """``path`` absolute (when local), ``s3a://`` as ``s3://``, ending with one ``/``."""
-    absolute = path if "://" in path else os.path.abspath(path)
-    return absolute.replace("s3a://", "s3://").rstrip("/") + "/"
-
-
 def _load(spark: SparkSession, source: SourceConfig, path: str) -> DataFrame:
     try:
+        if source.format in TEXT_FORMATS:
+            return load_text_records(spark, source, path)
         return _reader(spark, source).load(path)
     except AnalysisException as error:
         first_line = str(error).strip().splitlines()[0]
@@ -186,8 +180,6 @@ def _reader(spark: SparkSession, source: SourceConfig):
     reader = spark.read.format(source.format).options(**source.options)
     if source.ddl_schema:
         reader = reader.schema(source.ddl_schema)
-    if source.format == "csv" and "header" not in source.options:
-        reader = reader.option("header", "true")
     return reader
 
 

@@ -35,6 +35,7 @@ def spark():
         .config("spark.driver.memory", "2g")
         .config("spark.log.level", "ERROR")
         .config("spark.databricks.delta.snapshotPartitions", "2")
+        .config("spark.sql.csv.parser.columnPruning.enabled", "false")
         .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
         .config(
             "spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog"

@@ -204,7 +204,7 @@ def test_an_extra_source_column_is_ignored(spark, tmp_path):
     assert "channel" not in got.columns and "campaign_id" not in got.columns
     assertDataFrameEqual(got, table(spark, without.output.path))
     assert (summary.rows_in, summary.rows_rejected, summary.units) == (30, 0, 3)
-    assert table(spark, with_extra.output.rejects).columns == [*READ, *REJECT, "run_date", "run_id"]
+    assert table(spark, with_extra.output.rejects).columns == [*READ, *REJECT, "reject_raw", "run_date", "run_id"]
 
 
 def test_a_missing_required_value_column_is_named(spark, tmp_path):
@@ -332,7 +332,7 @@ def test_nulls_nan_and_out_of_range_values_are_rejected_with_their_original_valu
     summary = run(spark, job, DAY, "bad-rows")
 
     rejects = table(spark, job.output.rejects)
-    assert rejects.columns == [*READ, *REJECT, "run_date", "run_id"]
+    assert rejects.columns == [*READ, *REJECT, "reject_raw", "run_date", "run_id"]
     assert collected(rejects, [*READ, *REJECT]) == expected_rows(rejected, [*READ, *REJECT])
     out = table(spark, job.output.path).drop("run_date", "run_id")
     assertDataFrameEqual(out, expected_prices(spark, good, job, out.schema), rtol=1e-9)
@@ -382,7 +382,7 @@ def test_voice_hour_24_and_other_bad_rows_are_rejected_and_the_rest_priced(spark
     read = ["cell_id", "hour", "traffic_date", "load_erlangs", "capacity_erlangs",
             "base_price_per_min"]
     rejects = table(spark, job.output.rejects)
-    assert rejects.columns == [*read, *REJECT, "run_date", "run_id"]
+    assert rejects.columns == [*read, *REJECT, "reject_raw", "run_date", "run_id"]
     assert collected(rejects, [*read, *REJECT]) == expected_rows(rejected, [*read, *REJECT])
     out = table(spark, job.output.path).drop("run_date", "run_id")
     params = VoicePricingParams(**job.function.params).model_copy(update={"keys": ["cell_id", "hour"]})

@@ -83,8 +83,9 @@ def test_rows_the_model_raises_on_are_rejected_with_their_values_and_the_rest_sc
 
     rejects = spark.read.format("delta").load(job.output.rejects).toPandas().sort_values("id")
     assert list(rejects.columns) == ["id", "a", "b", "reject_reason", "reject_column",
-                                     "reject_rule", "run_date", "run_id"]
-    got = rejects.drop(columns=["run_date", "run_id"]).astype({"a": object}).where(rejects.notna(), None)
+                                     "reject_rule", "reject_raw", "run_date", "run_id"]
+    assert rejects["reject_raw"].isna().all()
+    got = rejects.drop(columns=["reject_raw", "run_date", "run_id"]).astype({"a": object}).where(rejects.notna(), None)
     assert got.values.tolist() == [
         [7, 13.13, 70, "model_raised", None, f"{MESSAGE} (in a call of 1 rows)"],
         [12, None, 120, "null_value", "a", "not null"],
