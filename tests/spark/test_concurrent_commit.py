@@ -1,0 +1,74 @@
+"""Two runs of one run date committing at once: Delta keeps exactly one, and the run that
+lost the race gets ConcurrentRunError naming the winner and saying nothing of it committed."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from batch_scoring.jobs.commit import RunTargets, commit
+from batch_scoring.jobs.config import load_job
+from batch_scoring.jobs.errors import ConcurrentRunError
+
+ROOT = Path(__file__).resolve().parents[2]
+DAY = dt.date(2026, 11, 22)
+
+
+def prices(spark, value: float, slow_seconds: float = 0.0):
+    """Four priced units in one partition; writing them takes ``slow_seconds`` longer."""
+    rows = spark.createDataFrame(
+        [(f"s{u % 2}", f"l{u}", "p", value) for u in range(4)],
+        "segment string, location string, product string, new_price double",
+    ).coalesce(1)
+    if not slow_seconds:
+        return rows
+
+    def slowly(batches):
+        time.sleep(slow_seconds)
+        yield from batches
+
+    return rows.mapInPandas(slowly, rows.schema)
+
+
+def no_rejects(spark):
+    return spark.createDataFrame(pd.DataFrame({"segment": pd.Series([], dtype=str)}),
+                                 "segment string").selectExpr(
+        "segment", "cast(null as string) reject_reason", "cast(null as string) reject_column",
+        "cast(null as string) reject_rule")
+
+
+def test_the_run_that_loses_a_delta_commit_race_is_told_who_won(spark, tmp_path):
+    job = load_job(ROOT / "conf/jobs/data_pricing.yaml", [
+        f"source.path={tmp_path / 'sales'}", f"output.path={tmp_path / 'prices'}"])
+    targets = RunTargets(str(tmp_path / "prices"), str(tmp_path / "prices_rejects"))
+    commit(job, prices(spark, 1.0), no_rejects(spark), targets, DAY, "earlier")
+
+    outcome: dict[str, BaseException | None] = {}
+
+    def slow_run():
+        try:
+            commit(job, prices(spark, 3.0, slow_seconds=15), no_rejects(spark), targets, DAY, "slow")
+            outcome["slow"] = None
+        except BaseException as error:  # noqa: BLE001 - handed to the test thread
+            outcome["slow"] = error
+
+    loser = threading.Thread(target=slow_run)
+    loser.start()
+    time.sleep(4)  # the slow run's transaction has started and is writing its files
+    commit(job, prices(spark, 2.0), no_rejects(spark), targets, DAY, "fast")
+    loser.join(120)
+
+    error = outcome["slow"]
+    assert isinstance(error, ConcurrentRunError), repr(error)
+    assert str(error).startswith(f"run fast committed run_date {DAY} of {targets.output} while "
+                                 "this run (slow) was writing its output; nothing of this run was "
+                                 "committed")
+    assert error.exit_code == 6
+    table = spark.read.format("delta").load(targets.output).collect()
+    assert {(r["run_id"], r["new_price"]) for r in table} == {("fast", 2.0)}
+    assert len(table) == 4
