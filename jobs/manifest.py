@@ -38,7 +38,7 @@ from typing import Any
 
 from pyspark.sql import SparkSession
 
-from batch_scoring.jobs.commit import RunSummary
+from batch_scoring.jobs.commit import CommitJournal, RunSummary
 from batch_scoring.jobs.config import JobConfig
 from batch_scoring.jobs.session import SECRET_KEY
 from batch_scoring.jobs.filesystem import hadoop_filesystem
@@ -49,7 +49,7 @@ MAX_LISTED_FILES = 10_000
 
 
 @dataclasses.dataclass
-class ManifestRecorder:
+class ManifestRecorder(CommitJournal):
     """Collects a run's facts from its start and writes its manifest when it ends.
 
     Args:
