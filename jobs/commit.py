@@ -30,10 +30,14 @@ from batch_scoring.jobs.errors import (
     ConfigError,
     ReconciliationError,
     RejectBudgetExceeded,
+    WriteFailed,
 )
 from batch_scoring.jobs.locations import canonical, overlaps
 from batch_scoring.jobs.ownership import check_owner, claims_of, manifest_jobs, write_claim
 from batch_scoring.jobs.quarantine import with_reject_columns
+from batch_scoring.jobs.run_date_claim import RunDateTaken, check_unclaimed
+from batch_scoring.jobs.run_date_claim import claim as claim_run_date
+from batch_scoring.jobs.run_date_claim import release as release_run_date
 from batch_scoring.jobs.schema_change import align_rejects, check_output_schema
 from batch_scoring.jobs.sinks import check_no_foreign_files, read_run, run_exists, write_run
 from batch_scoring.jobs.sources import resolve_path
@@ -184,14 +188,25 @@ def prepare_targets(
     legacy = functools.cache(lambda: job.job in manifest_jobs(spark, targets.output))
     for field, root, claim in claims_of(job, targets):
         check_owner(spark, root, claim, field, legacy)
-    if job.output.mode == "fail_if_run_exists" and run_exists(
-        spark, targets.output, job.output.format, run_date
-    ):
-        raise ConfigError(
-            f"output.mode is fail_if_run_exists and {job.output.path} already holds run_date "
-            f"{run_date}; choose another --run-date or set output.mode=replace_run"
-        )
+    if job.output.mode == "fail_if_run_exists":
+        check_run_date_free(spark, job, targets, run_date)
     return targets
+
+
+def check_run_date_free(spark: SparkSession, job: JobConfig, targets: RunTargets, run_date: dt.date) -> None:
+    """Refuse a ``fail_if_run_exists`` run whose date holds rows or is claimed (before the work).
+
+    Raises:
+        RunDateTaken: naming the run(s) that hold the date.
+    """
+    if run_exists(spark, targets.output, job.output.format, run_date):
+        holders = other_run_ids(spark, targets.output, job.output.format, run_date, "")
+        raise RunDateTaken(
+            f"output.mode is fail_if_run_exists and {job.output.path} already holds run_date "
+            f"{run_date} (run {', '.join(holders) or 'unknown'}); nothing of this run was "
+            "written. Choose another --run-date or set output.mode=replace_run"
+        )
+    check_unclaimed(spark, targets.output, run_date)
 
 
 class CommitJournal:
@@ -224,10 +239,15 @@ def commit(
     (:mod:`~batch_scoring.jobs.schema_change`), then ``journal.committing``. Then each root's
     ownership marker is written (first commit only), the output, the rejects.
 
+    With ``output.mode: fail_if_run_exists`` the run date is claimed first
+    (:mod:`~batch_scoring.jobs.run_date_claim`) and released again if nothing committed.
+
     Raises:
         InputError: foreign files in the run date's folders, or a schema change the policy
             refuses; nothing written.
+        RunDateTaken: ``fail_if_run_exists`` and another run claimed the date first.
         ConcurrentRunError: another run committed the same run date meanwhile.
+        WriteFailed: a write failed; the message gives the deepest cause and the path.
     """
     spark, out = result.sparkSession, job.output
     journal = journal or CommitJournal()
@@ -236,19 +256,53 @@ def commit(
     add_output = check_output_schema(spark, result, targets.output, out.format,
                                      ["run_date", *out.partition_by], out.schema_change)
     rejects, add_rejects = align_rejects(spark, with_reject_columns(rejects), targets.rejects, out.format)
-    journal.committing({"output": targets.output, "rejects": targets.rejects})
-    for field, root, claim in claims_of(job, targets):
-        write_claim(spark, root, claim, field)
-    tables = (("output", result, targets.output, out.partition_by, add_output),
-              ("rejects", rejects, targets.rejects, [], add_rejects))
+    exclusive = out.mode == "fail_if_run_exists"
+    if exclusive:
+        claim_run_date(spark, targets.output, run_date, run_id)
     done: list[str] = []
-    for table, rows, path, partition_by, add_columns in tables:
-        try:
-            write_run(rows, path, out.format, partition_by, run_date, run_id, add_columns)
-        except Exception as error:
-            raise concurrent_run_error(error, spark, path, out.format, run_date, run_id, table, done) or error
-        journal.committed(table)
-        done.append(table)
+    try:
+        journal.committing({"output": targets.output, "rejects": targets.rejects})
+        for field, root, claim in claims_of(job, targets):
+            write_claim(spark, root, claim, field)
+        tables = (("output", result, targets.output, out.partition_by, add_output),
+                  ("rejects", rejects, targets.rejects, [], add_rejects))
+        for table, rows, path, partition_by, add_columns in tables:
+            try:
+                write_run(rows, path, out.format, partition_by, run_date, run_id, add_columns)
+            except Exception as error:
+                raise (concurrent_run_error(error, spark, path, out.format, run_date, run_id, table, done)
+                       or write_error(error, path, table, done)) from error
+            journal.committed(table)
+            done.append(table)
+    except BaseException:
+        if exclusive and not done:
+            release_run_date(spark, targets.output, run_date)
+        raise
+
+
+def write_error(error: BaseException, path: str, table: str, committed: Sequence[str]) -> WriteFailed | None:
+    """A :class:`WriteFailed` naming the deepest cause of a failed write, or None when the
+    error carries no Java cause (then it is raised as it is)."""
+    cause = root_cause(error)
+    if cause is None:
+        return None
+    kept = (f"this run's {', '.join(committed)} was committed, its {table} was not: rerun"
+            if committed else "nothing of this run was committed")
+    return WriteFailed(f"writing the run's {table} to {path} failed: {cause}; {kept}")
+
+
+def root_cause(error: BaseException) -> str | None:
+    """``Class: message`` of the deepest Java exception inside a py4j error (e.g.
+    ``java.io.IOException: No space left on device``), or None for a Python error."""
+    java = getattr(error, "java_exception", None) or getattr(error, "_origin", None)
+    if java is None:
+        return None
+    try:
+        while java.getCause() is not None and java.getCause() != java:
+            java = java.getCause()
+        return f"{java.getClass().getName()}: {java.getMessage()}"
+    except Exception:  # noqa: BLE001 - the gateway may be gone; keep the original error
+        return None
 
 
 _CONCURRENT_DELTA = re.compile(

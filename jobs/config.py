@@ -202,12 +202,27 @@ class OutputConfig(StrictModel):
         description="when the run's output has columns the table lacks: refuse (exit 3) or "
         "add them as nullable columns; dropped or retyped columns are always refused",
     )
+    empty_partition_value: str = Field(
+        "reject", min_length=1,
+        description="an empty string in a partition column: reject (quarantined as "
+        "empty_partition_value) or a token written instead",
+    )
+    long_partition_value: Literal["fail", "reject"] = Field(
+        "fail",
+        description="a partition value whose folder name exceeds 255 bytes: fail (exit 3, before "
+        "any unit is priced) or reject (quarantined as partition_value_too_long)",
+    )
     rejects_path: str | None = Field(None, description="default: <path>_rejects")
     max_reject_fraction: float | None = Field(
         None, ge=0, le=1,
         description="largest share of rows read that may be rejected; above it the run fails "
         "(exit 4) and commits nothing. Default: no limit",
     )
+
+    @property
+    def empty_token(self) -> str | None:
+        """The token written for an empty partition value, or None to reject it."""
+        return None if self.empty_partition_value == "reject" else self.empty_partition_value
 
     @property
     def rejects(self) -> str:

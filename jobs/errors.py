@@ -5,6 +5,8 @@
 | 0         | -                          | the run committed its output                            |
 | 1         | :class:`ReconciliationError` | rows read != rows priced or scored + rows rejected;   |
 |           |                            | nothing was committed                                   |
+| 1         | :class:`WriteFailed`       | writing a table failed; the message names the path and  |
+|           |                            | the root cause                                          |
 | 1         | any other exception        | runtime failure (Spark, I/O, a lost executor)           |
 | 2         | :class:`ConfigError`       | the job config, a profile or a command-line flag is wrong |
 | 3         | :class:`InputError`        | the source breaks the job's input contract              |
@@ -85,3 +87,10 @@ class ConcurrentRunError(JobError):
     """
 
     exit_code = 6
+
+
+class WriteFailed(JobError):
+    """Writing a table failed (exit 1): the message names the path and the deepest cause
+    (``No space left on device``, ``File name too long``), not Spark's task wrapper."""
+
+    exit_code = 1

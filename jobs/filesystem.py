@@ -6,6 +6,9 @@ place a job's outputs live, with the same credentials and endpoints Spark itself
 
 from __future__ import annotations
 
+import os
+from urllib.parse import unquote, urlsplit
+
 from pyspark.sql import SparkSession
 
 
@@ -76,10 +79,24 @@ def read_text(spark: SparkSession, path: str) -> str:
 def create_exclusive(spark: SparkSession, path: str, text: str) -> bool:
     """Create ``path`` holding ``text`` unless it exists; True when this call created it.
 
-    Uses ``FileSystem.create(path, overwrite=false)``: on a local file system and HDFS the
-    create fails when the file exists (the check and the create are one call), so of two
-    concurrent callers exactly one wins; on S3A the check is a HEAD before the upload.
+    Of two concurrent callers exactly one gets True, by what the storage guarantees:
+
+    * local file system (``/x``, ``file:``): ``open(O_CREAT | O_EXCL)`` (POSIX ``open(2)``);
+    * S3 (``s3://``, ``s3a://``, ``s3n://``): a conditional ``PutObject`` with
+      ``If-None-Match: *``, answered ``412 Precondition Failed`` when the key exists (Amazon S3
+      User Guide, "Conditional writes"); boto3's credential chain and ``AWS_ENDPOINT_URL``;
+    * anything else (HDFS): ``FileSystem.create(path, overwrite=false)``, atomic on the
+      NameNode.
+
+    Raises:
+        OSError, botocore.exceptions.ClientError, py4j.protocol.Py4JJavaError: when the
+            storage refuses the write for another reason (permissions, a missing bucket).
     """
+    scheme = urlsplit(path).scheme.lower()
+    if scheme in ("", "file"):
+        return _create_local(unquote(urlsplit(path).path) if scheme else path, text)
+    if scheme in ("s3", "s3a", "s3n"):
+        return _create_s3(path, text)
     filesystem, hadoop_path = hadoop_filesystem(spark, path)
     try:
         stream = filesystem.create(hadoop_path, False)
@@ -94,7 +111,65 @@ def create_exclusive(spark: SparkSession, path: str, text: str) -> bool:
     return True
 
 
+def _create_local(path: str, text: str) -> bool:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    try:
+        descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        return False
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        file.write(text)
+    return True
+
+
+def _create_s3(path: str, text: str) -> bool:
+    import boto3
+    from botocore.exceptions import ClientError
+
+    parts = urlsplit(path)
+    try:
+        boto3.client("s3").put_object(Bucket=parts.netloc, Key=parts.path.lstrip("/"),
+                                      Body=text.encode("utf-8"), IfNoneMatch="*")
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412"):
+            return False
+        raise
+    return True
+
+
 def delete(spark: SparkSession, path: str, recursive: bool = False) -> bool:
     """Delete ``path`` (a folder only with ``recursive``); True when something was deleted."""
     filesystem, hadoop_path = hadoop_filesystem(spark, path)
     return bool(filesystem.delete(hadoop_path, recursive))
+
+
+def writes_without_jvm(path: str) -> bool:
+    """True when :func:`write_text_without_jvm` can write ``path`` (local or S3)."""
+    return urlsplit(path).scheme.lower() in ("", "file", "s3", "s3a", "s3n")
+
+
+def write_text_without_jvm(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` from Python alone, for when Spark's JVM is gone.
+
+    Local: a hidden temporary file renamed into place (``os.replace``, atomic on POSIX).
+    S3: one ``PutObject`` (an object appears whole or not at all), through boto3.
+
+    Raises:
+        ValueError: for another scheme; OSError, botocore errors: when the write fails.
+    """
+    parts = urlsplit(path)
+    scheme = parts.scheme.lower()
+    if scheme in ("s3", "s3a", "s3n"):
+        import boto3
+
+        boto3.client("s3").put_object(Bucket=parts.netloc, Key=parts.path.lstrip("/"),
+                                      Body=text.encode("utf-8"))
+        return
+    if scheme not in ("", "file"):
+        raise ValueError(f"cannot write {path} without Spark's JVM")
+    local = unquote(parts.path) if scheme else path
+    os.makedirs(os.path.dirname(os.path.abspath(local)), exist_ok=True)
+    temporary = os.path.join(os.path.dirname(os.path.abspath(local)), f".{os.path.basename(local)}.tmp")
+    with open(temporary, "w", encoding="utf-8") as file:
+        file.write(text)
+    os.replace(temporary, local)

@@ -41,7 +41,7 @@ from pyspark.sql import SparkSession
 from batch_scoring.jobs.commit import CommitJournal, RunSummary
 from batch_scoring.jobs.config import JobConfig
 from batch_scoring.jobs.session import SECRET_KEY
-from batch_scoring.jobs.filesystem import hadoop_filesystem
+from batch_scoring.jobs.filesystem import hadoop_filesystem, write_text_without_jvm, writes_without_jvm
 from batch_scoring.jobs.sources import resolve_path
 
 MANIFEST_FOLDER = "_manifests"
@@ -100,13 +100,23 @@ class ManifestRecorder(CommitJournal):
         """
         return self._write(self._document("succeeded", summary, phases, None))
 
-    def failed(self, error: BaseException, exit_code: int, phases: dict[str, float] | None = None) -> str | None:
+    def failed(
+        self, error: BaseException, exit_code: int, phases: dict[str, float] | None = None,
+        signal: str | None = None,
+    ) -> str | None:
         """Write the manifest of a failed run; return its path, or None if it could not be written.
 
-        A failure to write it is logged in the manifest's place, never raised, so it does not
-        hide the run's own error.
+        ``signal`` names the signal that stopped the run (``SIGTERM``); the error then also
+        records the ``phase`` the run had reached (``run``: before its commit; ``commit``:
+        during it, ``commit.committed`` saying which tables are in). When the JVM is gone
+        (a signal to the whole process group stops it too), a local or S3 manifest is written
+        from Python directly. A failure to write it is logged in the manifest's place, never
+        raised, so it does not hide the run's own error.
         """
-        failure = {"type": type(error).__name__, "message": str(error)[:4000], "exit_code": exit_code}
+        failure = {"type": type(error).__name__, "message": str(error)[:4000], "exit_code": exit_code,
+                   "phase": "commit" if self.commit else "run"}
+        if signal:
+            failure["signal"] = signal
         try:
             return self._write(self._document("failed", None, phases, failure))
         except Exception as write_error:  # noqa: BLE001 - the run's error matters more
@@ -136,9 +146,13 @@ class ManifestRecorder(CommitJournal):
             "error": error,
         }
 
+    def __post_init__(self) -> None:
+        context = self.spark.sparkContext  # read now: a stopped run may have lost the JVM
+        self.spark_facts = {"application_id": context.applicationId, "version": self.spark.version,
+                            "master": context.master}
+
     def _spark_facts(self) -> dict[str, str]:
-        context = self.spark.sparkContext
-        return {"application_id": context.applicationId, "version": self.spark.version, "master": context.master}
+        return self.spark_facts
 
     def _inputs(self) -> dict[str, Any]:
         source = resolve_path(self.job.source.path, self.s3_scheme)
@@ -150,6 +164,15 @@ class ManifestRecorder(CommitJournal):
             return {"path": self.job.source.path, "error": f"could not list the source: {error}"[:500]}
 
     def _write(self, document: dict[str, Any]) -> str:
+        try:
+            return self._write_through_hadoop(document)
+        except Exception:
+            if not writes_without_jvm(self.path):
+                raise
+            write_text_without_jvm(self.path, json.dumps(document, indent=2, default=str))
+            return self.path
+
+    def _write_through_hadoop(self, document: dict[str, Any]) -> str:
         filesystem, final = hadoop_filesystem(self.spark, self.path)
         jvm = self.spark.sparkContext._jvm
         temporary = jvm.org.apache.hadoop.fs.Path(final.getParent(), f".{self.run_id}.json.tmp")

@@ -43,6 +43,7 @@ from batch_scoring.jobs.commit import (
 )
 from batch_scoring.jobs.config import JobConfig, ModelConfig
 from batch_scoring.jobs.errors import ConfigError, InputError
+from batch_scoring.jobs.partition_values import check_output_values
 from batch_scoring.jobs.quarantine import REJECT_COLUMNS, split_rejects, union_rejects
 from batch_scoring.jobs.sources import read_source
 from batch_scoring.jobs.text_records import split_malformed
@@ -333,7 +334,8 @@ def run_model_job(
     with scored_source(spark, job, parsed) as scoring:
         spec = next(iter(scoring.plan.specs.values()))
         check_partition_columns(job, [*spec.passthrough, *spec.output_columns])
-        counts = commit_checked(job, scoring.scored, union_rejects(scoring.rejects, malformed),
+        scored = check_output_values(scoring.scored, job.output.partition_by, job.output.empty_token)
+        counts = commit_checked(job, scored, union_rejects(scoring.rejects, malformed),
                                 targets, run_date, run_id, source, scoring.scored.count(),
                                 journal=journal)
     return summarise(spark, job, counts, targets, run_date, run_id, [], 0,

@@ -50,6 +50,7 @@ from batch_scoring.jobs.quarantine import (
     split_rejects,
     union_rejects,
 )
+from batch_scoring.jobs.partition_values import check_output_values, checked_source
 from batch_scoring.jobs.sources import choose_buckets, read_source, unreadable_file_error
 from batch_scoring.jobs.text_records import split_malformed
 from batch_scoring.udfs.contract import ColumnRule, UnitFunction
@@ -209,16 +210,19 @@ def run_function_job(
     started = time.monotonic()
     prepared = preflight(job)
     targets = prepare_targets(spark, job, run_date, s3_scheme)
-    source = read_source(spark, job.source, needed_columns(job, prepared.rules), s3_scheme)
+    read = read_source(spark, job.source, needed_columns(job, prepared.rules), s3_scheme)
+    source, partition_checks = checked_source(read, job.output, f"source {job.source.path}")
     parsed, malformed = split_malformed(source, job.source)
     check_columns(parsed, prepared.rules, job.source.path)
-    valid, rejects = split_rejects(parsed, prepared.rules, job.unit_of_work.keys)
+    valid, rejects = split_rejects(parsed, prepared.rules, job.unit_of_work.keys, partition_checks)
     raw, buckets = _apply(valid, job, prepared)
     with persisted(raw):
         status = split_status(raw, job.unit_of_work.keys)
         all_rejects = union_rejects(with_failed_units(rejects, valid, status, job.unit_of_work.keys),
                                     malformed)
-        counts = commit_checked(job, status.priced, all_rejects, targets, run_date, run_id,
+        produced = [c for c in job.output.partition_by if c not in parsed.columns]
+        priced = check_output_values(status.priced, produced, job.output.empty_token)
+        counts = commit_checked(job, priced, all_rejects, targets, run_date, run_id,
                                 source, status.rows_priced, bucket_check(job, status, buckets),
                                 journal)
     return summarise(spark, job, counts, targets, run_date, run_id, job.unit_of_work.keys,
@@ -251,7 +255,8 @@ def run_chained_job(
             status = split_status(raw, keys)
             rejects = with_failed_units(rejects, valid, status, keys)
             all_rejects = union_rejects(union_rejects(scoring.rejects, rejects), malformed)
-            counts = commit_checked(job, status.priced, all_rejects, targets, run_date, run_id,
+            priced = check_output_values(status.priced, job.output.partition_by, job.output.empty_token)
+            counts = commit_checked(job, priced, all_rejects, targets, run_date, run_id,
                                     source, status.rows_priced,
                                     bucket_check(job, status, buckets), journal)
     return summarise(spark, job, counts, targets, run_date, run_id, keys,

@@ -12,6 +12,7 @@ Reject columns added to the source columns:
 | column          | type   | meaning                                                      |
 |-----------------|--------|--------------------------------------------------------------|
 | reject_reason   | string | null_key, null_value, not_a_number, out_of_range,            |
+|                 |        | empty_partition_value, partition_value_too_long,             |
 |                 |        | function_raised (the unit's function call raised)            |
 | reject_column   | string | the column whose value broke the contract (first one found); |
 |                 |        | for function_raised the unit-of-work key columns, comma-sep. |
@@ -79,9 +80,16 @@ def check_columns(df: DataFrame, rules: Sequence[ColumnRule], source_path: str) 
         )
 
 
-def reject_reason(rules: Sequence[ColumnRule], keys: Sequence[str]) -> Column:
-    """A struct column (reason, column, rule) naming the first broken rule, or null."""
+def reject_reason(
+    rules: Sequence[ColumnRule], keys: Sequence[str], extra: Sequence[tuple] = ()
+) -> Column:
+    """A struct column (reason, column, rule) naming the first broken rule, or null.
+
+    Checked in order: null keys, the ``extra`` checks ``(condition, reason, column, rule)``
+    (partition values, see :mod:`~batch_scoring.jobs.partition_values`), then ``rules``.
+    """
     checks = [(F.col(k).isNull(), "null_key", k, "not null") for k in keys]
+    checks.extend(extra)
     for rule in rules:
         checks.extend(_checks_of(rule))
     reason = F.lit(None).cast("struct<reason:string,column:string,rule:string>")
@@ -114,15 +122,17 @@ def _out_of_range(column: Column, rule: ColumnRule) -> Column:
 
 
 def split_rejects(
-    df: DataFrame, rules: Sequence[ColumnRule], keys: Sequence[str]
+    df: DataFrame, rules: Sequence[ColumnRule], keys: Sequence[str], extra: Sequence[tuple] = ()
 ) -> tuple[DataFrame, DataFrame]:
     """Split ``df`` into rows that keep the contract and rejected rows with their reason.
+
+    ``extra``: more row checks, see :func:`reject_reason`.
 
     Returns:
         ``(valid, rejects)``: ``valid`` has ``df``'s schema; ``rejects`` has ``df``'s columns
         plus :data:`REJECT_COLUMNS` (strings). Every input row lands in exactly one of them.
     """
-    flagged = df.withColumn("_reject", reject_reason(rules, keys))
+    flagged = df.withColumn("_reject", reject_reason(rules, keys, extra))
     valid = flagged.where(F.col("_reject").isNull()).drop("_reject")
     rejects = flagged.where(F.col("_reject").isNotNull()).select(
         *df.columns,

@@ -29,6 +29,13 @@ from batch_scoring.jobs.commit import RunSummary, new_run_id
 from batch_scoring.jobs.manifest import ManifestRecorder
 from batch_scoring.jobs.ownership import OwnershipError
 from batch_scoring.jobs.pipeline import preflight_job, run
+from batch_scoring.jobs.stop_signals import (
+    DEFAULT_STOP_TIMEOUT_SECONDS,
+    RunStopped,
+    answered_signals,
+    start_watchdog,
+    stop_of,
+)
 from batch_scoring.jobs.session import build_session, redact, spark_settings
 
 log = logging.getLogger("batch_scoring")
@@ -52,6 +59,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="override a job field, e.g. --set output.format=parquet (repeatable)",
     )
     parser.add_argument("--summary-json", help="also write the run summary to this JSON file")
+    parser.add_argument(
+        "--stop-timeout", type=float, default=DEFAULT_STOP_TIMEOUT_SECONDS, metavar="SECONDS",
+        help="on SIGTERM or SIGINT, seconds to cancel Spark's jobs and write the manifest before "
+        "the process exits anyway (default %(default)s)",
+    )
     return parser.parse_args(argv)
 
 
@@ -60,7 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Config, function and parameter errors are reported before Spark starts. Once Spark has
     started, every run ends with a manifest (:mod:`~batch_scoring.jobs.manifest`), written
-    after the outputs committed or, for a failed run, with the error.
+    after the outputs committed or, for a failed run, with the error; SIGTERM and SIGINT are
+    answered with one too (:mod:`~batch_scoring.jobs.stop_signals`) and exit 143 / 130.
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
@@ -76,24 +89,53 @@ def main(argv: Sequence[str] | None = None) -> int:
     log.info("Spark settings: %s", redact(spark_settings(profile, job)))
     recorder = ManifestRecorder(spark, job, run_date, args.run_id or new_run_id(run_date), profile.s3_scheme)
     try:
-        summary = run(spark, job, run_date, recorder.run_id, profile.s3_scheme, journal=recorder)
-    except OwnershipError as error:
-        print(f"error: {error}", file=sys.stderr)
-        print("no manifest was written: the output folder is not this job's", file=sys.stderr)
-        return error.exit_code
-    except JobError as error:
-        recorder.failed(error, error.exit_code)
-        print(f"error: {error}", file=sys.stderr)
-        return error.exit_code
-    except Exception as error:
-        recorder.failed(error, 1)
-        raise
+        with answered_signals():
+            summary = run(spark, job, run_date, recorder.run_id, profile.s3_scheme, journal=recorder)
+            manifest = recorder.succeeded(summary)
+    except BaseException as error:
+        stop = stop_of(error)
+        if stop is None:
+            return failed_run(error, recorder)
+        return stopped_run(stop, spark, recorder, args.stop_timeout)
     print_summary(summary)
-    print(f"manifest: {recorder.succeeded(summary)}")
+    print(f"manifest: {manifest}")
     if args.summary_json:
         with open(args.summary_json, "w") as file:
             json.dump(summary.as_dict(), file, indent=2)
     return 0
+
+
+def failed_run(error: BaseException, recorder: ManifestRecorder) -> int:
+    """Record a run that failed and return its exit code.
+
+    Raises:
+        ``error`` itself, after its manifest, when it is not a :class:`JobError`.
+    """
+    if isinstance(error, OwnershipError):
+        print(f"error: {error}", file=sys.stderr)
+        print("no manifest was written: the output folder is not this job's", file=sys.stderr)
+        return error.exit_code
+    if isinstance(error, JobError):
+        recorder.failed(error, error.exit_code)
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    recorder.failed(error, 1)
+    raise error
+
+
+def stopped_run(stop: RunStopped, spark, recorder: ManifestRecorder, timeout: float) -> int:
+    """Answer a stop signal: cancel Spark's jobs, write the manifest, return 128 + signal.
+
+    Bounded by ``timeout`` seconds (:func:`~batch_scoring.jobs.stop_signals.start_watchdog`).
+    """
+    start_watchdog(timeout, stop.exit_code)
+    try:
+        spark.sparkContext.cancelAllJobs()
+    except Exception:  # noqa: BLE001 - the JVM may be stopping on the same signal
+        log.debug("could not cancel the Spark jobs", exc_info=True)
+    path = recorder.failed(stop, stop.exit_code, signal=stop.name)
+    print(f"error: the run was stopped by {stop.name}; manifest: {path}", file=sys.stderr)
+    return stop.exit_code
 
 
 def print_summary(summary: RunSummary) -> None:

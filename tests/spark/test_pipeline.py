@@ -16,6 +16,7 @@ from pyspark.testing import assertDataFrameEqual
 from batch_scoring.jobs.config import load_job
 from batch_scoring.jobs.errors import ConfigError, InputError
 from batch_scoring.jobs.pipeline import run
+from batch_scoring.jobs.run_date_claim import RunDateTaken
 from batch_scoring.jobs.sample_data import make_bundle_sales, write_sample
 from batch_scoring.udfs.data_pricing import DataPricingParams, price_data
 
@@ -203,7 +204,7 @@ def test_config_errors_name_the_field(spark, tmp_path, bundle_source):
 def test_fail_if_run_exists_refuses_to_replace_a_run(spark, tmp_path, bundle_source):
     job = pricing_job(tmp_path, bundle_source, "output.mode=fail_if_run_exists")
     run(spark, job, DAY1, "one")
-    with pytest.raises(ConfigError, match="already holds run_date 2026-11-01"):
+    with pytest.raises(RunDateTaken, match=r"already holds run_date 2026-11-01 \(run one\)"):
         run(spark, job, DAY1, "two")
     assert run(spark, job, DAY2, "three").rows_out == 60
 
