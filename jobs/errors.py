@@ -14,6 +14,8 @@
 |           |                            | ``output.max_reject_fraction`` allows; nothing committed |
 | 5         | :class:`DeployError`       | packaging, upload or submission to a cluster failed, or |
 |           |                            | the submitted run did not end in success                |
+| 130, 143  | ``RunStopped``             | stopped by SIGINT / SIGTERM; manifest written (see      |
+|           |                            | :mod:`~batch_scoring.jobs.stop_signals`)                |
 | 6         | :class:`ConcurrentRunError` | another run of the same run date committed while this  |
 |           |                            | one was committing; the message says what of this run   |
 |           |                            | was committed (usually nothing)                         |
