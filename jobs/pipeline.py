@@ -45,7 +45,7 @@ from batch_scoring.jobs.errors import ConfigError, InputError, JobError
 from batch_scoring.jobs.model_job import model_fields, preflight_model, run_model_job, scored_source
 from batch_scoring.jobs.quarantine import check_columns, failed_unit_rejects, split_rejects
 from batch_scoring.jobs.sources import choose_buckets, read_source, unreadable_file_error
-from batch_scoring.udfs.contract import ColumnRule, UnitFunction
+from batch_scoring.udfs.contract import ColumnRule, ParamsError, UnitFunction
 from batch_scoring.udfs.registry import FunctionNotFoundError, resolve_function
 from batch_scoring.udfs.spark_execution import UnitStatus, apply_packed, apply_reference, split_status
 from batch_scoring.udfs.unit_of_work import unit_too_large_message
@@ -73,7 +73,7 @@ def prepare_function(job: JobConfig) -> PreparedFunction:
     try:
         function = resolve_function(spec.name, spec.shape, spec.output_schema)
         params = function.validate_params(spec.params)
-    except FunctionNotFoundError as error:
+    except (FunctionNotFoundError, ParamsError) as error:
         raise ConfigError(str(error)) from None
     except ValidationError as error:
         raise ConfigError(format_validation_error(error, "function.params")) from None

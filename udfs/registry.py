@@ -101,6 +101,7 @@ def resolve_function(
             parse_ddl_columns(output_schema) if output_schema else declared.output_columns
         ),
         input_rules=lambda params: (*base_rules(params), *rules),
+        params_model=declared.params_model if declared else None,
     )
 
 
