@@ -32,6 +32,7 @@ from pydantic import (
 )
 
 from batch_scoring.jobs.errors import ConfigError
+from batch_scoring.jobs.failure_budget import parse_budget
 from batch_scoring.udfs.preprocessing import PreprocessStep
 
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -102,6 +103,17 @@ class FunctionConfig(StrictModel):
     allowed_modules: list[str] = Field(
         default_factory=list, description="module prefixes a package.module:function may come from"
     )
+    max_failed_units: int | str = Field(
+        0,
+        description="units whose function call may raise before the run fails (exit 4, nothing "
+        "committed): a count, or a share of the units as '2%'. Failed units go to the rejects",
+    )
+
+    @field_validator("max_failed_units")
+    @classmethod
+    def _unit_budget(cls, value: int | str) -> int | str:
+        parse_budget(value)
+        return value
 
     @model_validator(mode="after")
     def _module_is_allowed(self) -> FunctionConfig:
@@ -162,6 +174,17 @@ class ModelConfig(StrictModel):
     )
     batch_size: PositiveInt = Field(10_000, description="rows per predict call")
     predict_params: dict[str, Any] = Field(default_factory=dict, description="params for predict()")
+    max_failed_rows: int | str = Field(
+        0,
+        description="rows on which predict may raise before the run fails (exit 4, nothing "
+        "committed): a count, or a share of the rows scored as '2%'. Failed rows go to the rejects",
+    )
+
+    @field_validator("max_failed_rows")
+    @classmethod
+    def _row_budget(cls, value: int | str) -> int | str:
+        parse_budget(value)
+        return value
 
     @model_validator(mode="after")
     def _uri_or_route(self) -> ModelConfig:

@@ -42,6 +42,7 @@ from batch_scoring.jobs.commit import (
 )
 from batch_scoring.jobs.config import JobConfig, ModelConfig
 from batch_scoring.jobs.errors import ConfigError, InputError
+from batch_scoring.jobs.failure_budget import check_failed_work
 from batch_scoring.jobs.quarantine import REJECT_COLUMNS, split_rejects
 from batch_scoring.jobs.sources import read_source
 from batch_scoring.udfs.contract import parse_ddl_columns
@@ -285,6 +286,8 @@ def scored_source(spark: SparkSession, job: JobConfig, source: DataFrame) -> Ite
 
     Raises:
         ConfigError, InputError: as :func:`plan_scoring`.
+        FailedWorkExceeded: (exit 4) more rows raised in ``predict`` than
+            ``model.max_failed_rows`` allows (default 0); raised before anything is written.
     """
     with tempfile.TemporaryDirectory(prefix="batch-scoring-model-") as download:
         plan = plan_scoring(spark, job, source, download)
@@ -292,7 +295,35 @@ def scored_source(spark: SparkSession, job: JobConfig, source: DataFrame) -> Ite
     valid, rejects = quarantine(projected, plan)
     with persisted(score(valid, plan, job.model)) as raw:
         scored, raised = split_scored(raw, valid.columns, job.model.passthrough)
+        check_raised_rows(job.model, scored, raised)
         yield ScoredSource(projected, scored, rejects.unionByName(raised_rejects(raised)), plan)
+
+
+def check_raised_rows(model: ModelConfig, scored: DataFrame, raised: DataFrame) -> None:
+    """Raise unless the rows ``predict`` raised on alone fit ``model.max_failed_rows``.
+
+    ``raised`` is ``split_scored``'s second frame (the rows, ``ERROR_COLUMN``); the examples
+    name each row by its passthrough columns (or its inputs when there are none).
+
+    Raises:
+        FailedWorkExceeded: more raising rows than the budget allows (a count, or a share of
+            the rows scored plus raised).
+
+    Cost: one count of ``raised`` over the persisted scores (the action that runs the model);
+    when some row raised, one count of ``scored`` and a take of three rows.
+    """
+    failed = raised.count()
+    if not failed:
+        return
+    shown = [c for c in (model.passthrough or raised.columns) if c != ERROR_COLUMN][:4]
+    examples = [
+        f"({', '.join(f'{c}={row[c]!r}' for c in shown)}): {row[ERROR_COLUMN]}"
+        for row in raised.limit(3).collect()
+    ]
+    check_failed_work("model.max_failed_rows", model.max_failed_rows, failed,
+                      failed + scored.count(), "rows raised in the model", examples)
+    log.warning("%d row(s) raised in the model and go to rejects (model.max_failed_rows = %s)",
+                failed, model.max_failed_rows)
 
 
 def raised_rejects(raised: DataFrame) -> DataFrame:
