@@ -28,7 +28,7 @@ from batch_scoring.jobs.errors import JobError
 from batch_scoring.jobs.commit import RunSummary, new_run_id
 from batch_scoring.jobs.manifest import ManifestRecorder
 from batch_scoring.jobs.pipeline import preflight_job, run
-from batch_scoring.jobs.session import build_session, redact, spark_settings
+from batch_scoring.jobs.session import build_session, redact, set_worker_python, spark_settings
 
 log = logging.getLogger("batch_scoring")
 
@@ -71,6 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except JobError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code
+    worker_python = set_worker_python(profile.master)
+    if worker_python:
+        log.info("Python workers run %s (PYSPARK_PYTHON was not set)", worker_python)
     spark = build_session(profile, job)
     log.info("Spark settings: %s", redact(spark_settings(profile, job)))
     recorder = ManifestRecorder(spark, job, run_date, args.run_id or new_run_id(run_date), profile.s3_scheme)
