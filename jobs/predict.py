@@ -27,6 +27,7 @@ import pandas as pd
 from batch_scoring.jobs.config import ModelConfig, load_job
 from batch_scoring.jobs.errors import ConfigError, InputError, JobError
 from batch_scoring.jobs.model_job import resolve, scoring_spec
+from batch_scoring.jobs.preflight import check_frame
 from batch_scoring.udfs.model_resolution import ModelResolutionError
 from batch_scoring.udfs.model_scoring import (
     MODEL_RAISED,
@@ -145,6 +146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ModelResolutionError as error:
             raise ConfigError(str(error)) from None
         spec = scoring_spec(config, resolved, list(records.columns))
+        check_frame(records, spec, "the record(s)" if args.record is not None else f"--input {args.input}",
+                    resolved.uri)
         import mlflow.pyfunc
 
         model = mlflow.pyfunc.load_model(resolved.local_path)

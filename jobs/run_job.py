@@ -28,6 +28,7 @@ from batch_scoring.jobs.errors import JobError
 from batch_scoring.jobs.commit import RunSummary, new_run_id
 from batch_scoring.jobs.manifest import ManifestRecorder
 from batch_scoring.jobs.pipeline import preflight_job, run
+from batch_scoring.jobs.preflight import preflight_sources
 from batch_scoring.jobs.session import build_session, redact, set_worker_python, spark_settings
 
 log = logging.getLogger("batch_scoring")
@@ -57,7 +58,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the job described by ``argv``; return the process exit code.
 
-    Config, function and parameter errors are reported before Spark starts. Once Spark has
+    Config, function and parameter errors, and what the file system can tell (a missing local
+    source or model folder, Parquet footers against the job's columns and the model's
+    signature: :mod:`~batch_scoring.jobs.preflight`) are reported before Spark starts, and
+    such a refused run writes nothing, not even a manifest. Once Spark has
     started, every run ends with a manifest (:mod:`~batch_scoring.jobs.manifest`), written
     after the outputs committed or, for a failed run, with the error.
     """
@@ -68,6 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         profile = load_profile(args.profile) if args.profile else PlatformProfile(name="submitted")
         run_date = parse_run_date(args.run_date, job.schedule.timezone if job.schedule else "UTC")
         preflight_job(job)
+        preflight_sources(job)
     except JobError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code
