@@ -174,6 +174,11 @@ class ModelConfig(StrictModel):
     )
     batch_size: PositiveInt = Field(10_000, description="rows per predict call")
     predict_params: dict[str, Any] = Field(default_factory=dict, description="params for predict()")
+    allow_version_mismatch: bool = Field(
+        False,
+        description="score although the model's flavor library (e.g. scikit-learn) is at another "
+        "major.minor version here than the model was saved with (a warning instead of exit 2)",
+    )
     max_failed_rows: int | str = Field(
         0,
         description="rows on which predict may raise before the run fails (exit 4, nothing "

@@ -43,6 +43,7 @@ from batch_scoring.jobs.commit import (
 from batch_scoring.jobs.config import JobConfig, ModelConfig
 from batch_scoring.jobs.errors import ConfigError, InputError
 from batch_scoring.jobs.failure_budget import check_failed_work
+from batch_scoring.jobs.model_environment import check_model_environment
 from batch_scoring.jobs.quarantine import REJECT_COLUMNS, split_rejects
 from batch_scoring.jobs.sources import read_source
 from batch_scoring.udfs.contract import parse_ddl_columns
@@ -136,17 +137,27 @@ def scoring_spec(model: ModelConfig, resolved: ResolvedModel, present: list[str]
 
     Raises:
         ConfigError: when the model has no signature and ``model.input_columns`` is not set,
-            or its preprocessing statistics are missing or invalid.
+            its preprocessing statistics are missing or invalid, or ``model.output_schema``
+            names another number of columns than the signature's outputs.
+
+    Outputs: ``model.output_schema`` when given, else the signature's outputs
+    (``output_columns_from_signature``: a ``predict_proba`` model's ``(-1, 2)`` tensor gives
+    ``prediction_0``, ``prediction_1``), else ``prediction double``.
     """
     try:
         inputs = model_inputs(resolved.signature, model.input_columns, resolved.uri)
         preprocessor = Preprocessor.load(model.preprocess, resolved.local_path) if model.preprocess else None
     except (SignatureMismatchError, PreprocessingError) as error:
         raise ConfigError(f"model {resolved.uri}: {error}") from None
-    outputs = (
-        parse_ddl_columns(model.output_schema) if model.output_schema
-        else output_columns_from_signature(resolved.signature) or DEFAULT_OUTPUT
-    )
+    declared = output_columns_from_signature(resolved.signature)
+    outputs = parse_ddl_columns(model.output_schema) if model.output_schema else declared or DEFAULT_OUTPUT
+    if declared is not None and len(declared) != len(outputs):
+        raise ConfigError(
+            f"model {resolved.uri}: model.output_schema names {len(outputs)} column(s) "
+            f"{list(outputs)}, but the model's signature declares {len(declared)} output(s) "
+            f"({', '.join(f'{k} {v}' for k, v in declared.items())}); set model.output_schema to "
+            f"{len(declared)} column(s), or leave it out to use the signature's"
+        )
     available = {*present, *(preprocessor.produced_columns if preprocessor else [])}
     inputs = [i for i in inputs if i.required or i.name in available]
     return ScoringSpec(
@@ -171,6 +182,9 @@ def plan_scoring(spark: SparkSession, job: JobConfig, source: DataFrame, dst_dir
     except ModelResolutionError as error:
         raise ConfigError(str(error)) from None
     distinct = list({m.sha256: m for m in routes.values()}.values())
+    for resolved in distinct:  # a registry model is first seen here; local ones in the pre-flight
+        check_model_environment(resolved.local_path, resolved.uri,
+                                allow_version_mismatch=model.allow_version_mismatch)
     specs = {m.sha256: scoring_spec(model, m, source.columns) for m in distinct}
     for resolved in distinct:
         check_source(source, specs[resolved.sha256], job, resolved)

@@ -26,6 +26,7 @@ import pandas as pd
 
 from batch_scoring.jobs.config import ModelConfig, load_job
 from batch_scoring.jobs.errors import ConfigError, InputError, JobError
+from batch_scoring.jobs.model_environment import check_model_environment
 from batch_scoring.jobs.model_job import resolve, scoring_spec
 from batch_scoring.jobs.preflight import check_frame
 from batch_scoring.udfs.model_resolution import ModelResolutionError
@@ -55,7 +56,29 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     what.add_argument("--record", help="one record as a JSON object (or a JSON list of objects)")
     what.add_argument("--input", help="a .parquet, .csv or .json file of records")
     parser.add_argument("--output", help="with --input: where to write the scored rows (.parquet)")
+    parser.add_argument(
+        "--allow-version-mismatch", action="store_true",
+        help="score although the model's library (e.g. scikit-learn) is at another major.minor "
+        "version than it was saved with (a warning instead of exit 2)",
+    )
     return parser.parse_args(argv)
+
+
+FLAGS = {
+    "model.output_schema": "--output-schema",
+    "model.input_columns": "--input-columns",
+    "model.passthrough": "--passthrough",
+    "model.allowed_uris": "--model",
+    "model.allow_version_mismatch: true": "--allow-version-mismatch",
+}
+"""Job fields and the ``predict`` flags that stand for them, for messages under ``--model``."""
+
+
+def in_flags(message: str) -> str:
+    """``message`` with job fields (``model.output_schema``) replaced by predict's flags."""
+    for field, flag in FLAGS.items():
+        message = message.replace(field, flag)
+    return message
 
 
 def model_config(args: argparse.Namespace) -> ModelConfig:
@@ -145,6 +168,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             resolved = resolve(config, config.uri, download)
         except ModelResolutionError as error:
             raise ConfigError(str(error)) from None
+        check_model_environment(
+            resolved.local_path, resolved.uri,
+            allow_version_mismatch=args.allow_version_mismatch or config.allow_version_mismatch,
+        )
         spec = scoring_spec(config, resolved, list(records.columns))
         check_frame(records, spec, "the record(s)" if args.record is not None else f"--input {args.input}",
                     resolved.uri)
@@ -155,7 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         scored, rejects = score_local(model, records, spec, stamp, config.batch_size)
         return _report(args, scored, rejects, resolved.sha256)
     except JobError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {in_flags(str(error)) if args.model else error}", file=sys.stderr)
         return error.exit_code
     except (ModelInputError, PreprocessingError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -168,7 +195,7 @@ def _report(args, scored: pd.DataFrame, rejects: pd.DataFrame, sha256: str) -> i
     if args.record is not None:
         for _, row in rejects.iterrows():
             print(f"error: record not scored: {_reject_text(row)}", file=sys.stderr)
-        print(scored.assign(scored_at=scored["scored_at"].astype(str)).to_json(orient="records", lines=True).strip())
+        print(scored.assign(scored_at=scored["scored_at"].astype(str)).to_json(orient="records", lines=True, double_precision=15).strip())
         return InputError.exit_code if len(rejects) else 0
     scored.to_parquet(args.output, coerce_timestamps="us", allow_truncated_timestamps=True)
     if len(rejects):

@@ -12,6 +12,9 @@ after Spark starts, as before):
 * a local ``source.path`` that does not exist -> :class:`InputError` (exit 3);
 * a local ``model.uri`` (or route fallback) folder that does not exist, or holds no
   ``MLmodel`` -> :class:`ConfigError` (exit 2, as the model resolution in the job);
+* the job's ``requirements`` and a local model's libraries (requirements.txt, the flavor's
+  version in MLmodel) against this environment
+  (:mod:`~batch_scoring.jobs.model_environment`) -> :class:`ConfigError` (exit 2);
 * for a local Parquet source, its footers (read with pyarrow, partition folders included):
   columns a function job reads (keys, ``order_by``, declared inputs) and, for a local model,
   the model's inputs against its signature (missing columns, incompatible types) ->
@@ -33,6 +36,7 @@ from pyspark.sql.pandas.types import from_arrow_schema
 
 from batch_scoring.jobs.config import JobConfig, ModelConfig, SourceConfig
 from batch_scoring.jobs.errors import ConfigError, InputError
+from batch_scoring.jobs.model_environment import check_job_requirements, check_model_environment
 from batch_scoring.udfs.model_resolution import ModelResolutionError
 from batch_scoring.udfs.model_scoring import ScoringSpec
 from batch_scoring.udfs.model_signature import check_signature
@@ -194,12 +198,18 @@ def preflight_sources(job: JobConfig) -> None:
     """Every check of ``job`` that needs the file system but no Spark (see the module doc).
 
     Raises:
-        ConfigError: csv/json without a schema; a missing local model folder or MLmodel.
+        ConfigError: csv/json without a schema; a missing local model folder or MLmodel; a
+            requirement (the job's or a local model's) not installed, or the model's flavor
+            library at another major.minor version (unless ``model.allow_version_mismatch``).
         InputError: a missing local source path; columns the job or model needs missing from
             a local Parquet source's footers, or of a type the model cannot take.
     """
     check_source_config(job.source)
+    check_job_requirements(job.requirements)
     local_models = _check_model_folder(job.model) if job.model is not None else []
+    for uri in local_models:
+        check_model_environment(local_path(uri), uri,
+                                allow_version_mismatch=job.model.allow_version_mismatch)
     schema = parquet_schema(job.source)
     if schema is None:
         return
