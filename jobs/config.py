@@ -438,9 +438,10 @@ def load_job(path: str | os.PathLike, overrides: Iterable[str] = ()) -> JobConfi
             message names the file and every failing field path).
     """
     data = _read_yaml(path)
+    overrides = list(overrides)
     for override in overrides:
         _apply_override(data, override)
-    return _validate(JobConfig, _substitute_env(data, path), path)
+    return _validate(JobConfig, _substitute_env(data, path), path, overrides)
 
 
 def load_profile(path: str | os.PathLike) -> PlatformProfile:
@@ -557,18 +558,81 @@ def _env_value(match: re.Match[str], path: str | os.PathLike, where: str) -> str
     return value
 
 
-def _validate(model: type[StrictModel], data: Mapping[str, Any], path: str | os.PathLike):
+def _validate(
+    model: type[StrictModel], data: Mapping[str, Any], path: str | os.PathLike,
+    overrides: Iterable[str] = (),
+):
     try:
         return model.model_validate(data)
     except ValidationError as error:
-        raise ConfigError(format_validation_error(error, f"config file {path}")) from None
+        raise ConfigError(
+            format_validation_error(error, f"config file {path}", model, overrides)
+        ) from None
 
 
-def format_validation_error(error: ValidationError, what: str) -> str:
-    """Render a pydantic error as one line per failing field path."""
-    lines = [f"{what} has {error.error_count()} problem(s):"]
+def format_validation_error(
+    error: ValidationError, what: str, model: type[BaseModel] | None = None,
+    overrides: Iterable[str] = (),
+) -> str:
+    """Render a pydantic error as one line per failing field path.
+
+    Args:
+        error: the validation error.
+        what: what was validated, for the first line (``config file conf/jobs/x.yaml``).
+        model: the validated model; with it an unknown field gets the nearest known one of
+            its section (``partiton_by`` -> ``did you mean 'partition_by'?``) and the list of
+            the section's fields.
+        overrides: the ``--set field=value`` texts applied; a problem in a field one of them
+            set names that ``--set`` instead of the file (and so does the first line when
+            every problem came from one).
+    """
+    from batch_scoring.udfs.contract import did_you_mean
+
+    set_paths = {o.partition("=")[0].strip(): o for o in overrides}
+    lines, from_set = [], []
     for item in error.errors():
-        field = ".".join(str(part) for part in item["loc"]) or "(top level)"
-        message = "unknown field; remove it or check its spelling" if item["type"] == "extra_forbidden" else item["msg"]
-        lines.append(f"  {field}: {message}")
-    return "\n".join(lines)
+        loc = [str(part) for part in item["loc"]]
+        field = ".".join(loc) or "(top level)"
+        if item["type"] == "extra_forbidden":
+            known = _field_names(model, loc[:-1]) if model is not None else []
+            message = f"unknown field{did_you_mean(loc[-1], known)}; remove it or check its spelling"
+            if known:
+                message += f" (fields here: {', '.join(known)})"
+        else:
+            message = item["msg"]
+        override = next((o for p, o in set_paths.items()
+                         if field == p or field.startswith(p + ".") or p.startswith(field + ".")), None)
+        from_set.append(override is not None)
+        where = f" (from --set {override})" if override else ""
+        lines.append(f"  {field}{where}: {message}")
+    head = "--set" if from_set and all(from_set) else what
+    return "\n".join([f"{head} has {error.error_count()} problem(s):", *lines])
+
+
+def _field_names(model: type[BaseModel], loc: list[str]) -> list[str]:
+    """The field names (aliases where set) of the section of ``model`` at ``loc``, or []."""
+    current: Any = model
+    for part in loc:
+        if part.isdigit():
+            continue
+        field = getattr(current, "model_fields", {}).get(part)
+        if field is None:
+            field = next((f for f in getattr(current, "model_fields", {}).values() if f.alias == part), None)
+        if field is None:
+            return []
+        current = _section_model(field.annotation)
+        if current is None:
+            return []
+    fields = getattr(current, "model_fields", {})
+    return [f.alias or name for name, f in fields.items()]
+
+
+def _section_model(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model inside an annotation (``X``, ``X | None``, ``list[X]``), or None."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found = _section_model(arg)
+        if found is not None:
+            return found
+    return None

@@ -506,6 +506,7 @@ def test_missing_attribute_is_not_found(user_dir, attribute):
 
     assert str(info.value) == (
         f"function.name {name!r}: module 'my_prices' has no attribute {attribute!r}"
+        "; its functions: summarise, plain_total"
     )
 
 
@@ -612,3 +613,18 @@ def test_decorator_params_model_validates_and_binds(tmp_path):
             function.validate_params({"markupp": 0.5})
         with pytest.raises(pydantic.ValidationError, match="greater than 0"):
             function.validate_params({"markup": -1})
+
+
+def test_a_misspelt_function_gets_the_nearest_name_and_the_module_functions(user_dir):
+    with pytest.raises(FunctionNotFoundError) as info:
+        resolve_function("my_prices:sumarise")
+
+    assert str(info.value) == (
+        "function.name 'my_prices:sumarise': module 'my_prices' has no attribute 'sumarise' "
+        "(did you mean 'summarise'?); its functions: summarise, plain_total"
+    )
+
+
+def test_a_misspelt_builtin_gets_the_nearest_builtin():
+    with pytest.raises(FunctionNotFoundError, match=r"\(did you mean 'data_pricing'\?\)"):
+        resolve_function("data_prcing")
