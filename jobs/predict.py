@@ -56,6 +56,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     what.add_argument("--record", help="one record as a JSON object (or a JSON list of objects)")
     what.add_argument("--input", help="a .parquet, .csv or .json file of records")
     parser.add_argument("--output", help="with --input: where to write the scored rows (.parquet)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="with --output: replace an existing output file (default: refuse)")
     parser.add_argument(
         "--allow-version-mismatch", action="store_true",
         help="score although the model's library (e.g. scikit-learn) is at another major.minor "
@@ -103,7 +105,8 @@ def read_records(args: argparse.Namespace) -> pd.DataFrame:
 
     Raises:
         ConfigError: when ``--record`` is not a JSON object or list of objects, ``--input``
-            has an unknown extension, or ``--output`` is missing.
+            has an unknown extension, ``--output`` is missing, or it (or its rejects file)
+            exists and ``--overwrite`` is not given.
         InputError: when ``--input`` does not exist.
     """
     if args.record is not None:
@@ -117,6 +120,13 @@ def read_records(args: argparse.Namespace) -> pd.DataFrame:
         return pd.DataFrame(records)
     if not args.output:
         raise ConfigError("--input needs --output (a .parquet file for the scored rows)")
+    if not args.overwrite:
+        existing = [p for p in (args.output, f"{args.output}.rejects.parquet") if Path(p).exists()]
+        if existing:
+            raise ConfigError(
+                f"--output {args.output}: {', '.join(existing)} already exist(s); give another "
+                "--output or add --overwrite to replace"
+            )
     path = Path(args.input)
     if not path.exists():
         raise InputError(f"--input {path} does not exist")
@@ -198,8 +208,11 @@ def _report(args, scored: pd.DataFrame, rejects: pd.DataFrame, sha256: str) -> i
         print(scored.assign(scored_at=scored["scored_at"].astype(str)).to_json(orient="records", lines=True, double_precision=15).strip())
         return InputError.exit_code if len(rejects) else 0
     scored.to_parquet(args.output, coerce_timestamps="us", allow_truncated_timestamps=True)
+    rejects_file = Path(f"{args.output}.rejects.parquet")
     if len(rejects):
-        rejects.to_parquet(f"{args.output}.rejects.parquet")
+        rejects.to_parquet(rejects_file)
+    elif rejects_file.exists():  # an earlier run's rejects (replaced with --overwrite)
+        rejects_file.unlink()
     print(f"scored {len(scored):,} rows, rejected {len(rejects):,} -> {args.output} "
           f"(model sha256 {sha256[:12]})")
     return 0

@@ -54,7 +54,8 @@ def test_the_readme_batch_score_run_command_runs_with_a_foreign_python3_on_path(
     assert "manifest:" in result.stdout
     assert "No module named" not in result.stdout + result.stderr
     rows = {m.group(1): m.group(2) for m in re.finditer(r"│ ([a-z ]+?)\s+│\s+([\d,.]+) │", result.stdout)}
-    assert rows["units"] == str(UNITS), result.stdout
+    assert rows["units priced"] == str(UNITS), result.stdout
+    assert rows["units failed"] == "0", result.stdout
     assert rows["rows rejected"] == "0", result.stdout
     assert list((tmp_path / "output/data_pricing/_delta_log").glob("*.json"))
 

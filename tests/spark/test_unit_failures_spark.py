@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -244,3 +246,32 @@ def test_raising_units_within_a_percentage_budget_go_to_rejects(
     summary = run(spark, job, DAY, "within")
 
     assert (summary.rows_in, summary.rows_rejected, summary.rows_out) == (32, 9, 6)
+
+
+def test_the_printed_summary_counts_failed_units_and_rejects_per_reason(
+    spark, tmp_path, sales_source, unlucky_module, capsys
+):
+    from batch_scoring.jobs import run_job
+
+    function = f"{unlucky_module}:last_price"
+    overrides = [
+        f"source.path={sales_source}", "source.filter=null", f"function.name={function}",
+        f"function.allowed_modules=[{unlucky_module}]", "function.max_failed_units=2",
+        "function.params={}", "unit_of_work.buckets=3", f"output.path={tmp_path / 'prices'}",
+        "output.partition_by=[]",
+    ]
+    args = ["--job", str(ROOT / "conf/jobs/data_pricing.yaml"), "--run-date", DAY.isoformat(),
+            "--summary-json", str(tmp_path / "summary.json")]
+    for override in overrides:
+        args += ["--set", override]
+
+    assert run_job.main(args) == 0
+
+    printed = capsys.readouterr().out
+    for measure, value in [("rows in", "32"), ("rows out", "6"), ("rows rejected", "9"),
+                           ("rejected function_raised", "8"), ("rejected out_of_range", "1"),
+                           ("units priced", "6"), ("units failed", "2")]:
+        assert re.search(rf"│ +{measure} +│ +{value} │", printed), (measure, printed)
+    written = json.loads((tmp_path / "summary.json").read_text())
+    assert written["units_failed"] == 2
+    assert written["rejected_by_reason"] == {"function_raised": 8, "out_of_range": 1}

@@ -167,3 +167,20 @@ def test_predict_refuses_a_string_value_in_a_record_and_scores_a_number(diabetes
     scored = json.loads(capsys.readouterr().out)
     expected = mlflow.sklearn.load_model(str(diabetes_model)).predict(pd.DataFrame([record]))[0]
     assert scored["prediction"] == pytest.approx(expected, rel=1e-12)
+
+
+def test_predict_output_refuses_an_existing_file_unless_overwrite(folder, diabetes_model, capsys):
+    rows = folder / "src" / "part-0.parquet"
+    out = folder / "scored.parquet"
+    args = ["--model", str(diabetes_model), "--input", str(rows), "--output", str(out)]
+    assert predict.main(args) == 0
+    first = out.read_bytes()
+    capsys.readouterr()
+
+    assert predict.main(args) == 2
+    assert f"--output {out}: {out} already exist(s); give another --output or add --overwrite" in (
+        capsys.readouterr().err)
+    assert out.read_bytes() == first
+
+    assert predict.main([*args, "--overwrite"]) == 0
+    assert len(pd.read_parquet(out)) == 50
