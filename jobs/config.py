@@ -610,21 +610,38 @@ def format_validation_error(
 
 
 def _field_names(model: type[BaseModel], loc: list[str]) -> list[str]:
-    """The field names (aliases where set) of the section of ``model`` at ``loc``, or []."""
-    current: Any = model
+    """The field names (aliases where set) of the section of ``model`` at ``loc``, or [].
+
+    List indexes are stepped over; in a discriminated union (``model.preprocess``: a list of
+    ``kind: scale | encode | image`` steps) the tag pydantic puts in ``loc`` picks the member.
+    """
+    annotation: Any = model
     for part in loc:
         if part.isdigit():
             continue
-        field = getattr(current, "model_fields", {}).get(part)
-        if field is None:
-            field = next((f for f in getattr(current, "model_fields", {}).values() if f.alias == part), None)
-        if field is None:
+        current = _section_model(annotation)
+        fields = getattr(current, "model_fields", {})
+        field = fields.get(part) or next((f for f in fields.values() if f.alias == part), None)
+        if field is not None:
+            annotation = field.annotation
+            continue
+        tagged = [m for m in _section_models(annotation)
+                  if getattr(m.model_fields.get("kind"), "default", None) == part]
+        if not tagged:
             return []
-        current = _section_model(field.annotation)
-        if current is None:
-            return []
-    fields = getattr(current, "model_fields", {})
-    return [f.alias or name for name, f in fields.items()]
+        annotation = tagged[0]
+    current = _section_model(annotation)
+    return [f.alias or name for name, f in getattr(current, "model_fields", {}).items()]
+
+
+def _section_models(annotation: Any) -> list[type[BaseModel]]:
+    """Every pydantic model inside an annotation (the members of ``A | B``, ``list[A | B]``)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    found = []
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found += _section_models(arg)
+    return found
 
 
 def _section_model(annotation: Any) -> type[BaseModel] | None:

@@ -708,3 +708,13 @@ def test_function_modules_outside_the_allow_list_are_refused(job_file, name, all
     module = name.partition(":")[0]
     message = config_error(load_job, job_file, [f"function.name={name}", f"function.allowed_modules={allowed}"])
     assert f"comes from module {module!r}, which is not in function.allowed_modules {allowed}" in message
+
+
+def test_an_unknown_preprocess_field_gets_the_nearest_field_of_its_step_kind(job_file):
+    message = config_error(load_job, ROOT / "conf/jobs/model_scoring.yaml",
+                           ["model.preprocess=[{kind: scale, colums: [price]}]"])
+
+    assert message.startswith("--set has 2 problem(s):")
+    assert ("model.preprocess.0.scale.colums (from --set model.preprocess=[{kind: scale, colums: "
+            "[price]}]): unknown field (did you mean 'columns'?); remove it or check its spelling "
+            "(fields here: kind, columns, stats_file)") in message
