@@ -7,7 +7,8 @@ Uses the same resolution, signature check, row rules and :func:`score_frame` as 
 so a record scored here gets exactly the prediction the job gives it. With ``--model`` the
 typed URI is the allow-list; with ``--job`` the job's ``model`` section (and its
 ``allowed_uris``) is used. Exit codes as the job: 2 configuration (bad JSON, model not found),
-3 input (missing columns, a record the model cannot score). A ``predict`` call that raises is
+3 input (missing columns, a record the model cannot score), 4 a broken model (it raised on
+a whole batch and on each probe row alone). A ``predict`` call that raises is
 bisected as in the Spark job: rows that raise alone are rejected (``model_raised``, with the
 error), the others scored.
 """
@@ -25,13 +26,14 @@ from pathlib import Path
 import pandas as pd
 
 from batch_scoring.jobs.config import ModelConfig, load_job
-from batch_scoring.jobs.errors import ConfigError, InputError, JobError
+from batch_scoring.jobs.errors import ConfigError, InputError, JobError, RejectBudgetExceeded
 from batch_scoring.jobs.model_environment import check_model_environment
 from batch_scoring.jobs.model_job import resolve, scoring_spec
 from batch_scoring.jobs.preflight import check_frame
 from batch_scoring.udfs.model_resolution import ModelResolutionError
 from batch_scoring.udfs.model_scoring import (
     MODEL_RAISED,
+    ModelBrokenError,
     ModelInputError,
     ModelStamp,
     ScoringSpec,
@@ -197,6 +199,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ModelInputError, PreprocessingError) as error:
         print(f"error: {error}", file=sys.stderr)
         return InputError.exit_code
+    except ModelBrokenError as error:
+        print(f"error: {error}; nothing was written. Check the model's libraries and their "
+              "versions against its requirements.txt", file=sys.stderr)
+        return RejectBudgetExceeded.exit_code
     finally:
         shutil.rmtree(download, ignore_errors=True)
 

@@ -181,3 +181,28 @@ def test_predict_record_the_model_raises_on_exits_3_with_the_error(picky_pyfunc,
     assert code == 3
     assert ("error: record not scored: the model raised ValueError: cannot score a=13.13 (1 rows)"
             in capsys.readouterr().err)
+
+
+def test_predict_input_with_a_broken_model_is_exit_4_and_writes_nothing(tmp_path, capsys):
+    import cloudpickle
+    import mlflow.pyfunc
+
+    class BrokenPyfunc(mlflow.pyfunc.PythonModel):
+        def predict(self, context, model_input, params=None):
+            raise ModuleNotFoundError("No module named 'lightgbm'")
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    folder = tmp_path / "broken"
+    signature = __import__("mlflow").models.infer_signature(pd.DataFrame({"a": [1.0], "b": [2]}),
+                                                            np.array([1.0]))
+    mlflow.pyfunc.save_model(str(folder), python_model=BrokenPyfunc(), signature=signature)
+    source, out = tmp_path / "rows.parquet", tmp_path / "scored.parquet"
+    rows(20).to_parquet(source)
+
+    code = predict.main(["--model", str(folder), "--input", str(source), "--output", str(out)])
+
+    assert code == 4
+    assert (f"error: model {folder} is broken, not the data: it raised on a batch of 20 rows and on "
+            "each of its first 3 rows and its last row alone: ModuleNotFoundError: No module named "
+            "'lightgbm'; nothing was written") in capsys.readouterr().err
+    assert not out.exists() and not (tmp_path / "scored.parquet.rejects.parquet").exists()
