@@ -32,6 +32,7 @@ from pydantic import (
 )
 
 from batch_scoring.jobs.errors import ConfigError
+from batch_scoring.jobs.failure_budget import parse_budget
 from batch_scoring.udfs.preprocessing import PreprocessStep
 
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -120,6 +121,17 @@ class FunctionConfig(StrictModel):
     allowed_modules: list[str] = Field(
         default_factory=list, description="module prefixes a package.module:function may come from"
     )
+    max_failed_units: int | str = Field(
+        0,
+        description="units whose function call may raise before the run fails (exit 4, nothing "
+        "committed): a count, or a share of the units as '2%'. Failed units go to the rejects",
+    )
+
+    @field_validator("max_failed_units")
+    @classmethod
+    def _unit_budget(cls, value: int | str) -> int | str:
+        parse_budget(value)
+        return value
 
     @model_validator(mode="after")
     def _module_is_allowed(self) -> FunctionConfig:
@@ -180,6 +192,22 @@ class ModelConfig(StrictModel):
     )
     batch_size: PositiveInt = Field(10_000, description="rows per predict call")
     predict_params: dict[str, Any] = Field(default_factory=dict, description="params for predict()")
+    allow_version_mismatch: bool = Field(
+        False,
+        description="score although the model's flavor library (e.g. scikit-learn) is at another "
+        "major.minor version here than the model was saved with (a warning instead of exit 2)",
+    )
+    max_failed_rows: int | str = Field(
+        0,
+        description="rows on which predict may raise before the run fails (exit 4, nothing "
+        "committed): a count, or a share of the rows scored as '2%'. Failed rows go to the rejects",
+    )
+
+    @field_validator("max_failed_rows")
+    @classmethod
+    def _row_budget(cls, value: int | str) -> int | str:
+        parse_budget(value)
+        return value
 
     @model_validator(mode="after")
     def _uri_or_route(self) -> ModelConfig:
@@ -448,9 +476,10 @@ def load_job(path: str | os.PathLike, overrides: Iterable[str] = ()) -> JobConfi
             message names the file and every failing field path).
     """
     data = _read_yaml(path)
+    overrides = list(overrides)
     for override in overrides:
         _apply_override(data, override)
-    return _validate(JobConfig, _substitute_env(data, path), path)
+    return _validate(JobConfig, _substitute_env(data, path), path, overrides)
 
 
 def load_profile(path: str | os.PathLike) -> PlatformProfile:
@@ -567,18 +596,98 @@ def _env_value(match: re.Match[str], path: str | os.PathLike, where: str) -> str
     return value
 
 
-def _validate(model: type[StrictModel], data: Mapping[str, Any], path: str | os.PathLike):
+def _validate(
+    model: type[StrictModel], data: Mapping[str, Any], path: str | os.PathLike,
+    overrides: Iterable[str] = (),
+):
     try:
         return model.model_validate(data)
     except ValidationError as error:
-        raise ConfigError(format_validation_error(error, f"config file {path}")) from None
+        raise ConfigError(
+            format_validation_error(error, f"config file {path}", model, overrides)
+        ) from None
 
 
-def format_validation_error(error: ValidationError, what: str) -> str:
-    """Render a pydantic error as one line per failing field path."""
-    lines = [f"{what} has {error.error_count()} problem(s):"]
+def format_validation_error(
+    error: ValidationError, what: str, model: type[BaseModel] | None = None,
+    overrides: Iterable[str] = (),
+) -> str:
+    """Render a pydantic error as one line per failing field path.
+
+    Args:
+        error: the validation error.
+        what: what was validated, for the first line (``config file conf/jobs/x.yaml``).
+        model: the validated model; with it an unknown field gets the nearest known one of
+            its section (``partiton_by`` -> ``did you mean 'partition_by'?``) and the list of
+            the section's fields.
+        overrides: the ``--set field=value`` texts applied; a problem in a field one of them
+            set names that ``--set`` instead of the file (and so does the first line when
+            every problem came from one).
+    """
+    from batch_scoring.udfs.contract import did_you_mean
+
+    set_paths = {o.partition("=")[0].strip(): o for o in overrides}
+    lines, from_set = [], []
     for item in error.errors():
-        field = ".".join(str(part) for part in item["loc"]) or "(top level)"
-        message = "unknown field; remove it or check its spelling" if item["type"] == "extra_forbidden" else item["msg"]
-        lines.append(f"  {field}: {message}")
-    return "\n".join(lines)
+        loc = [str(part) for part in item["loc"]]
+        field = ".".join(loc) or "(top level)"
+        if item["type"] == "extra_forbidden":
+            known = _field_names(model, loc[:-1]) if model is not None else []
+            message = f"unknown field{did_you_mean(loc[-1], known)}; remove it or check its spelling"
+            if known:
+                message += f" (fields here: {', '.join(known)})"
+        else:
+            message = item["msg"]
+        override = next((o for p, o in set_paths.items()
+                         if field == p or field.startswith(p + ".") or p.startswith(field + ".")), None)
+        from_set.append(override is not None)
+        where = f" (from --set {override})" if override else ""
+        lines.append(f"  {field}{where}: {message}")
+    head = "--set" if from_set and all(from_set) else what
+    return "\n".join([f"{head} has {error.error_count()} problem(s):", *lines])
+
+
+def _field_names(model: type[BaseModel], loc: list[str]) -> list[str]:
+    """The field names (aliases where set) of the section of ``model`` at ``loc``, or [].
+
+    List indexes are stepped over; in a discriminated union (``model.preprocess``: a list of
+    ``kind: scale | encode | image`` steps) the tag pydantic puts in ``loc`` picks the member.
+    """
+    annotation: Any = model
+    for part in loc:
+        if part.isdigit():
+            continue
+        current = _section_model(annotation)
+        fields = getattr(current, "model_fields", {})
+        field = fields.get(part) or next((f for f in fields.values() if f.alias == part), None)
+        if field is not None:
+            annotation = field.annotation
+            continue
+        tagged = [m for m in _section_models(annotation)
+                  if getattr(m.model_fields.get("kind"), "default", None) == part]
+        if not tagged:
+            return []
+        annotation = tagged[0]
+    current = _section_model(annotation)
+    return [f.alias or name for name, f in getattr(current, "model_fields", {}).items()]
+
+
+def _section_models(annotation: Any) -> list[type[BaseModel]]:
+    """Every pydantic model inside an annotation (the members of ``A | B``, ``list[A | B]``)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    found = []
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found += _section_models(arg)
+    return found
+
+
+def _section_model(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model inside an annotation (``X``, ``X | None``, ``list[X]``), or None."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found = _section_model(arg)
+        if found is not None:
+            return found
+    return None

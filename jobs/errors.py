@@ -20,8 +20,10 @@
 |           |                            | one was committing; the message says what of this run   |
 |           |                            | was committed (usually nothing)                         |
 
-A unit of work whose function raises, or a row the model raises on, is not a failure of the
-run: it goes to the rejects output (reasons ``function_raised``, ``model_raised``).
+A unit of work whose function raises, or a row the model raises on, fails the run with exit 4
+(:class:`~batch_scoring.jobs.failure_budget.FailedWorkExceeded`, a ``RejectBudgetExceeded``)
+unless ``function.max_failed_units`` / ``model.max_failed_rows`` allow it (default 0); within
+the budget it goes to the rejects output (reasons ``function_raised``, ``model_raised``).
 """
 
 from __future__ import annotations

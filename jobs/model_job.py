@@ -43,6 +43,8 @@ from batch_scoring.jobs.commit import (
 )
 from batch_scoring.jobs.config import JobConfig, ModelConfig
 from batch_scoring.jobs.errors import ConfigError, InputError
+from batch_scoring.jobs.failure_budget import check_failed_work
+from batch_scoring.jobs.model_environment import check_model_environment
 from batch_scoring.jobs.partition_values import check_output_values
 from batch_scoring.jobs.quarantine import REJECT_COLUMNS, split_rejects, union_rejects
 from batch_scoring.jobs.sources import read_source
@@ -138,17 +140,27 @@ def scoring_spec(model: ModelConfig, resolved: ResolvedModel, present: list[str]
 
     Raises:
         ConfigError: when the model has no signature and ``model.input_columns`` is not set,
-            or its preprocessing statistics are missing or invalid.
+            its preprocessing statistics are missing or invalid, or ``model.output_schema``
+            names another number of columns than the signature's outputs.
+
+    Outputs: ``model.output_schema`` when given, else the signature's outputs
+    (``output_columns_from_signature``: a ``predict_proba`` model's ``(-1, 2)`` tensor gives
+    ``prediction_0``, ``prediction_1``), else ``prediction double``.
     """
     try:
         inputs = model_inputs(resolved.signature, model.input_columns, resolved.uri)
         preprocessor = Preprocessor.load(model.preprocess, resolved.local_path) if model.preprocess else None
     except (SignatureMismatchError, PreprocessingError) as error:
         raise ConfigError(f"model {resolved.uri}: {error}") from None
-    outputs = (
-        parse_ddl_columns(model.output_schema) if model.output_schema
-        else output_columns_from_signature(resolved.signature) or DEFAULT_OUTPUT
-    )
+    declared = output_columns_from_signature(resolved.signature)
+    outputs = parse_ddl_columns(model.output_schema) if model.output_schema else declared or DEFAULT_OUTPUT
+    if declared is not None and len(declared) != len(outputs):
+        raise ConfigError(
+            f"model {resolved.uri}: model.output_schema names {len(outputs)} column(s) "
+            f"{list(outputs)}, but the model's signature declares {len(declared)} output(s) "
+            f"({', '.join(f'{k} {v}' for k, v in declared.items())}); set model.output_schema to "
+            f"{len(declared)} column(s), or leave it out to use the signature's"
+        )
     available = {*present, *(preprocessor.produced_columns if preprocessor else [])}
     inputs = [i for i in inputs if i.required or i.name in available]
     return ScoringSpec(
@@ -173,6 +185,9 @@ def plan_scoring(spark: SparkSession, job: JobConfig, source: DataFrame, dst_dir
     except ModelResolutionError as error:
         raise ConfigError(str(error)) from None
     distinct = list({m.sha256: m for m in routes.values()}.values())
+    for resolved in distinct:  # a registry model is first seen here; local ones in the pre-flight
+        check_model_environment(resolved.local_path, resolved.uri,
+                                allow_version_mismatch=model.allow_version_mismatch)
     specs = {m.sha256: scoring_spec(model, m, source.columns) for m in distinct}
     for resolved in distinct:
         check_source(source, specs[resolved.sha256], job, resolved)
@@ -288,6 +303,8 @@ def scored_source(spark: SparkSession, job: JobConfig, source: DataFrame) -> Ite
 
     Raises:
         ConfigError, InputError: as :func:`plan_scoring`.
+        FailedWorkExceeded: (exit 4) more rows raised in ``predict`` than
+            ``model.max_failed_rows`` allows (default 0); raised before anything is written.
     """
     with tempfile.TemporaryDirectory(prefix="batch-scoring-model-") as download:
         plan = plan_scoring(spark, job, source, download)
@@ -295,7 +312,35 @@ def scored_source(spark: SparkSession, job: JobConfig, source: DataFrame) -> Ite
     valid, rejects = quarantine(projected, plan)
     with persisted(score(valid, plan, job.model)) as raw:
         scored, raised = split_scored(raw, valid.columns, job.model.passthrough)
+        check_raised_rows(job.model, scored, raised)
         yield ScoredSource(projected, scored, rejects.unionByName(raised_rejects(raised)), plan)
+
+
+def check_raised_rows(model: ModelConfig, scored: DataFrame, raised: DataFrame) -> None:
+    """Raise unless the rows ``predict`` raised on alone fit ``model.max_failed_rows``.
+
+    ``raised`` is ``split_scored``'s second frame (the rows, ``ERROR_COLUMN``); the examples
+    name each row by its passthrough columns (or its inputs when there are none).
+
+    Raises:
+        FailedWorkExceeded: more raising rows than the budget allows (a count, or a share of
+            the rows scored plus raised).
+
+    Cost: one count of ``raised`` over the persisted scores (the action that runs the model);
+    when some row raised, one count of ``scored`` and a take of three rows.
+    """
+    failed = raised.count()
+    if not failed:
+        return
+    shown = [c for c in (model.passthrough or raised.columns) if c != ERROR_COLUMN][:4]
+    examples = [
+        f"({', '.join(f'{c}={row[c]!r}' for c in shown)}): {row[ERROR_COLUMN]}"
+        for row in raised.limit(3).collect()
+    ]
+    check_failed_work("model.max_failed_rows", model.max_failed_rows, failed,
+                      failed + scored.count(), "rows raised in the model", examples)
+    log.warning("%d row(s) raised in the model and go to rejects (model.max_failed_rows = %s)",
+                failed, model.max_failed_rows)
 
 
 def raised_rejects(raised: DataFrame) -> DataFrame:

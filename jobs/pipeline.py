@@ -43,6 +43,7 @@ from batch_scoring.jobs.commit import (
 )
 from batch_scoring.jobs.config import JobConfig, format_validation_error
 from batch_scoring.jobs.errors import ConfigError, InputError, JobError
+from batch_scoring.jobs.failure_budget import FailedWorkExceeded, check_failed_work
 from batch_scoring.jobs.model_job import model_fields, preflight_model, run_model_job, scored_source
 from batch_scoring.jobs.quarantine import (
     check_columns,
@@ -53,7 +54,8 @@ from batch_scoring.jobs.quarantine import (
 from batch_scoring.jobs.partition_values import check_output_values, checked_source
 from batch_scoring.jobs.sources import choose_buckets, read_source, unreadable_file_error
 from batch_scoring.jobs.text_records import split_malformed
-from batch_scoring.udfs.contract import ColumnRule, UnitFunction
+from batch_scoring.udfs.contract import ColumnRule, ParamsError, UnitFunction
+from batch_scoring.udfs.model_scoring import model_broken_message
 from batch_scoring.udfs.registry import FunctionNotFoundError, resolve_function
 from batch_scoring.udfs.spark_execution import UnitStatus, apply_packed, apply_reference, split_status
 from batch_scoring.udfs.unit_of_work import unit_too_large_message
@@ -81,7 +83,7 @@ def prepare_function(job: JobConfig) -> PreparedFunction:
     try:
         function = resolve_function(spec.name, spec.shape, spec.output_schema)
         params = function.validate_params(spec.params)
-    except FunctionNotFoundError as error:
+    except (FunctionNotFoundError, ParamsError) as error:
         raise ConfigError(str(error)) from None
     except ValidationError as error:
         raise ConfigError(format_validation_error(error, "function.params")) from None
@@ -185,21 +187,31 @@ def run(
         raise mapped from None
 
 
-def input_error_from(error: BaseException, job: JobConfig) -> InputError | None:
-    """The :class:`InputError` a Spark error stands for, or None when it is none of these.
+def input_error_from(error: BaseException, job: JobConfig) -> JobError | None:
+    """The :class:`JobError` a Spark error stands for, or None when it is none of these.
 
     * a source file Spark cannot read (corrupt, truncated, not the format, a column type that
       differs from the other files'): the message names the file
       (:func:`~batch_scoring.jobs.sources.unreadable_file_error`);
     * a unit of work over ``unit_of_work.max_unit_rows``, raised on an executor as
       ``UnitTooLargeError`` and received inside a ``PythonException``: its message (key
-      values, rows so far, the field to raise) is recognised in the error's text.
+      values, rows so far, the field to raise) is recognised in the error's text;
+    * a model that raised on a whole batch and on each probe row alone
+      (``ModelBrokenError``): a :class:`FailedWorkExceeded` (exit 4).
     """
     unreadable = unreadable_file_error(error, job.source)
     if unreadable is not None:
         return unreadable
     too_large = unit_too_large_message(str(error))
-    return InputError(too_large) if too_large else None
+    if too_large:
+        return InputError(too_large)
+    broken = model_broken_message(str(error))
+    if broken:
+        return FailedWorkExceeded(
+            f"{broken}. Nothing was committed; check the model's libraries and their versions "
+            "against the ones it was saved with (its requirements.txt)"
+        )
+    return None
 
 
 def run_function_job(
@@ -218,8 +230,10 @@ def run_function_job(
     raw, buckets = _apply(valid, job, prepared)
     with persisted(raw):
         status = split_status(raw, job.unit_of_work.keys)
-        all_rejects = union_rejects(with_failed_units(rejects, valid, status, job.unit_of_work.keys),
-                                    malformed)
+        all_rejects = union_rejects(
+            with_failed_units(rejects, valid, status, job.unit_of_work.keys,
+                              job.function.max_failed_units),
+            malformed)
         produced = [c for c in job.output.partition_by if c not in parsed.columns]
         priced = check_output_values(status.priced, produced, job.output.empty_token)
         counts = commit_checked(job, priced, all_rejects, targets, run_date, run_id,
@@ -253,7 +267,7 @@ def run_chained_job(
         raw, buckets = _apply(valid, job, prepared)
         with persisted(raw):
             status = split_status(raw, keys)
-            rejects = with_failed_units(rejects, valid, status, keys)
+            rejects = with_failed_units(rejects, valid, status, keys, job.function.max_failed_units)
             all_rejects = union_rejects(union_rejects(scoring.rejects, rejects), malformed)
             priced = check_output_values(status.priced, job.output.partition_by, job.output.empty_token)
             counts = commit_checked(job, priced, all_rejects, targets, run_date, run_id,
@@ -275,19 +289,37 @@ def bucket_check(job: JobConfig, status: UnitStatus, buckets: int) -> BucketChec
 
 
 def with_failed_units(
-    rejects: DataFrame, rows: DataFrame, status: UnitStatus, keys: list[str]
+    rejects: DataFrame, rows: DataFrame, status: UnitStatus, keys: list[str],
+    max_failed_units: int | str = 0,
 ) -> DataFrame:
     """The contract rejects plus the rows of the units whose function raised (if any).
 
-    Cost: nothing when no unit raised; otherwise one more scan of ``rows`` (the function's
-    input), joined with the few failed keys (see ``quarantine.failed_unit_rejects``).
+    Args:
+        max_failed_units: ``function.max_failed_units``, the failed-unit budget (a count or
+            ``"2%"``, see :mod:`~batch_scoring.jobs.failure_budget`).
+
+    Raises:
+        FailedWorkExceeded: (exit 4) when more units raised than the budget allows, naming
+            the first failed units (by key) and their exception's ``Type: message``; raised
+            before anything is written.
+
+    Cost: nothing when no unit raised; otherwise one count of the units priced (over the
+    persisted function output) and one more scan of ``rows`` (the function's input), joined
+    with the few failed keys (see ``quarantine.failed_unit_rejects``).
     """
     if not status.units_failed:
         return rejects
-    examples = status.failures.limit(3).collect()
-    log.warning("%d unit(s) (%d rows) raised in the function and go to rejects, e.g. %s",
-                status.units_failed, status.rows_failed,
-                "; ".join(f"{tuple(r)[:-1]}: {r[-1]}" for r in examples))
+    examples = [
+        f"({', '.join(f'{k}={v!r}' for k, v in zip(keys, tuple(r)[:-1]))}): {r[-1]}"
+        for r in status.failures.orderBy(*keys).limit(3).collect()
+    ]
+    units_priced = status.priced.select(*keys).distinct().count()
+    check_failed_work("function.max_failed_units", max_failed_units, status.units_failed,
+                      status.units_failed + units_priced, "units raised in the function",
+                      examples)
+    log.warning("%d unit(s) (%d rows) raised in the function and go to rejects "
+                "(function.max_failed_units = %s), e.g. %s",
+                status.units_failed, status.rows_failed, max_failed_units, "; ".join(examples))
     return rejects.unionByName(failed_unit_rejects(rows, status.failures, keys))
 
 

@@ -7,7 +7,8 @@ Uses the same resolution, signature check, row rules and :func:`score_frame` as 
 so a record scored here gets exactly the prediction the job gives it. With ``--model`` the
 typed URI is the allow-list; with ``--job`` the job's ``model`` section (and its
 ``allowed_uris``) is used. Exit codes as the job: 2 configuration (bad JSON, model not found),
-3 input (missing columns, a record the model cannot score). A ``predict`` call that raises is
+3 input (missing columns, a record the model cannot score), 4 a broken model (it raised on
+a whole batch and on each probe row alone). A ``predict`` call that raises is
 bisected as in the Spark job: rows that raise alone are rejected (``model_raised``, with the
 error), the others scored.
 """
@@ -25,11 +26,14 @@ from pathlib import Path
 import pandas as pd
 
 from batch_scoring.jobs.config import ModelConfig, load_job
-from batch_scoring.jobs.errors import ConfigError, InputError, JobError
+from batch_scoring.jobs.errors import ConfigError, InputError, JobError, RejectBudgetExceeded
+from batch_scoring.jobs.model_environment import check_model_environment
 from batch_scoring.jobs.model_job import resolve, scoring_spec
+from batch_scoring.jobs.preflight import check_frame
 from batch_scoring.udfs.model_resolution import ModelResolutionError
 from batch_scoring.udfs.model_scoring import (
     MODEL_RAISED,
+    ModelBrokenError,
     ModelInputError,
     ModelStamp,
     ScoringSpec,
@@ -54,7 +58,31 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     what.add_argument("--record", help="one record as a JSON object (or a JSON list of objects)")
     what.add_argument("--input", help="a .parquet, .csv or .json file of records")
     parser.add_argument("--output", help="with --input: where to write the scored rows (.parquet)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="with --output: replace an existing output file (default: refuse)")
+    parser.add_argument(
+        "--allow-version-mismatch", action="store_true",
+        help="score although the model's library (e.g. scikit-learn) is at another major.minor "
+        "version than it was saved with (a warning instead of exit 2)",
+    )
     return parser.parse_args(argv)
+
+
+FLAGS = {
+    "model.output_schema": "--output-schema",
+    "model.input_columns": "--input-columns",
+    "model.passthrough": "--passthrough",
+    "model.allowed_uris": "--model",
+    "model.allow_version_mismatch: true": "--allow-version-mismatch",
+}
+"""Job fields and the ``predict`` flags that stand for them, for messages under ``--model``."""
+
+
+def in_flags(message: str) -> str:
+    """``message`` with job fields (``model.output_schema``) replaced by predict's flags."""
+    for field, flag in FLAGS.items():
+        message = message.replace(field, flag)
+    return message
 
 
 def model_config(args: argparse.Namespace) -> ModelConfig:
@@ -79,7 +107,8 @@ def read_records(args: argparse.Namespace) -> pd.DataFrame:
 
     Raises:
         ConfigError: when ``--record`` is not a JSON object or list of objects, ``--input``
-            has an unknown extension, or ``--output`` is missing.
+            has an unknown extension, ``--output`` is missing, or it (or its rejects file)
+            exists and ``--overwrite`` is not given.
         InputError: when ``--input`` does not exist.
     """
     if args.record is not None:
@@ -93,6 +122,13 @@ def read_records(args: argparse.Namespace) -> pd.DataFrame:
         return pd.DataFrame(records)
     if not args.output:
         raise ConfigError("--input needs --output (a .parquet file for the scored rows)")
+    if not args.overwrite:
+        existing = [p for p in (args.output, f"{args.output}.rejects.parquet") if Path(p).exists()]
+        if existing:
+            raise ConfigError(
+                f"--output {args.output}: {', '.join(existing)} already exist(s); give another "
+                "--output or add --overwrite to replace"
+            )
     path = Path(args.input)
     if not path.exists():
         raise InputError(f"--input {path} does not exist")
@@ -144,7 +180,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             resolved = resolve(config, config.uri, download)
         except ModelResolutionError as error:
             raise ConfigError(str(error)) from None
+        check_model_environment(
+            resolved.local_path, resolved.uri,
+            allow_version_mismatch=args.allow_version_mismatch or config.allow_version_mismatch,
+        )
         spec = scoring_spec(config, resolved, list(records.columns))
+        check_frame(records, spec, "the record(s)" if args.record is not None else f"--input {args.input}",
+                    resolved.uri)
         import mlflow.pyfunc
 
         model = mlflow.pyfunc.load_model(resolved.local_path)
@@ -152,11 +194,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         scored, rejects = score_local(model, records, spec, stamp, config.batch_size)
         return _report(args, scored, rejects, resolved.sha256)
     except JobError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {in_flags(str(error)) if args.model else error}", file=sys.stderr)
         return error.exit_code
     except (ModelInputError, PreprocessingError) as error:
         print(f"error: {error}", file=sys.stderr)
         return InputError.exit_code
+    except ModelBrokenError as error:
+        print(f"error: {error}; nothing was written. Check the model's libraries and their "
+              "versions against its requirements.txt", file=sys.stderr)
+        return RejectBudgetExceeded.exit_code
     finally:
         shutil.rmtree(download, ignore_errors=True)
 
@@ -165,11 +211,14 @@ def _report(args, scored: pd.DataFrame, rejects: pd.DataFrame, sha256: str) -> i
     if args.record is not None:
         for _, row in rejects.iterrows():
             print(f"error: record not scored: {_reject_text(row)}", file=sys.stderr)
-        print(scored.assign(scored_at=scored["scored_at"].astype(str)).to_json(orient="records", lines=True).strip())
+        print(scored.assign(scored_at=scored["scored_at"].astype(str)).to_json(orient="records", lines=True, double_precision=15).strip())
         return InputError.exit_code if len(rejects) else 0
     scored.to_parquet(args.output, coerce_timestamps="us", allow_truncated_timestamps=True)
+    rejects_file = Path(f"{args.output}.rejects.parquet")
     if len(rejects):
-        rejects.to_parquet(f"{args.output}.rejects.parquet")
+        rejects.to_parquet(rejects_file)
+    elif rejects_file.exists():  # an earlier run's rejects (replaced with --overwrite)
+        rejects_file.unlink()
     print(f"scored {len(scored):,} rows, rejected {len(rejects):,} -> {args.output} "
           f"(model sha256 {sha256[:12]})")
     return 0

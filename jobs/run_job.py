@@ -18,17 +18,24 @@ Spark from the profile. Exit codes: see :mod:`batch_scoring.jobs.errors`.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import logging
 import sys
 from collections.abc import Sequence
 
-from batch_scoring.jobs.config import PlatformProfile, load_job, load_profile, parse_run_date
+from pyspark.sql import functions as F
+
+from batch_scoring.jobs.config import JobConfig, PlatformProfile, load_job, load_profile, parse_run_date
 from batch_scoring.jobs.errors import JobError
 from batch_scoring.jobs.commit import RunSummary, new_run_id
 from batch_scoring.jobs.manifest import ManifestRecorder
 from batch_scoring.jobs.ownership import OwnershipError
 from batch_scoring.jobs.pipeline import preflight_job, run
+from batch_scoring.jobs.preflight import preflight_sources
+from batch_scoring.jobs.quarantine import FUNCTION_RAISED
+from batch_scoring.jobs.session import build_session, redact, set_worker_python, spark_settings
+from batch_scoring.jobs.sinks import read_run
 from batch_scoring.jobs.stop_signals import (
     DEFAULT_STOP_TIMEOUT_SECONDS,
     RunStopped,
@@ -36,7 +43,6 @@ from batch_scoring.jobs.stop_signals import (
     start_watchdog,
     stop_of,
 )
-from batch_scoring.jobs.session import build_session, redact, spark_settings
 
 log = logging.getLogger("batch_scoring")
 
@@ -70,7 +76,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the job described by ``argv``; return the process exit code.
 
-    Config, function and parameter errors are reported before Spark starts. Once Spark has
+    Config, function and parameter errors, and what the file system can tell (a missing local
+    source or model folder, Parquet footers against the job's columns and the model's
+    signature: :mod:`~batch_scoring.jobs.preflight`) are reported before Spark starts, and
+    such a refused run writes nothing, not even a manifest. Once Spark has
     started, every run ends with a manifest (:mod:`~batch_scoring.jobs.manifest`), written
     after the outputs committed or, for a failed run, with the error; SIGTERM and SIGINT are
     answered with one too (:mod:`~batch_scoring.jobs.stop_signals`) and exit 143 / 130.
@@ -82,9 +91,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         profile = load_profile(args.profile) if args.profile else PlatformProfile(name="submitted")
         run_date = parse_run_date(args.run_date, job.schedule.timezone if job.schedule else "UTC")
         preflight_job(job)
+        preflight_sources(job)
     except JobError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code
+    worker_python = set_worker_python(profile.master)
+    if worker_python:
+        log.info("Python workers run %s (PYSPARK_PYTHON was not set)", worker_python)
     spark = build_session(profile, job)
     log.info("Spark settings: %s", redact(spark_settings(profile, job)))
     recorder = ManifestRecorder(spark, job, run_date, args.run_id or new_run_id(run_date), profile.s3_scheme)
@@ -97,11 +110,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if stop is None:
             return failed_run(error, recorder)
         return stopped_run(stop, spark, recorder, args.stop_timeout)
-    print_summary(summary)
+    details = run_details(spark, job, summary)
+    print_summary(summary, job, details)
     print(f"manifest: {manifest}")
     if args.summary_json:
         with open(args.summary_json, "w") as file:
-            json.dump(summary.as_dict(), file, indent=2)
+            json.dump({**summary.as_dict(), **details}, file, indent=2)
     return 0
 
 
@@ -138,17 +152,77 @@ def stopped_run(stop: RunStopped, spark, recorder: ManifestRecorder, timeout: fl
     return stop.exit_code
 
 
-def print_summary(summary: RunSummary) -> None:
-    """Print the run summary as a table on standard output."""
+def run_details(spark, job: JobConfig, summary: RunSummary) -> dict:
+    """What the summary's counts do not say, read back from the run's committed rejects.
+
+    Returns:
+        ``{"rejected_by_reason": {reason: rows}, "units_failed": n}``; ``units_failed`` (units
+        whose function raised, within ``function.max_failed_units``) only for function jobs.
+
+    Cost: nothing when no row was rejected; else one grouped count over the run's rejects
+    (and a distinct count of the failed units' keys when some unit raised).
+    """
+    details: dict = {"rejected_by_reason": {}}
+    if job.function is not None:
+        details["units_failed"] = 0
+    if summary.rows_rejected == 0:
+        return details
+    rejects = read_run(spark, summary.rejects_path, job.output.format, dt.date.fromisoformat(summary.run_date))
+    if rejects is None:
+        return details
+    by_reason = {r["reject_reason"]: r["count"] for r in rejects.groupBy("reject_reason").count().collect()}
+    details["rejected_by_reason"] = dict(sorted(by_reason.items()))
+    if job.function is not None and by_reason.get(FUNCTION_RAISED):
+        failed = rejects.where(F.col("reject_reason") == FUNCTION_RAISED)
+        details["units_failed"] = failed.select(*job.unit_of_work.keys).distinct().count()
+    return details
+
+
+def summary_rows(summary: RunSummary, job: JobConfig | None = None,
+                 details: dict | None = None) -> list[tuple[str, str, bool]]:
+    """The printed summary's rows: ``(measure, value, is_a_failure)``.
+
+    A function job shows units priced and units failed; a model job (no ``function``) shows
+    rows scored and neither units nor buckets (each row is scored alone). Rejected rows are
+    shown per reason; rows per second is rows read over the run's wall-clock seconds.
+    """
+    details = details or {}
+    model_only = job is not None and job.function is None
+    values = summary.as_dict()
+    rows: list[tuple[str, str, bool]] = []
+
+    def add(name: str, value, failure: bool = False) -> None:
+        rows.append((name, f"{value:,}" if isinstance(value, int) else str(value), failure))
+
+    add("rows in", summary.rows_in)
+    add("rows scored" if model_only else "rows out", summary.rows_out)
+    add("rows rejected", summary.rows_rejected, summary.rows_rejected > 0)
+    for reason, count in details.get("rejected_by_reason", {}).items():
+        add(f"  rejected {reason}", count, True)
+    if not model_only:
+        add("units priced", summary.units)
+        if "units_failed" in details:
+            add("units failed", details["units_failed"], details["units_failed"] > 0)
+        add("buckets", summary.buckets)
+    add("seconds", summary.seconds)
+    if summary.seconds:
+        add("rows per second", int(round(summary.rows_in / summary.seconds)))
+    for name in ("output_path", "rejects_path", "model_uri", "model_version", "model_sha256"):
+        if name in values:
+            add(name.replace("_", " "), values[name])
+    return rows
+
+
+def print_summary(summary: RunSummary, job: JobConfig | None = None, details: dict | None = None) -> None:
+    """Print the run summary as a table on standard output (failures in red on a terminal)."""
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title=f"{summary.job} run {summary.run_date} ({summary.run_id})")
     table.add_column("measure")
     table.add_column("value", justify="right")
-    for name, value in summary.as_dict().items():
-        if name not in ("job", "run_date", "run_id"):
-            table.add_row(name.replace("_", " "), f"{value:,}" if isinstance(value, int) else str(value))
+    for name, value, failure in summary_rows(summary, job, details):
+        table.add_row(name, value, style="red" if failure else None)
     Console(width=110).print(table)
 
 

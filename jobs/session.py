@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from importlib import metadata
 from pathlib import Path
 
@@ -105,6 +106,29 @@ def submit_arguments(profile: PlatformProfile, job: JobConfig) -> list[str]:
     for key, value in spark_settings(profile, job).items():
         args += ["--conf", f"{key}={value}"]
     return args
+
+
+def set_worker_python(master: str | None, environ: dict[str, str] | None = None) -> str | None:
+    """Make a local master's Python workers run this interpreter, unless one is chosen already.
+
+    Spark starts its Python workers with ``$PYSPARK_PYTHON`` (default: the ``python3`` on
+    ``PATH``), which may not be the interpreter that has this package installed. For a local
+    master (``local``, ``local[2]``, ``local[2,3]``, ``local-cluster[...]``) without
+    ``PYSPARK_PYTHON`` set, this sets ``PYSPARK_PYTHON`` to :data:`sys.executable`. Another master's workers run on other machines: left alone.
+
+    Args:
+        master: the profile's ``master`` (or the ``spark.master`` already set), or None.
+        environ: the environment to change (default :data:`os.environ`).
+
+    Returns:
+        The interpreter set, or None when nothing was changed.
+    """
+    environ = os.environ if environ is None else environ
+    master = master or environ.get("MASTER") or ""
+    if not master.startswith("local") or environ.get("PYSPARK_PYTHON"):
+        return None
+    environ["PYSPARK_PYTHON"] = sys.executable
+    return sys.executable
 
 
 def build_session(profile: PlatformProfile, job: JobConfig) -> SparkSession:

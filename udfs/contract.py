@@ -19,12 +19,15 @@ example pooled priors) from the whole input before the per-unit stage.
 
 from __future__ import annotations
 
+import difflib
 import functools
+import inspect
+import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 Shape = Literal["unit", "batch"]
 RuleType = Literal["numeric", "integer", "string", "date", "any"]
@@ -39,6 +42,145 @@ def describe_error(error: BaseException, limit: int = ERROR_TEXT_CHARS) -> str:
     """
     text = " ".join(f"{type(error).__name__}: {error}".split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class ParamsError(ValueError):
+    """``function.params`` do not fit the function: an unknown, missing or mistyped parameter.
+
+    The message names the field (``function.params.<name>``), the accepted names and, for an
+    unknown name, the nearest accepted one.
+    """
+
+
+def nearest(name: str, candidates: Sequence[str]) -> str | None:
+    """The candidate closest to ``name`` by :func:`difflib.get_close_matches` (cutoff 0.6), or None."""
+    matches = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+def did_you_mean(name: str, candidates: Sequence[str]) -> str:
+    """``" (did you mean 'x'?)"`` for the nearest candidate, or ``""`` when none is near."""
+    match = nearest(name, candidates)
+    return f" (did you mean {match!r}?)" if match else ""
+
+
+def _unknown_and_missing(
+    given: Mapping[str, Any], accepted: Sequence[str], required: Sequence[str], what: str,
+    function_name: str,
+) -> None:
+    """Raise :class:`ParamsError` for the first unknown given name, then for missing ones."""
+    names = ", ".join(accepted) if accepted else "(none)"
+    for name in given:
+        if name not in accepted:
+            raise ParamsError(
+                f"{what}.{name}: {function_name} has no parameter {name!r}{did_you_mean(name, accepted)}. "
+                f"Accepted parameters: {names}"
+            )
+    missing = [name for name in required if name not in given]
+    if missing:
+        raise ParamsError(
+            f"{what}: {function_name} needs parameter(s) {', '.join(missing)} without a default; "
+            f"set {', '.join(f'{what}.{m}' for m in missing)}. Accepted parameters: {names}"
+        )
+
+
+def bind_signature_params(
+    fn: Callable[..., Any],
+    params: Mapping[str, Any],
+    *,
+    engine_args: int = 2,
+    engine_keywords: Sequence[str] = (),
+    what: str = "function.params",
+    function_name: str | None = None,
+) -> dict[str, Any]:
+    """Check ``params`` against ``fn``'s Python signature and validate them by its annotations.
+
+    The first ``engine_args`` positional parameters (the unit's key and rows, or the rows and
+    the key names) and the ``engine_keywords`` (``context``) are supplied by the engine and are
+    not accepted from the config. A parameter annotated with a type is validated (and coerced,
+    pydantic's lax mode: ``"0.05"`` -> ``0.05`` for a ``float``) by a
+    :class:`pydantic.TypeAdapter`; unannotated ones are passed as given. A ``**kwargs``
+    parameter accepts any further name.
+
+    Returns:
+        A new dict: name -> validated value.
+
+    Raises:
+        ParamsError: an unknown name (with the accepted names and the nearest one), a missing
+            required name, or a value its annotation refuses; the message names
+            ``<what>.<name>``.
+    """
+    function_name = function_name or getattr(fn, "__qualname__", repr(fn))
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):  # a builtin without a signature: nothing to check
+        return dict(params)
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception:  # an annotation that does not evaluate: check names only
+        hints = {}
+    accepted, required, open_keywords = [], [], False
+    positional = 0
+    for parameter in signature.parameters.values():
+        if parameter.kind is inspect.Parameter.VAR_KEYWORD:
+            open_keywords = True
+            continue
+        if parameter.kind is inspect.Parameter.VAR_POSITIONAL:
+            positional = engine_args
+            continue
+        if positional < engine_args and parameter.kind in (
+            inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD
+        ):
+            positional += 1
+            continue
+        if parameter.name in engine_keywords or parameter.kind is inspect.Parameter.POSITIONAL_ONLY:
+            continue
+        accepted.append(parameter.name)
+        if parameter.default is inspect.Parameter.empty:
+            required.append(parameter.name)
+    given = dict(params)
+    if open_keywords:
+        _unknown_and_missing({k: v for k, v in given.items() if k in accepted}, accepted,
+                             required, what, function_name)
+    else:
+        _unknown_and_missing(given, accepted, required, what, function_name)
+    validated = {}
+    for name, value in given.items():
+        annotation = hints.get(name)
+        if annotation is None or annotation is typing.Any:
+            validated[name] = value
+            continue
+        try:
+            validated[name] = TypeAdapter(annotation).validate_python(value)
+        except ValidationError as error:
+            reason = "; ".join(item["msg"] for item in error.errors())
+            raise ParamsError(
+                f"{what}.{name}: {value!r} is not a valid {_type_name(annotation)} "
+                f"for {function_name} ({reason})"
+            ) from None
+    return validated
+
+
+def _type_name(annotation: Any) -> str:
+    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+
+
+def validate_params_model(
+    model: type[BaseModel], params: Mapping[str, Any], what: str = "function.params",
+    function_name: str = "the function",
+) -> BaseModel:
+    """Validate ``params`` with a pydantic ``model``, refusing names it has no field for.
+
+    Unknown names are refused even when the model allows extra fields, with the nearest field
+    name. Raises :class:`ParamsError` for an unknown name and :class:`pydantic.ValidationError`
+    for missing or mistyped values.
+    """
+    accepted = [field.alias or name for name, field in model.model_fields.items()]
+    accepted += [name for name in model.model_fields if name not in accepted]
+    unknown = {k: v for k, v in params.items() if k not in accepted}
+    if unknown:
+        _unknown_and_missing(unknown, accepted, (), what, function_name)
+    return model.model_validate(dict(params))
 
 
 @dataclass(frozen=True)
@@ -105,14 +247,24 @@ class UnitFunction:
     prepare_pandas: Callable[..., Any] | None = None
 
     def validate_params(self, params: Mapping[str, Any]) -> Any:
-        """Validate ``params`` with ``params_model``; return the model or a plain dict.
+        """Validate ``params`` before any data is read; return the model or a plain dict.
+
+        With ``params_model``: the pydantic model (unknown names refused, with the nearest
+        field). Without: ``params`` bound against ``fn``'s signature, the engine's two
+        positional arguments and ``context`` (when there is a ``prepare`` step) left out, and
+        each value validated by its annotation (:func:`bind_signature_params`).
 
         Raises:
-            pydantic.ValidationError: when a parameter is unknown, missing or of a wrong type.
+            ParamsError: an unknown or missing parameter, or a value its annotation refuses.
+            pydantic.ValidationError: a value ``params_model`` refuses.
         """
-        if self.params_model is None:
-            return dict(params)
-        return self.params_model.model_validate(dict(params))
+        if self.params_model is not None:
+            return validate_params_model(self.params_model, params, function_name=self.name)
+        takes_context = self.prepare is not None or self.prepare_pandas is not None
+        return bind_signature_params(
+            self.fn, params, engine_args=2,
+            engine_keywords=("context",) if takes_context else (), function_name=self.name,
+        )
 
     def bind(self, params: Any, context: Any = None) -> Callable[..., Any]:
         """Return ``fn`` with its parameters (and the ``prepare`` context) bound.
@@ -132,6 +284,7 @@ def unit_of_work_function(
     output_schema: str | Mapping[str, str],
     shape: Shape = "unit",
     input_rules: Sequence[ColumnRule] = (),
+    params_model: type[BaseModel] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorate a user's function with the contract the engine needs to run it.
 
@@ -146,6 +299,10 @@ def unit_of_work_function(
             a mapping name -> DDL type.
         shape: ``"unit"`` (called per unit) or ``"batch"`` (called with many whole units).
         input_rules: required input columns; rows breaking them are quarantined.
+        params_model: a pydantic model of the parameters. ``function.params`` are validated
+            by it before Spark starts and the function is called with ``params=<model>``
+            (instead of one keyword per parameter). Without it, the parameters are checked
+            against the function's own signature and annotations.
 
     Returns:
         The same function, with a ``__unit_function__`` attribute holding its contract.
@@ -165,6 +322,7 @@ def unit_of_work_function(
             shape=shape,
             output_columns=dict(columns),
             input_rules=lambda params: rules,
+            params_model=params_model,
         )
         return fn
 

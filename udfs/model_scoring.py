@@ -14,6 +14,7 @@ it on halves until the rows that raise alone are found; those rows are rejected 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -185,6 +186,8 @@ def predict_isolating(
     Raises:
         ModelOutputError: when a result has the wrong shape (a configuration problem, not a
             bad row, so it is not isolated).
+        ModelBrokenError: when the whole batch (of more than ``PROBE_ROWS`` rows) raised and
+            then each of its first ``PROBE_ROWS`` rows and its last row raised alone.
 
     Cost: nothing while ``predict`` succeeds. A batch of n rows holding k rows that raise
     costs about ``2 k log2(n)`` extra ``predict`` calls over at most ``log2(n)`` times the
@@ -194,11 +197,71 @@ def predict_isolating(
     return scored.reindex(range(len(features))), _error_series(errors, len(features))
 
 
+PROBE_ROWS = 3
+"""When a batch of more than this many rows raises, its first ``PROBE_ROWS`` rows and its last
+row are each predicted alone first: if all of them raise too, the model is broken (a missing
+library, an incompatible version), not the data, and :class:`ModelBrokenError` stops the
+splitting instead of n single-row calls."""
+
+
+class ModelBrokenError(RuntimeError):
+    """``predict`` raised on a whole batch and on each probe row alone: the model is broken.
+
+    Raised on an executor (or in ``predict``); the message is one line naming the model, the
+    batch size and the error. On the driver it arrives inside a Spark ``PythonException``:
+    :func:`model_broken_message` finds it there.
+    """
+
+
+_BROKEN = re.compile(rf"{ModelBrokenError.__name__}: (model .*? is broken, not the data: [^\n]*)")
+
+
+def model_broken_message(error_text: str) -> str | None:
+    """The :class:`ModelBrokenError` message inside a Spark error's text, or None."""
+    match = _BROKEN.search(error_text)
+    return match.group(1) if match else None
+
+
+def _probe_broken(model, features, spec, model_uri, first_error: BaseException) -> None:
+    """Raise :class:`ModelBrokenError` when the probe rows of a raising batch all raise alone."""
+    if len(features) <= PROBE_ROWS:
+        return
+    for position in [*range(PROBE_ROWS), len(features) - 1]:
+        try:
+            predictions_of(model, features.iloc[[position]].reset_index(drop=True), spec, model_uri)
+        except ModelOutputError:
+            raise
+        except Exception:  # noqa: BLE001 - the probe row raised too
+            continue
+        return
+    raise ModelBrokenError(
+        f"model {model_uri} is broken, not the data: it raised on a batch of {len(features)} "
+        f"rows and on each of its first {PROBE_ROWS} rows and its last row alone: "
+        f"{describe_error(first_error)}"
+    )
+
+
 def _predict_scored(model, features, spec, model_uri) -> tuple[pd.DataFrame, dict[int, str]]:
-    """Predictions of the rows that scored (indexed by position, dtypes kept) and the errors."""
+    """Predictions of the rows that scored (indexed by position, dtypes kept) and the errors.
+
+    Raises:
+        ModelBrokenError: the whole batch and each probe row raised (see ``PROBE_ROWS``).
+    """
     pieces: list[pd.DataFrame] = []
     errors: dict[int, str] = {}
-    _bisect_rows(model, features, spec, model_uri, 0, pieces, errors)
+    try:
+        predicted = predictions_of(model, features, spec, model_uri)
+    except ModelOutputError:
+        raise
+    except Exception as error:  # noqa: BLE001 - any error of the model's code is isolated
+        if len(features) == 1:
+            errors[0] = describe_error(error)
+        else:
+            _probe_broken(model, features, spec, model_uri, error)
+            _split_rows(model, features, spec, model_uri, 0, pieces, errors)
+    else:
+        predicted.index = range(len(features))
+        pieces.append(predicted)
     scored = pd.concat(pieces) if pieces else pd.DataFrame(columns=list(spec.output_columns))
     return scored, errors
 
@@ -216,13 +279,18 @@ def _bisect_rows(model, features, spec, model_uri, offset, pieces, errors) -> No
         if len(features) == 1:
             errors[offset] = describe_error(error)
             return
-        middle = len(features) // 2
-        _bisect_rows(model, features.iloc[:middle], spec, model_uri, offset, pieces, errors)
-        right = features.iloc[middle:].reset_index(drop=True)
-        _bisect_rows(model, right, spec, model_uri, offset + middle, pieces, errors)
+        _split_rows(model, features, spec, model_uri, offset, pieces, errors)
         return
     predicted.index = range(offset, offset + len(features))
     pieces.append(predicted)
+
+
+def _split_rows(model, features, spec, model_uri, offset, pieces, errors) -> None:
+    """Predict each half of a batch that raised (:func:`_bisect_rows` on both)."""
+    middle = len(features) // 2
+    _bisect_rows(model, features.iloc[:middle], spec, model_uri, offset, pieces, errors)
+    right = features.iloc[middle:].reset_index(drop=True)
+    _bisect_rows(model, right, spec, model_uri, offset + middle, pieces, errors)
 
 
 def predict_rows_isolating(

@@ -159,8 +159,10 @@ def output_columns_from_signature(signature) -> dict[str, str] | None:
     """Output column name -> Spark DDL type from the signature's outputs, when it names them.
 
     A single unnamed output, or a one-dimensional tensor (what ``infer_signature`` records for
-    a numpy array of predictions), becomes ``prediction``. Returns None when the signature has
-    no outputs, several unnamed ones, or types without a Spark equivalent.
+    a numpy array of predictions), becomes ``prediction``; a two-dimensional tensor of known
+    width k (``predict_proba``: ``(-1, 2)``) becomes ``prediction_0`` .. ``prediction_{k-1}``.
+    Returns None when the signature has no outputs, several unnamed ones, or types without a
+    Spark equivalent.
     """
     outputs = getattr(signature, "outputs", None)
     if outputs is None:
@@ -180,7 +182,14 @@ def output_columns_from_signature(signature) -> dict[str, str] | None:
 
 
 def _tensor_output(specs) -> dict[str, str] | None:
-    if len(specs) != 1 or len(specs[0].shape) != 1:
+    if len(specs) != 1 or len(specs[0].shape) not in (1, 2):
         return None
     ddl = NUMPY_TO_DDL.get(str(specs[0].type))
-    return {"prediction": ddl} if ddl else None
+    if not ddl:
+        return None
+    if len(specs[0].shape) == 1:
+        return {"prediction": ddl}
+    width = specs[0].shape[1]
+    if width is None or width < 1:
+        return None
+    return {"prediction": ddl} if width == 1 else {f"prediction_{i}": ddl for i in range(width)}

@@ -9,12 +9,19 @@ directory is searched first, as ``python -m`` and most CLIs do.
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import sys
 from collections.abc import Mapping, Sequence
 
 from batch_scoring.udfs import data_pricing, voice_pricing
-from batch_scoring.udfs.contract import ColumnRule, Shape, UnitFunction, parse_ddl_columns
+from batch_scoring.udfs.contract import (
+    ColumnRule,
+    Shape,
+    UnitFunction,
+    did_you_mean,
+    parse_ddl_columns,
+)
 
 
 class FunctionNotFoundError(LookupError):
@@ -101,15 +108,29 @@ def resolve_function(
             parse_ddl_columns(output_schema) if output_schema else declared.output_columns
         ),
         input_rules=lambda params: (*base_rules(params), *rules),
+        params_model=declared.params_model if declared else None,
     )
+
+
+def module_functions(owner: object) -> list[str]:
+    """Public functions of a module (or class) defined there, not imported: decorated ones first."""
+    names = []
+    for name, value in vars(owner).items():
+        if name.startswith("_") or not inspect.isfunction(value):
+            continue
+        if getattr(value, "__module__", None) != getattr(owner, "__name__", value.__module__):
+            continue
+        names.append(name)
+    return sorted(names, key=lambda n: (not hasattr(getattr(owner, n), "__unit_function__"), n))
 
 
 def _import_callable(path: str):
     module_name, sep, attribute = path.partition(":")
     if not sep or not module_name or not attribute:
         raise FunctionNotFoundError(
-            f"function.name {path!r} is not a built-in ({', '.join(BUILTINS)}) and not a path "
-            "of the form package.module:function"
+            f"function.name {path!r} is not a built-in ({', '.join(BUILTINS)})"
+            f"{did_you_mean(path, list(BUILTINS))} and not a path of the form "
+            "package.module:function"
         )
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
@@ -125,8 +146,11 @@ def _import_callable(path: str):
     for part in attribute.split("."):
         fn = getattr(fn, part, None)
         if fn is None:
+            functions = module_functions(module)
             raise FunctionNotFoundError(
                 f"function.name {path!r}: module {module_name!r} has no attribute {attribute!r}"
+                f"{did_you_mean(part, functions)}; its functions: "
+                f"{', '.join(functions) if functions else '(none)'}"
             )
     if not callable(fn):
         raise FunctionNotFoundError(f"function.name {path!r} is not callable")

@@ -61,13 +61,20 @@ def test_a_committed_run_has_a_complete_manifest(spark, sales, tmp_path):
 
 def test_a_failed_run_writes_a_failed_manifest_with_its_error(spark, sales, tmp_path):
     out = tmp_path / "prices"
-    status = run(sales, out, "run-bad", "--set", f"source.path={tmp_path / 'no_such_source'}")
+    status = run(sales, out, "run-bad", "--set", "unit_of_work.max_unit_rows=5")  # found in a task
     assert status == 3
     document = manifest(out, "run-bad")
     assert document["status"] == "failed" and document["rows"] is None
     assert document["error"]["type"] == "InputError" and document["error"]["exit_code"] == 3
-    assert "no_such_source" in document["error"]["message"]
+    assert "unit_of_work.max_unit_rows = 5" in document["error"]["message"]
     assert not (out / "run_date=2026-11-22").exists()  # nothing but the manifest was written
+
+
+def test_a_config_refused_before_spark_writes_no_manifest(sales, tmp_path):
+    out = tmp_path / "prices"
+    status = run(sales, out, "run-refused", "--set", f"source.path={tmp_path / 'no_such_source'}")
+    assert status == 3
+    assert not out.exists()  # refused by the pre-flight: no manifest, no folder
 
 
 def test_each_attempt_keeps_its_own_manifest(spark, sales, tmp_path):

@@ -46,7 +46,8 @@ def test_local_submit_prices_every_unit_and_writes_a_summary(workdir):
 def test_unknown_config_field_exits_2_before_spark_starts(workdir):
     result = run_spark_submit(*job_args(workdir, "--set", "output.formatt=delta"), cwd=workdir)
     assert result.returncode == 2
-    assert "output.formatt: unknown field" in result.stderr
+    assert ("output.formatt (from --set output.formatt=delta): unknown field (did you mean "
+            "'format'?)") in result.stderr
     assert "SparkContext" not in result.stderr
 
 

@@ -14,6 +14,7 @@ import pytest
 
 from batch_scoring.jobs.config import load_job
 from batch_scoring.jobs.errors import RejectBudgetExceeded
+from batch_scoring.jobs.failure_budget import FailedWorkExceeded
 from batch_scoring.jobs.pipeline import run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,7 +60,9 @@ def rows_source(tmp_path_factory):
 
 
 def model_job(tmp_path, source, model_dir, *overrides):
+    """The model job on ``source``; the 2 raising rows allowed unless overridden."""
     return load_job(ROOT / "conf/jobs/model_scoring.yaml", [
+        "model.max_failed_rows=2",
         f"source.path={source}", "source.filter=null", f"model.uri={model_dir}",
         f"model.allowed_uris=[{model_dir.parent}/]", "model.passthrough=[id]",
         "model.output_schema=prediction double", "model.batch_size=4",
@@ -108,3 +111,52 @@ def test_a_model_run_over_its_reject_budget_commits_nothing(spark, tmp_path, row
         pd.testing.assert_frame_equal(new.sort_values("id").reset_index(drop=True),
                                       old.sort_values("id").reset_index(drop=True))
     assert set(after[0]["run_id"]) == {"kept"} and len(after[0]) == 37
+
+
+def listing(root: Path) -> dict[str, int]:
+    """Every file under ``root`` with its size (empty when ``root`` does not exist)."""
+    return {str(p.relative_to(root)): p.stat().st_size for p in root.rglob("*") if p.is_file()}
+
+
+def test_rows_the_model_raises_on_over_the_default_budget_fail_the_run(
+    spark, tmp_path, rows_source, picky_model, arrow_batch_rows
+):
+    arrow_batch_rows(8)
+    job = model_job(tmp_path, rows_source, picky_model, "model.max_failed_rows=0")
+
+    with pytest.raises(FailedWorkExceeded) as error:
+        run(spark, job, DAY, "over")
+
+    message = str(error.value)
+    assert message.startswith("2 of 39 rows raised in the model (5.13%), more than "
+                              "model.max_failed_rows = 0 allows; nothing was committed. First: (id=")
+    assert f"{MESSAGE} (in a call of 1 rows)" in message
+    assert listing(tmp_path / "scored") == {} and listing(tmp_path / "scored_rejects") == {}
+
+
+class BrokenModel(mlflow.pyfunc.PythonModel):
+    """Raises on every call, as a model whose library is missing or at another version."""
+
+    def predict(self, context, model_input, params=None):
+        raise AttributeError("'LogisticRegression' object has no attribute 'multi_class'")
+
+
+def test_a_model_raising_on_every_row_is_broken_and_the_run_stops_without_splitting(
+    spark, tmp_path, rows_source
+):
+    folder = tmp_path / "models" / "broken"
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    signature = mlflow.models.infer_signature(pd.DataFrame({"a": [1.0], "b": [2]}), np.array([1.0]))
+    mlflow.pyfunc.save_model(str(folder), python_model=BrokenModel(), signature=signature)
+    job = model_job(tmp_path, rows_source, folder, "model.max_failed_rows='100%'",
+                    "model.batch_size=1000")
+
+    with pytest.raises(FailedWorkExceeded) as error:
+        run(spark, job, DAY, "broken")
+
+    assert str(error.value).startswith(
+        f"model {folder} is broken, not the data: it raised on a batch of 39 rows and on each of "
+        "its first 3 rows and its last row alone: AttributeError: 'LogisticRegression' object "
+        "has no attribute 'multi_class'. Nothing was committed"
+    )
+    assert listing(tmp_path / "scored") == {} and listing(tmp_path / "scored_rejects") == {}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -10,6 +12,7 @@ import pytest
 
 from batch_scoring.jobs.config import load_job
 from batch_scoring.jobs.errors import RejectBudgetExceeded
+from batch_scoring.jobs.failure_budget import FailedWorkExceeded
 from batch_scoring.jobs.pipeline import run
 from batch_scoring.udfs.registry import resolve_function
 from batch_scoring.udfs.spark_execution import apply_packed, apply_reference, split_status
@@ -100,9 +103,10 @@ def expected_rejects(message: str) -> pd.DataFrame:
 
 
 def function_job(tmp_path, source, function, engine="packed", *overrides):
+    """The job of ``function`` on ``source``; its 2 raising units allowed unless overridden."""
     return load_job(ROOT / "conf/jobs/data_pricing.yaml", [
         f"source.path={source}", "source.filter=null", f"function.name={function}",
-        f"function.allowed_modules=[{function.partition(':')[0]}]",
+        f"function.allowed_modules=[{function.partition(':')[0]}]", "function.max_failed_units=2",
         "function.params={}", f"unit_of_work.engine={engine}", "unit_of_work.buckets=3",
         f"output.path={tmp_path / 'prices'}", "output.partition_by=[]", *overrides,
     ])
@@ -202,3 +206,73 @@ def test_a_run_exactly_at_its_reject_budget_commits(spark, tmp_path, sales_sourc
     summary = run(spark, job, DAY, "at-limit")
     assert (summary.rows_in, summary.rows_rejected, summary.rows_out) == (32, 9, 6)
     assert set(read_delta(spark, job.output.path, KEYS)["run_id"]) == {"at-limit"}
+
+
+@pytest.mark.parametrize("budget", ["0", "1", "'20%'"])
+def test_raising_units_over_the_failed_unit_budget_fail_the_run_and_commit_nothing(
+    spark, tmp_path, sales_source, unlucky_module, budget
+):
+    clean = tmp_path / "clean.parquet"
+    make_sales(unlucky=False).to_parquet(clean)
+    function = f"{unlucky_module}:last_price"
+    run(spark, function_job(tmp_path, clean, function), DAY, "kept")
+    job = function_job(tmp_path, sales_source, function, "packed",
+                       f"function.max_failed_units={budget}")
+    before = [delta_state(spark, p) for p in (job.output.path, job.output.rejects)]
+
+    with pytest.raises(FailedWorkExceeded) as error:
+        run(spark, job, DAY, "over-budget")
+
+    assert error.value.exit_code == 4
+    shown = budget.strip("'")
+    assert str(error.value).startswith(
+        f"2 of 8 units raised in the function (25.00%), more than function.max_failed_units = "
+        f"{shown} allows; nothing was committed. First: "
+        "(segment='s0', location='l1', product='p0'): ValueError: unlucky price 13.13 in this unit; "
+        "(segment='s1', location='l0', product='p1'): ValueError: unlucky price 13.13 in this unit. "
+    )
+    assert "--set function.max_failed_units=N" in str(error.value)
+    after = [delta_state(spark, p) for p in (job.output.path, job.output.rejects)]
+    for (rows_before, versions_before), (rows_after, versions_after) in zip(before, after):
+        pd.testing.assert_frame_equal(rows_after, rows_before)
+        assert versions_after == versions_before
+
+
+def test_raising_units_within_a_percentage_budget_go_to_rejects(
+    spark, tmp_path, sales_source, unlucky_module
+):
+    job = function_job(tmp_path, sales_source, f"{unlucky_module}:last_price", "packed",
+                       "function.max_failed_units='25%'")  # 2 of 8 units
+
+    summary = run(spark, job, DAY, "within")
+
+    assert (summary.rows_in, summary.rows_rejected, summary.rows_out) == (32, 9, 6)
+
+
+def test_the_printed_summary_counts_failed_units_and_rejects_per_reason(
+    spark, tmp_path, sales_source, unlucky_module, capsys
+):
+    from batch_scoring.jobs import run_job
+
+    function = f"{unlucky_module}:last_price"
+    overrides = [
+        f"source.path={sales_source}", "source.filter=null", f"function.name={function}",
+        f"function.allowed_modules=[{unlucky_module}]", "function.max_failed_units=2",
+        "function.params={}", "unit_of_work.buckets=3", f"output.path={tmp_path / 'prices'}",
+        "output.partition_by=[]",
+    ]
+    args = ["--job", str(ROOT / "conf/jobs/data_pricing.yaml"), "--run-date", DAY.isoformat(),
+            "--summary-json", str(tmp_path / "summary.json")]
+    for override in overrides:
+        args += ["--set", override]
+
+    assert run_job.main(args) == 0
+
+    printed = capsys.readouterr().out
+    for measure, value in [("rows in", "32"), ("rows out", "6"), ("rows rejected", "9"),
+                           ("rejected function_raised", "8"), ("rejected out_of_range", "1"),
+                           ("units priced", "6"), ("units failed", "2")]:
+        assert re.search(rf"│ +{measure} +│ +{value} │", printed), (measure, printed)
+    written = json.loads((tmp_path / "summary.json").read_text())
+    assert written["units_failed"] == 2
+    assert written["rejected_by_reason"] == {"function_raised": 8, "out_of_range": 1}

@@ -135,22 +135,28 @@ def test_profile_rejects_unknown_field_and_wrong_literal(tmp_path):
 
     assert f"config file {path} has 2 problem(s):" in message
     assert "  deploy_mode: Input should be 'client' or 'cluster'" in message
-    assert "  sparkconf: unknown field; remove it or check its spelling" in message
+    assert "  sparkconf: unknown field (did you mean 'spark_conf'?); remove it or check its spelling" in message
 
 
 # --------------------------------------------------------------------------- field errors
 
 
 @pytest.mark.parametrize(
-    ("section", "field", "dotted"),
+    ("section", "field", "dotted", "hint", "fields"),
     [
-        (None, "colour", "colour"),
-        ("output", "formatt", "output.formatt"),
-        ("unit_of_work", "bucket", "unit_of_work.bucket"),
-        ("source", "filters", "source.filters"),
+        (None, "colour", "colour", "",
+         "job, description, source, unit_of_work, function, model, output, spark_conf, schedule, requirements"),
+        ("output", "formatt", "output.formatt", " (did you mean 'format'?)",
+         "path, format, partition_by, mode, rejects_path, max_reject_fraction"),
+        ("output", "partiton_by", "output.partiton_by", " (did you mean 'partition_by'?)",
+         "path, format, partition_by, mode, rejects_path, max_reject_fraction"),
+        ("unit_of_work", "bucket", "unit_of_work.bucket", " (did you mean 'buckets'?)",
+         "keys, order_by, buckets, target_bucket_mb, engine, max_unit_rows, rows_per_call"),
+        ("source", "filters", "source.filters", " (did you mean 'filter'?)",
+         "path, format, options, schema, columns, filter"),
     ],
 )
-def test_unknown_field_names_file_and_dotted_path(tmp_path, section, field, dotted):
+def test_unknown_field_names_file_dotted_path_and_nearest_field(tmp_path, section, field, dotted, hint, fields):
     data = real_job()
     (data if section is None else data[section])[field] = "x"
     path = write_yaml(tmp_path, data)
@@ -159,7 +165,7 @@ def test_unknown_field_names_file_and_dotted_path(tmp_path, section, field, dott
 
     assert message.splitlines() == [
         f"config file {path} has 1 problem(s):",
-        f"  {dotted}: unknown field; remove it or check its spelling",
+        f"  {dotted}: unknown field{hint}; remove it or check its spelling (fields here: {fields})",
     ]
 
 
@@ -298,17 +304,35 @@ def test_override_of_a_dotted_spark_setting(job_file):
     assert job.spark_conf == {"spark.sql.shuffle.partitions": 64}
 
 
-def test_override_to_unknown_field_is_named(job_file):
+def test_override_to_unknown_field_is_named_as_a_set_problem(job_file):
     message = config_error(load_job, job_file, ["output.formatt=parquet"])
 
-    assert "  output.formatt: unknown field; remove it or check its spelling" in message
+    assert message.splitlines()[0] == "--set has 1 problem(s):"
+    assert message.splitlines()[1].startswith(
+        "  output.formatt (from --set output.formatt=parquet): unknown field (did you mean 'format'?)")
+    assert str(job_file) not in message
+
+
+def test_a_bad_override_value_names_set_and_a_file_problem_the_file(tmp_path, job_file):
+    assert config_error(load_job, job_file, ["output.format=csv"]).splitlines() == [
+        "--set has 1 problem(s):",
+        "  output.format (from --set output.format=csv): Input should be 'delta' or 'parquet'",
+    ]
+    data = real_job()
+    data["output"]["mode"] = "append"
+    path = write_yaml(tmp_path, data)
+    both = config_error(load_job, path, ["output.format=csv"]).splitlines()
+    assert both[0] == f"config file {path} has 2 problem(s):"
+    assert "  output.format (from --set output.format=csv): Input should be 'delta' or 'parquet'" in both
+    assert any(line.startswith("  output.mode: Input should be") for line in both)
 
 
 def test_override_to_invalid_value_is_named(job_file):
     message = config_error(load_job, job_file, ["unit_of_work.buckets=0"])
 
-    assert str(job_file) in message
-    assert "unit_of_work.buckets" in message
+    assert message.startswith("--set has 2 problem(s):")  # neither the int nor 'auto'
+    assert "unit_of_work.buckets.constrained-int (from --set unit_of_work.buckets=0)" in message
+    assert str(job_file) not in message
 
 
 @pytest.mark.parametrize("override", ["noequals", "a..b=1", "=1", ".output=1", "output.=1"])
@@ -514,8 +538,10 @@ def test_schedule_needs_scheduler_syntax_and_a_real_zone(job_file):
     assert (ok.schedule.expression, ok.schedule.timezone, ok.schedule.enabled) == (
         "cron(0 2 * * ? *)", "Europe/Paris", True)
     message = config_error(load_job, job_file, ["schedule.expression=0 2 * * *", "schedule.timezone=Mars/Base"])
-    assert "schedule.expression: Value error, use EventBridge Scheduler syntax" in message
-    assert "schedule.timezone: Value error, 'Mars/Base' is not an IANA time zone" in message
+    assert ("schedule.expression (from --set schedule.expression=0 2 * * *): Value error, use "
+            "EventBridge Scheduler syntax") in message
+    assert ("schedule.timezone (from --set schedule.timezone=Mars/Base): Value error, 'Mars/Base' "
+            "is not an IANA time zone") in message
 
 
 def test_parse_run_date_none_is_today_utc():
@@ -682,3 +708,13 @@ def test_function_modules_outside_the_allow_list_are_refused(job_file, name, all
     module = name.partition(":")[0]
     message = config_error(load_job, job_file, [f"function.name={name}", f"function.allowed_modules={allowed}"])
     assert f"comes from module {module!r}, which is not in function.allowed_modules {allowed}" in message
+
+
+def test_an_unknown_preprocess_field_gets_the_nearest_field_of_its_step_kind(job_file):
+    message = config_error(load_job, ROOT / "conf/jobs/model_scoring.yaml",
+                           ["model.preprocess=[{kind: scale, colums: [price]}]"])
+
+    assert message.startswith("--set has 2 problem(s):")
+    assert ("model.preprocess.0.scale.colums (from --set model.preprocess=[{kind: scale, colums: "
+            "[price]}]): unknown field (did you mean 'columns'?); remove it or check its spelling "
+            "(fields here: kind, columns, stats_file)") in message

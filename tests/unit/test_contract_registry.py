@@ -18,6 +18,8 @@ import pytest
 from batch_scoring.jobs.config import load_job
 from batch_scoring.udfs import data_pricing, voice_pricing
 from batch_scoring.udfs.contract import (
+    ParamsError,
+    bind_signature_params,
     ColumnRule,
     UnitFunction,
     parse_ddl_columns,
@@ -232,19 +234,27 @@ def test_data_pricing_validate_params_from_real_job():
     assert params.min_own_weight == 0.8  # default
 
 
-@pytest.mark.parametrize(
-    ("params", "field"),
-    [({"histroy_days": 90}, "histroy_days"), ({"max_step": "lots"}, "max_step")],
-)
-def test_data_pricing_validate_params_rejects(params, field):
+def test_data_pricing_validate_params_rejects_a_wrong_type():
     with pytest.raises(pydantic.ValidationError) as info:
-        BUILTINS["data_pricing"].validate_params(params)
+        BUILTINS["data_pricing"].validate_params({"max_step": "lots"})
 
-    assert [e["loc"] for e in info.value.errors()] == [(field,)]
+    assert [e["loc"] for e in info.value.errors()] == [("max_step",)]
+
+
+def test_data_pricing_validate_params_names_the_nearest_field():
+    with pytest.raises(ParamsError) as info:
+        BUILTINS["data_pricing"].validate_params({"histroy_days": 90})
+
+    message = str(info.value)
+    assert message.startswith("function.params.histroy_days: data_pricing has no parameter")
+    assert "(did you mean 'history_days'?)" in message
+    assert "Accepted parameters: date_col, price_col" in message
 
 
 def test_validate_params_without_model_returns_a_copy():
-    function = UnitFunction("f", fn=lambda pdf, keys: pdf, shape="batch", output_columns={})
+    function = UnitFunction(
+        "f", fn=lambda pdf, keys, factor: pdf, shape="batch", output_columns={}
+    )
     given = {"factor": 2}
 
     params = function.validate_params(given)
@@ -496,6 +506,7 @@ def test_missing_attribute_is_not_found(user_dir, attribute):
 
     assert str(info.value) == (
         f"function.name {name!r}: module 'my_prices' has no attribute {attribute!r}"
+        "; its functions: summarise, plain_total"
     )
 
 
@@ -509,3 +520,111 @@ def test_non_callable_attribute_is_not_found(user_dir):
 def test_function_not_found_error_is_a_lookup_error():
     assert issubclass(FunctionNotFoundError, LookupError)
     assert not issubclass(FunctionNotFoundError, ValueError)
+
+
+# --------------------------------------------------------------------------- params bound to the signature
+
+
+def _markup_unit(key, pdf, markup: float, floor: float = 0.0):
+    return pdf.assign(price=pdf["price"] * (1 + markup)).clip(lower=floor)
+
+
+def _untyped_batch(pdf, keys, factor, label="x", context=None):
+    return pdf
+
+
+@pytest.mark.parametrize(
+    ("params", "words"),
+    [
+        ({"markupp": 0.05}, ["function.params.markupp", "has no parameter 'markupp'",
+                             "(did you mean 'markup'?)", "Accepted parameters: markup, floor"]),
+        ({}, ["function.params: m:f needs parameter(s) markup without a default",
+              "set function.params.markup"]),
+        ({"markup": "lots"}, ["function.params.markup: 'lots' is not a valid float for m:f",
+                              "Input should be a valid number"]),
+        ({"markup": 0.1, "key": 1}, ["function.params.key", "Accepted parameters: markup, floor"]),
+    ],
+)
+def test_unit_function_params_bound_to_its_signature(params, words):
+    function = UnitFunction("m:f", fn=_markup_unit, shape="unit", output_columns={"price": "double"})
+
+    with pytest.raises(ParamsError) as info:
+        function.validate_params(params)
+
+    for word in words:
+        assert word in str(info.value)
+
+
+def test_signature_params_are_coerced_by_annotation():
+    function = UnitFunction("m:f", fn=_markup_unit, shape="unit", output_columns={"price": "double"})
+
+    assert function.validate_params({"markup": "0.05"}) == {"markup": 0.05}
+    assert function.validate_params({"markup": 1, "floor": 2}) == {"markup": 1.0, "floor": 2.0}
+
+
+def test_context_is_engine_supplied_only_with_a_prepare_step():
+    with_prepare = UnitFunction("m:g", fn=_untyped_batch, shape="batch", output_columns={},
+                                prepare_pandas=lambda *a: None)
+    without = UnitFunction("m:g", fn=_untyped_batch, shape="batch", output_columns={})
+
+    assert with_prepare.validate_params({"factor": "any"}) == {"factor": "any"}
+    with pytest.raises(ParamsError, match="has no parameter 'context'.*factor, label$"):
+        with_prepare.validate_params({"factor": 1, "context": 2})
+    assert without.validate_params({"factor": 1, "context": 2}) == {"factor": 1, "context": 2}
+
+
+def test_var_keyword_function_accepts_any_name_but_still_needs_required_ones():
+    def fn(pdf, keys, factor: int, **rest):
+        return pdf
+
+    assert bind_signature_params(fn, {"factor": "3", "anything": 1}) == {"factor": 3, "anything": 1}
+    with pytest.raises(ParamsError, match="needs parameter\\(s\\) factor"):
+        bind_signature_params(fn, {"anything": 1})
+
+
+PARAMS_MODEL_MODULE = '''
+    import pandas as pd
+    from pydantic import BaseModel, Field
+    from batch_scoring.udfs.contract import unit_of_work_function
+
+    class Markup(BaseModel):
+        markup: float = Field(gt=0)
+        label: str = "priced"
+
+    @unit_of_work_function(output_schema="price double, label string", params_model=Markup)
+    def marked(key, pdf, params):
+        return pd.DataFrame({"price": [pdf["price"].mean() * (1 + params.markup)],
+                             "label": [params.label]})
+'''
+
+
+def test_decorator_params_model_validates_and_binds(tmp_path):
+    from tests.user_modules import importable_module
+
+    with importable_module(tmp_path, "marked_prices", PARAMS_MODEL_MODULE) as module:
+        function = resolve_function(f"{module}:marked")
+        assert function.params_model is sys.modules[module].Markup
+
+        params = function.validate_params({"markup": "0.5"})
+        out = function.bind(params)(("a",), pd.DataFrame({"price": [2.0, 4.0]}))
+        assert out.to_dict("records") == [{"price": 4.5, "label": "priced"}]
+
+        with pytest.raises(ParamsError, match="\\(did you mean 'markup'\\?\\)"):
+            function.validate_params({"markupp": 0.5})
+        with pytest.raises(pydantic.ValidationError, match="greater than 0"):
+            function.validate_params({"markup": -1})
+
+
+def test_a_misspelt_function_gets_the_nearest_name_and_the_module_functions(user_dir):
+    with pytest.raises(FunctionNotFoundError) as info:
+        resolve_function("my_prices:sumarise")
+
+    assert str(info.value) == (
+        "function.name 'my_prices:sumarise': module 'my_prices' has no attribute 'sumarise' "
+        "(did you mean 'summarise'?); its functions: summarise, plain_total"
+    )
+
+
+def test_a_misspelt_builtin_gets_the_nearest_builtin():
+    with pytest.raises(FunctionNotFoundError, match=r"\(did you mean 'data_pricing'\?\)"):
+        resolve_function("data_prcing")

@@ -12,8 +12,10 @@ import pytest
 
 from batch_scoring.jobs import predict
 from batch_scoring.udfs.model_scoring import (
+    ModelBrokenError,
     ModelOutputError,
     ModelStamp,
+    model_broken_message,
     ScoringSpec,
     predict_isolating,
     score_frame_isolating,
@@ -53,8 +55,9 @@ def test_bisection_isolates_the_raising_rows_and_scores_all_others():
     np.testing.assert_array_equal(predictions["prediction"].to_numpy(dtype=float), expected)
     assert errors.tolist() == [None, None, "ValueError: cannot score a=13.13 (1 rows)", None, None,
                                "ValueError: cannot score a=13.13 (1 rows)", None, None]
-    # rows 0-7 fail; 0-3 fail: 0-1 ok, 2-3 fail: 2 fails, 3 ok; 4-7 fail: 4-5 fail: 4 ok, 5 fails; 6-7 ok
-    assert model.calls == [8, 4, 2, 2, 1, 1, 4, 2, 1, 1, 2]
+    # rows 0-7 fail; probe: row 0 alone scores (the model works); 0-3 fail: 0-1 ok, 2-3 fail:
+    # 2 fails, 3 ok; 4-7 fail: 4-5 fail: 4 ok, 5 fails; 6-7 ok
+    assert model.calls == [8, 1, 4, 2, 2, 1, 1, 4, 2, 1, 1, 2]
 
 
 def test_a_batch_that_scores_is_predicted_once_with_its_dtypes():
@@ -74,6 +77,36 @@ def test_a_model_that_raises_on_every_row_rejects_every_row():
     predictions, errors = predict_isolating(Broken(), rows(3)[["a", "b"]], SPEC, "m")
     assert predictions["prediction"].isna().all()
     assert errors.tolist() == ["RuntimeError: model file is corrupt"] * 3
+
+
+def test_a_model_raising_on_the_batch_and_on_each_probe_row_is_broken_and_not_split():
+    class Broken:
+        def __init__(self):
+            self.calls = []
+
+        def predict(self, features):
+            self.calls.append(len(features))
+            raise AttributeError("'LogisticRegression' object has no attribute 'multi_class'")
+
+    model = Broken()
+    with pytest.raises(ModelBrokenError) as info:
+        predict_isolating(model, rows(1000)[["a", "b"]], SPEC, "models:/m/1")
+
+    assert str(info.value) == (
+        "model models:/m/1 is broken, not the data: it raised on a batch of 1000 rows and on each "
+        "of its first 3 rows and its last row alone: AttributeError: 'LogisticRegression' object "
+        "has no attribute 'multi_class'"
+    )
+    assert model.calls == [1000, 1, 1, 1, 1]  # not 1,000 single-row calls
+    assert model_broken_message(f"PythonException: ...\nModelBrokenError: {info.value}\n  at") == str(info.value)
+
+
+def test_bad_first_rows_in_a_working_model_are_data_not_a_broken_model():
+    model = PickyModel()
+    predictions, errors = predict_isolating(model, rows(8, bad=[0, 1, 2])[["a", "b"]], SPEC, "m")
+
+    assert errors.notna().tolist() == [True, True, True, False, False, False, False, False]
+    assert predictions["prediction"].tolist()[3:] == [36, 48, 60, 72, 84]
 
 
 def test_a_prediction_of_the_wrong_shape_is_a_configuration_error_not_a_bad_row():
@@ -148,3 +181,28 @@ def test_predict_record_the_model_raises_on_exits_3_with_the_error(picky_pyfunc,
     assert code == 3
     assert ("error: record not scored: the model raised ValueError: cannot score a=13.13 (1 rows)"
             in capsys.readouterr().err)
+
+
+def test_predict_input_with_a_broken_model_is_exit_4_and_writes_nothing(tmp_path, capsys):
+    import cloudpickle
+    import mlflow.pyfunc
+
+    class BrokenPyfunc(mlflow.pyfunc.PythonModel):
+        def predict(self, context, model_input, params=None):
+            raise ModuleNotFoundError("No module named 'lightgbm'")
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    folder = tmp_path / "broken"
+    signature = __import__("mlflow").models.infer_signature(pd.DataFrame({"a": [1.0], "b": [2]}),
+                                                            np.array([1.0]))
+    mlflow.pyfunc.save_model(str(folder), python_model=BrokenPyfunc(), signature=signature)
+    source, out = tmp_path / "rows.parquet", tmp_path / "scored.parquet"
+    rows(20).to_parquet(source)
+
+    code = predict.main(["--model", str(folder), "--input", str(source), "--output", str(out)])
+
+    assert code == 4
+    assert (f"error: model {folder} is broken, not the data: it raised on a batch of 20 rows and on "
+            "each of its first 3 rows and its last row alone: ModuleNotFoundError: No module named "
+            "'lightgbm'; nothing was written") in capsys.readouterr().err
+    assert not out.exists() and not (tmp_path / "scored.parquet.rejects.parquet").exists()

@@ -142,7 +142,9 @@ def test_output_columns_come_from_a_named_or_single_signature_output():
     assert output_columns_from_signature(single) == {"prediction": "double"}
     labels = infer_signature(pd.DataFrame({"x": [1.0]}), np.array([2]))
     assert output_columns_from_signature(labels) == {"prediction": "bigint"}
-    assert output_columns_from_signature(infer_signature(pd.DataFrame({"x": [1.0]}), np.zeros((1, 3)))) is None
+    # a 2-D tensor of known width (predict_proba): one column per class
+    assert output_columns_from_signature(infer_signature(pd.DataFrame({"x": [1.0]}), np.zeros((1, 3)))) == {
+        "prediction_0": "double", "prediction_1": "double", "prediction_2": "double"}
     series = infer_signature(pd.DataFrame({"x": [1.0]}), pd.Series([0.5]))
     assert output_columns_from_signature(series) == {"prediction": "double"}
     named = infer_signature(pd.DataFrame({"x": [1.0]}), pd.DataFrame({"low": [1.0], "high": [2.0]}))
