@@ -59,9 +59,13 @@ _KEY_NOT_SECRET = [["store"], ["stores"], ["tab"], ["column"], ["columns"], ["fi
 _WORD_SPLIT = re.compile(r"[._\-\s/:]+|(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _URI_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^\s/?#@'\"]+)@")
 _KEY_VALUE = re.compile(
-    r"(?P<key>[A-Za-z_][A-Za-z0-9_.\-]*)(?P<sep>\s*[=]\s*|\"?\s*:\s*\"?|'\s*:\s*')"
+    r"(?P<key>[A-Za-z_][A-Za-z0-9_.\-]*)(?P<sep>\s*=\s*)"
     r"(?P<value>\"[^\"]*\"|'[^']*'|[^\s&;,'\"}\]]+)"
+    r"|(?P<quote>[\"'])(?P<qkey>[A-Za-z_][A-Za-z0-9_.\-]*)(?P=quote)(?P<qsep>\s*:\s*)"
+    r"(?P<qvalue>\"[^\"]*\"|'[^']*'|[^\s,}\]]+)"
 )
+"""``name=value`` anywhere, and ``"name": value`` (a quoted name, as JSON and Python reprs
+write it); a bare ``name: text`` is prose (``field x.secret.key: holds ...``) and is left."""
 _AWS_ACCESS_KEY_ID = re.compile(r"(?<![A-Z0-9])(?:AKIA|ASIA|ABIA|ACCA|AROA|AIDA)[A-Z0-9]{16}(?![A-Z0-9])")
 _AWS_SECRET = re.compile(r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_\-]{4,}\.eyJ[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]*")
@@ -178,11 +182,15 @@ def _masked_value(value: Any) -> Any:
 
 
 def _masked_pair(match: re.Match) -> str:
-    if not is_secret_key(match["key"]) or match["value"].strip("\"'") in ("", MASK):
+    if match["key"] is not None:
+        key, sep, value, head = match["key"], match["sep"], match["value"], match["key"]
+    else:
+        key, sep, value = match["qkey"], match["qsep"], match["qvalue"]
+        head = f"{match['quote']}{key}{match['quote']}"
+    if not is_secret_key(key) or value.strip("\"'") in ("", MASK):
         return match[0]
-    value = match["value"]
     quote = value[0] if value[:1] in ("'", '"') else ""
-    return f"{match['key']}{match['sep']}{quote}{MASK}{quote}"
+    return f"{head}{sep}{quote}{MASK}{quote}"
 
 
 def _masked_secret(match: re.Match) -> str:

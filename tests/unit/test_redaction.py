@@ -214,3 +214,16 @@ def test_there_is_one_redactor():
 
     assert not hasattr(session, "redact") and not hasattr(session, "SECRET_KEY")
     assert not hasattr(manifest, "redact_secrets")
+
+
+@pytest.mark.parametrize("text", [
+    "job field spark_conf.spark.hadoop.fs.s3a.secret.key: holds a credential",
+    "model.tracking_token: is required",
+])
+def test_prose_naming_a_secret_field_stays_readable(text):
+    assert redact_text(text) == text
+
+
+def test_python_repr_of_a_settings_dict_is_masked():
+    settings = {"spark.hadoop.fs.s3a.secret.key": "plain-value", "spark.x": "1"}
+    assert redact_text(str(settings)) == "{'spark.hadoop.fs.s3a.secret.key': '***', 'spark.x': '1'}"
