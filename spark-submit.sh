@@ -96,12 +96,23 @@ run_spark_submit() {
   profile="$(profile_for "$target")"
   [[ -z "$OPT_MASTER" ]] || export SPARK_MASTER_URL="$OPT_MASTER"
   export PYSPARK_PYTHON="${PYSPARK_PYTHON:-$py}" PYSPARK_DRIVER_PYTHON="$py"
+  # The Spark settings go to spark-submit in a properties file readable only by this user
+  # (mktemp creates it with mode 0600), never as --conf key=value: every process's arguments
+  # are visible to every user (ps). The file is removed when this script exits, however it ends.
   local -a flags
-  mapfile -t flags < <("$py" -m batch_scoring.jobs.cli submit-args --job "$job" --profile "$profile" "${JOB_ARGS[@]}")
+  PROPERTIES_FILE="$(mktemp "${TMPDIR:-/tmp}/batch-score-spark-XXXXXXXX.properties")"
+  trap 'rm -f "$PROPERTIES_FILE"' EXIT
+  trap 'rm -f "$PROPERTIES_FILE"; exit 130' INT
+  trap 'rm -f "$PROPERTIES_FILE"; exit 143' TERM
+  mapfile -t flags < <("$py" -m batch_scoring.jobs.cli submit-args --job "$job" --profile "$profile" \
+    --properties-file "$PROPERTIES_FILE" "${JOB_ARGS[@]}")
   [[ ${#flags[@]} -gt 0 ]] || exit 2
   entry="$("$py" -m batch_scoring.jobs.cli entry-point)"
   echo "spark-submit.sh: $target run of $job on profile $profile; driver and Spark logs follow on this terminal." >&2
-  "$(dirname "$py")/spark-submit" "${flags[@]}" "$entry" --job "$job" --profile "$profile" "${JOB_ARGS[@]}"
+  local status=0
+  "$(dirname "$py")/spark-submit" "${flags[@]}" "$entry" --job "$job" --profile "$profile" "${JOB_ARGS[@]}" || status=$?
+  rm -f "$PROPERTIES_FILE"
+  return "$status"
 }
 
 run_local() { run_spark_submit local "$@"; }

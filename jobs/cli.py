@@ -2,7 +2,7 @@
 
     batch-score run --job conf/jobs/data_pricing.yaml --profile conf/local.yaml [--run-date D]
     batch-score sample-data --kind bundle_sales --out data/sample/bundle_sales [--rows N]
-    batch-score submit-args --job conf/jobs/data_pricing.yaml --profile conf/local.yaml
+    batch-score submit-args --job conf/jobs/data_pricing.yaml --profile conf/local.yaml --properties-file F
     batch-score entry-point
     batch-score predict --model URI (--record JSON | --input FILE --output FILE)
     batch-score sample-model --data data/sample/bundle_sales --out data/sample/models/bundle_demand
@@ -11,7 +11,8 @@
     batch-score schedule --job J.yaml --profile conf/emr-serverless.yaml
     batch-score unschedule --job J.yaml --profile conf/emr-serverless.yaml
 
-``submit-args`` prints the spark-submit flags of a job on a profile, one per line, and
+``submit-args`` writes the job's Spark settings to the properties file F (mode 0600; the caller
+removes it after the run) and prints the spark-submit flags, one per line, that point at it;
 ``entry-point`` the path of the spark-submit entry script; ``spark-submit.sh`` uses both.
 ``package``, ``submit``, ``schedule`` and ``unschedule`` run a job on EMR and EMR Serverless
 (:mod:`batch_scoring.jobs.deploy.submit`).
@@ -26,6 +27,7 @@ from collections.abc import Sequence
 from batch_scoring.jobs import predict, run_job, sample_data, sample_model
 from batch_scoring.jobs.config import load_job, load_profile
 from batch_scoring.jobs.errors import JobError
+from batch_scoring.jobs.redaction import redact_text
 from batch_scoring.jobs.session import submit_arguments
 
 DEPLOY_COMMANDS = ("submit", "schedule", "unschedule")
@@ -69,11 +71,14 @@ def _print_submit_args(argv: Sequence[str]) -> int:
     parser.add_argument("--job", required=True)
     parser.add_argument("--profile", required=True)
     parser.add_argument("--set", action="append", default=[])
+    parser.add_argument("--properties-file", required=True,
+                        help="where to write the Spark settings (created with mode 0600)")
     args, _ = parser.parse_known_args(argv)
     try:
-        args_out = submit_arguments(load_profile(args.profile), load_job(args.job, args.set))
+        args_out = submit_arguments(load_profile(args.profile), load_job(args.job, args.set),
+                                    args.properties_file)
     except JobError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {redact_text(str(error))}", file=sys.stderr)
         return error.exit_code
     print("\n".join(args_out))
     return 0

@@ -2,7 +2,11 @@
 
 Written when the outputs committed (or when the run failed), under the output root::
 
-    <output.path>/_manifests/run_date=2026-11-22/<run_id>.json
+    <output.path>/_manifests/run_date=2026-11-22/<file name derived from run_id>.json
+
+The file name is :func:`~batch_scoring.jobs.run_ids.manifest_file_name` of the run id (the id
+itself when it is a plain name, else a sanitized prefix and a hash), so no run id can name a
+path outside that folder; the id itself is stored verbatim in the ``run_id`` field.
 
 Spark, Delta and Parquet readers skip folders whose names start with ``_``, so the manifest
 never shows up as data. It is written to a hidden temporary name and renamed into place
@@ -40,8 +44,10 @@ from pyspark.sql import SparkSession
 
 from batch_scoring.jobs.commit import CommitJournal, RunSummary
 from batch_scoring.jobs.config import JobConfig
-from batch_scoring.jobs.session import SECRET_KEY
+from batch_scoring.jobs.errors import ConfigError
 from batch_scoring.jobs.filesystem import hadoop_filesystem, write_text_without_jvm, writes_without_jvm
+from batch_scoring.jobs.redaction import redact, redact_text
+from batch_scoring.jobs.run_ids import manifest_file_name
 from batch_scoring.jobs.sources import resolve_path
 
 MANIFEST_FOLDER = "_manifests"
@@ -72,7 +78,8 @@ class ManifestRecorder(CommitJournal):
     def path(self) -> str:
         """Where this attempt's manifest goes (``s3://`` resolved for this profile)."""
         root = resolve_path(self.job.output.path, self.s3_scheme).rstrip("/")
-        return f"{root}/{MANIFEST_FOLDER}/run_date={self.run_date.isoformat()}/{self.run_id}.json"
+        name = manifest_file_name(self.run_id)
+        return f"{root}/{MANIFEST_FOLDER}/run_date={self.run_date.isoformat()}/{name}"
 
     def committing(self, tables: dict[str, str]) -> None:
         """Write the manifest with ``status: committing`` before the run's first write.
@@ -81,11 +88,19 @@ class ManifestRecorder(CommitJournal):
         committed before it (:meth:`committed` rewrites the manifest after each one).
 
         Raises:
-            py4j.protocol.Py4JJavaError: when the manifest folder cannot be written; the run
-                then stops before anything of it is committed.
+            ConfigError: when the manifest folder cannot be written (naming it); the run then
+                stops before anything of it is committed, so a non-zero exit never follows a
+                commit.
         """
         self.commit = {"tables": dict(tables), "committed": []}
-        self._write(self._document("committing", None, None, None))
+        try:
+            self._write(self._document("committing", None, None, None))
+        except Exception as error:  # noqa: BLE001 - py4j, URI and OS errors alike
+            folder = self.path.rsplit("/", 1)[0]
+            raise ConfigError(
+                f"the run manifest cannot be written to {folder}: {redact_text(str(error))[:500]}; "
+                "make the output.path folder writable for the job. Nothing was committed"
+            ) from error
 
     def committed(self, table: str) -> None:
         """Record that ``table`` (``output`` or ``rejects``) committed, in the manifest."""
@@ -113,19 +128,20 @@ class ManifestRecorder(CommitJournal):
         from Python directly. A failure to write it is logged in the manifest's place, never
         raised, so it does not hide the run's own error.
         """
-        failure = {"type": type(error).__name__, "message": str(error)[:4000], "exit_code": exit_code,
-                   "phase": "commit" if self.commit else "run"}
+        failure = {"type": type(error).__name__, "message": redact_text(str(error))[:4000],
+                   "exit_code": exit_code, "phase": "commit" if self.commit else "run"}
         if signal:
             failure["signal"] = signal
         try:
             return self._write(self._document("failed", None, phases, failure))
         except Exception as write_error:  # noqa: BLE001 - the run's error matters more
-            print(f"warning: the failed run's manifest could not be written to {self.path}: {write_error}")
+            print(f"warning: the failed run's manifest could not be written to {self.path}: "
+                  f"{redact_text(str(write_error))}")
             return None
 
     def _document(self, status: str, summary: RunSummary | None, phases, error) -> dict[str, Any]:
         finished = dt.datetime.now(dt.timezone.utc)
-        config = redact_secrets(self.job.model_dump(mode="json", by_alias=True, exclude_none=True))
+        config = redact(self.job.model_dump(mode="json", by_alias=True, exclude_none=True))
         return {
             "job": self.job.job,
             "run_date": self.run_date.isoformat(),
@@ -138,8 +154,8 @@ class ManifestRecorder(CommitJournal):
             "config_sha256": hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest(),
             "code": code_version(),
             "spark": self._spark_facts(),
-            "inputs": self._inputs(),
-            "model": _model(summary),
+            "inputs": redact(self._inputs()),
+            "model": redact(_model(summary)),
             "rows": _rows(self.spark, summary),
             "phases": {k: round(v, 3) for k, v in (phases or {}).items()},
             "commit": self.commit,
@@ -175,7 +191,7 @@ class ManifestRecorder(CommitJournal):
     def _write_through_hadoop(self, document: dict[str, Any]) -> str:
         filesystem, final = hadoop_filesystem(self.spark, self.path)
         jvm = self.spark.sparkContext._jvm
-        temporary = jvm.org.apache.hadoop.fs.Path(final.getParent(), f".{self.run_id}.json.tmp")
+        temporary = jvm.org.apache.hadoop.fs.Path(final.getParent(), f".{final.getName()}.tmp")
         stream = filesystem.create(temporary, True)
         try:
             stream.write(bytearray(json.dumps(document, indent=2, default=str).encode()))
@@ -197,15 +213,6 @@ def read_manifest(spark: SparkSession, path: str) -> dict[str, Any]:
         return json.loads("\n".join(iter(reader.readLine, None)))
     finally:
         stream.close()
-
-
-def redact_secrets(node: Any) -> Any:
-    """Copy of a config tree with values under secret-looking keys replaced by ``***``."""
-    if isinstance(node, dict):
-        return {k: ("***" if SECRET_KEY.search(str(k)) else redact_secrets(v)) for k, v in node.items()}
-    if isinstance(node, list):
-        return [redact_secrets(v) for v in node]
-    return node
 
 
 def code_version() -> dict[str, str]:

@@ -28,6 +28,7 @@ import pandas as pd
 from batch_scoring.jobs.config import ModelConfig, load_job
 from batch_scoring.jobs.errors import ConfigError, InputError, JobError, RejectBudgetExceeded
 from batch_scoring.jobs.model_environment import check_model_environment
+from batch_scoring.jobs.redaction import redact_text
 from batch_scoring.jobs.model_job import resolve, scoring_spec
 from batch_scoring.jobs.preflight import check_frame
 from batch_scoring.udfs.model_resolution import ModelResolutionError
@@ -194,10 +195,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         scored, rejects = score_local(model, records, spec, stamp, config.batch_size)
         return _report(args, scored, rejects, resolved.sha256)
     except JobError as error:
-        print(f"error: {in_flags(str(error)) if args.model else error}", file=sys.stderr)
+        print(f"error: {redact_text(in_flags(str(error)) if args.model else str(error))}", file=sys.stderr)
         return error.exit_code
     except (ModelInputError, PreprocessingError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {redact_text(str(error))}", file=sys.stderr)
         return InputError.exit_code
     except ModelBrokenError as error:
         print(f"error: {error}; nothing was written. Check the model's libraries and their "

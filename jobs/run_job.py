@@ -4,10 +4,11 @@ Usually started by ``spark-submit.sh``, which renders the Spark flags from the p
 
     ./spark-submit.sh local conf/jobs/data_pricing.yaml --run-date 2026-11-22
 
-which amounts to::
+which amounts to (the Spark settings, ``--packages`` and ``--jars`` included, are in a
+properties file of mode 0600 that the script removes after the run, never in the arguments)::
 
-    spark-submit --master 'local[2]' --packages io.delta:delta-spark_2.13:4.0.1 \\
-        --conf spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension ... \\
+    spark-submit --master 'local[2]' --deploy-mode client --name data_pricing \\
+        --properties-file /tmp/batch-score-spark-XXXXXXXX.properties --load-spark-defaults \\
         jobs/run_job.py --job conf/jobs/data_pricing.yaml --profile conf/local.yaml \\
         --run-date 2026-11-22 [--set output.format=parquet ...]
 
@@ -34,7 +35,9 @@ from batch_scoring.jobs.ownership import OwnershipError
 from batch_scoring.jobs.pipeline import preflight_job, run
 from batch_scoring.jobs.preflight import preflight_sources
 from batch_scoring.jobs.quarantine import FUNCTION_RAISED
-from batch_scoring.jobs.session import build_session, redact, set_worker_python, spark_settings
+from batch_scoring.jobs.redaction import install_log_redaction, redact, redact_text
+from batch_scoring.jobs.run_ids import check_run_id
+from batch_scoring.jobs.session import build_session, set_worker_python, spark_settings
 from batch_scoring.jobs.sinks import read_run
 from batch_scoring.jobs.stop_signals import (
     DEFAULT_STOP_TIMEOUT_SECONDS,
@@ -59,7 +62,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="the run's date, YYYY-MM-DD, or an ISO timestamp in UTC (a scheduled run's time), "
         "dated in the job's schedule.timezone (default: today, UTC)",
     )
-    parser.add_argument("--run-id", help="the attempt's id (default: generated)")
+    parser.add_argument(
+        "--run-id",
+        help="the attempt's id, any printable text up to 512 characters, stored verbatim "
+        "(e.g. Airflow's scheduled__2026-11-22T02:00:00+00:00; default: generated)",
+    )
     parser.add_argument(
         "--set", action="append", default=[], metavar="FIELD=VALUE",
         help="override a job field, e.g. --set output.format=parquet (repeatable)",
@@ -76,31 +83,37 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the job described by ``argv``; return the process exit code.
 
-    Config, function and parameter errors, and what the file system can tell (a missing local
-    source or model folder, Parquet footers against the job's columns and the model's
-    signature: :mod:`~batch_scoring.jobs.preflight`) are reported before Spark starts, and
-    such a refused run writes nothing, not even a manifest. Once Spark has
-    started, every run ends with a manifest (:mod:`~batch_scoring.jobs.manifest`), written
-    after the outputs committed or, for a failed run, with the error; SIGTERM and SIGINT are
-    answered with one too (:mod:`~batch_scoring.jobs.stop_signals`) and exit 143 / 130.
+    Config, function and parameter errors, an unusable ``--run-id``
+    (:func:`~batch_scoring.jobs.run_ids.check_run_id`), and what the file system can tell (a
+    missing local source or model folder, Parquet footers against the job's columns and the
+    model's signature: :mod:`~batch_scoring.jobs.preflight`) are reported before Spark starts,
+    and such a refused run writes nothing, not even a manifest. Once Spark has started, every
+    run ends with a manifest (:mod:`~batch_scoring.jobs.manifest`): written as ``committing``
+    before the first write (an unwritable manifest folder stops the run there, exit 2, so a
+    non-zero exit never follows a commit), after the outputs committed, or, for a failed run,
+    with the error; SIGTERM and SIGINT are answered with one too
+    (:mod:`~batch_scoring.jobs.stop_signals`) and exit 143 / 130. Log lines, printed errors and
+    the manifest go through :mod:`~batch_scoring.jobs.redaction`.
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_log_redaction()
     args = parse_args(argv)
     try:
+        run_id = check_run_id(args.run_id) if args.run_id is not None else None
         job = load_job(args.job, args.set)
         profile = load_profile(args.profile) if args.profile else PlatformProfile(name="submitted")
         run_date = parse_run_date(args.run_date, job.schedule.timezone if job.schedule else "UTC")
         preflight_job(job)
         preflight_sources(job)
     except JobError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {redact_text(str(error))}", file=sys.stderr)
         return error.exit_code
     worker_python = set_worker_python(profile.master)
     if worker_python:
         log.info("Python workers run %s (PYSPARK_PYTHON was not set)", worker_python)
     spark = build_session(profile, job)
     log.info("Spark settings: %s", redact(spark_settings(profile, job)))
-    recorder = ManifestRecorder(spark, job, run_date, args.run_id or new_run_id(run_date), profile.s3_scheme)
+    recorder = ManifestRecorder(spark, job, run_date, run_id or new_run_id(run_date), profile.s3_scheme)
     try:
         with answered_signals():
             summary = run(spark, job, run_date, recorder.run_id, profile.s3_scheme, journal=recorder)
@@ -126,12 +139,12 @@ def failed_run(error: BaseException, recorder: ManifestRecorder) -> int:
         ``error`` itself, after its manifest, when it is not a :class:`JobError`.
     """
     if isinstance(error, OwnershipError):
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {redact_text(str(error))}", file=sys.stderr)
         print("no manifest was written: the output folder is not this job's", file=sys.stderr)
         return error.exit_code
     if isinstance(error, JobError):
         recorder.failed(error, error.exit_code)
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {redact_text(str(error))}", file=sys.stderr)
         return error.exit_code
     recorder.failed(error, 1)
     raise error

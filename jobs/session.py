@@ -1,15 +1,19 @@
 """Spark settings of a run: built from the platform profile and the job, in one place.
 
-The same settings reach Spark two ways: :func:`submit_arguments` renders them as spark-submit
-flags (``spark-submit.sh`` uses it, because jars and static SQL settings must be known before
-the JVM starts), and :func:`build_session` applies them to a builder when Python starts Spark
-itself (``python -m batch_scoring.jobs.run_job``, tests, notebooks).
+The same settings reach Spark two ways: :func:`write_properties_file` writes them to a Java
+properties file readable only by its owner (mode 0600) and :func:`submit_arguments` returns
+the spark-submit flags that point at it (``spark-submit.sh`` uses both, because jars and static
+SQL settings must be known before the JVM starts, and removes the file after the run); and
+:func:`build_session` applies them to a builder when Python starts Spark itself
+(``python -m batch_scoring.jobs.run_job``, tests, notebooks).
+
+No setting *value* is ever put on a command line: every argument of a process is visible to
+every user of the machine (``ps``, ``/proc/<pid>/cmdline``), a file with mode 0600 is not.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -24,7 +28,6 @@ DELTA_CONF = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
     "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
 }
-SECRET_KEY = re.compile(r"secret|password|token|credential|access\.key|session\.key", re.I)
 
 
 def delta_package() -> str:
@@ -92,20 +95,67 @@ def spark_settings(profile: PlatformProfile, job: JobConfig) -> dict[str, str]:
     return settings
 
 
-def submit_arguments(profile: PlatformProfile, job: JobConfig) -> list[str]:
-    """spark-submit flags for the run: --master, --deploy-mode, --packages, --jars, --conf k=v."""
+def submit_properties(profile: PlatformProfile, job: JobConfig) -> dict[str, str]:
+    """Every Spark setting spark-submit needs, as properties: packages, jars and settings.
+
+    ``spark.jars.packages`` and ``spark.jars`` are read by spark-submit from a properties file
+    as from ``--packages`` and ``--jars``; the rest is :func:`spark_settings`.
+    """
+    properties = {}
+    packages = spark_packages(profile, job)
+    if packages:
+        properties["spark.jars.packages"] = ",".join(packages)
+    if profile.jars:
+        properties["spark.jars"] = ",".join(profile.jars)
+    properties.update(spark_settings(profile, job))
+    return properties
+
+
+def write_properties_file(path: str | os.PathLike, properties: dict[str, str]) -> Path:
+    """Write ``properties`` to ``path`` as a Java properties file (UTF-8) with mode 0600.
+
+    The file is created (or truncated) readable and writable by its owner only before any byte
+    is written; keys and values are escaped so that ``java.util.Properties.load`` reads back
+    exactly the given strings (Spark then trims surrounding white space off values). Returns
+    the path. The caller removes the file after the run (``spark-submit.sh`` does, on exit).
+
+    Raises:
+        OSError: when the file cannot be created or written.
+    """
+    target = Path(path)
+    descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(descriptor, 0o600)
+        lines = [f"{_escape_property(k, key=True)}={_escape_property(v)}\n" for k, v in properties.items()]
+        os.write(descriptor, ("# Spark settings of one run; removed after the run\n" + "".join(lines)).encode())
+    finally:
+        os.close(descriptor)
+    return target
+
+
+def submit_arguments(
+    profile: PlatformProfile, job: JobConfig, properties_file: str | os.PathLike | None = None
+) -> list[str]:
+    """spark-submit flags for the run; no setting value is among them.
+
+    With ``properties_file``, the settings (:func:`submit_properties`) are written there with
+    :func:`write_properties_file` and the flags are ``--master``, ``--deploy-mode``, ``--name``,
+    ``--properties-file <path>`` and ``--load-spark-defaults`` (so ``conf/spark-defaults.conf``
+    of the Spark installation still applies, below the file's settings). Without it, only the
+    settings' *keys* could be passed, so it is required.
+
+    Raises:
+        ValueError: when ``properties_file`` is not given.
+        OSError: when the file cannot be written.
+    """
+    if properties_file is None:
+        raise ValueError("submit_arguments needs a properties_file: settings never go on the command line")
     args = []
     if profile.master:
         args += ["--master", profile.master]
     args += ["--deploy-mode", profile.deploy_mode, "--name", job.job]
-    packages = spark_packages(profile, job)
-    if packages:
-        args += ["--packages", ",".join(packages)]
-    if profile.jars:
-        args += ["--jars", ",".join(profile.jars)]
-    for key, value in spark_settings(profile, job).items():
-        args += ["--conf", f"{key}={value}"]
-    return args
+    write_properties_file(properties_file, submit_properties(profile, job))
+    return args + ["--properties-file", str(properties_file), "--load-spark-defaults"]
 
 
 def set_worker_python(master: str | None, environ: dict[str, str] | None = None) -> str | None:
@@ -151,9 +201,22 @@ def build_session(profile: PlatformProfile, job: JobConfig) -> SparkSession:
     return builder.getOrCreate()
 
 
-def redact(settings: dict[str, str]) -> dict[str, str]:
-    """Copy of ``settings`` with values of secret-looking keys replaced by ``***``."""
-    return {k: ("***" if SECRET_KEY.search(k) else v) for k, v in settings.items()}
+def _escape_property(text: str, key: bool = False) -> str:
+    """Escape ``text`` for a Java properties line: backslash, line breaks, tabs, leading blanks,
+    and in keys also ``=``, ``:``, ``#``, ``!`` and spaces."""
+    out = []
+    for index, char in enumerate(text):
+        if char == "\\":
+            out.append("\\\\")
+        elif char in "\n\r\t\f":
+            out.append({"\n": "\\n", "\r": "\\r", "\t": "\\t", "\f": "\\f"}[char])
+        elif char == " " and (key or index == 0):
+            out.append("\\ ")
+        elif key and char in "=:#!":
+            out.append("\\" + char)
+        else:
+            out.append(char)
+    return "".join(out)
 
 
 def _as_text(value: str | int | float | bool) -> str:

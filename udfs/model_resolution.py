@@ -116,27 +116,139 @@ class _Location:
 
 
 def check_allowed(uri: str, allowed_prefixes: Sequence[str]) -> None:
-    """Refuse ``uri`` unless it starts with one of ``allowed_prefixes`` (plain string prefixes).
+    """Refuse ``uri`` unless it, and for a local model where it really leads, is allowed.
 
-    An empty allow-list allows nothing. A URI with ``..`` path segments must also start with an
-    allowed prefix once they are collapsed (``/models/ok/../../tmp/x`` is ``/tmp/x``), so ``..``
-    cannot leave an allowed folder. End a prefix with ``/`` or ``@`` (``models:/churn/``,
-    ``models:/churn@``) so it does not also match sibling names such as ``models:/churn_v2``.
+    Three checks, all of which must pass:
+
+    1. *As written*: ``uri`` starts with one of ``allowed_prefixes`` (plain string prefixes),
+       also once ``..`` segments are collapsed (``/models/ok/../../tmp/x`` is ``/tmp/x``), and
+       it holds no percent-encoded ``.``, ``/`` or ``\\`` (``%2e%2e`` would be a ``..`` to a
+       server that decodes it). End a prefix with ``/`` or ``@`` (``models:/churn/``,
+       ``models:/churn@``) so it does not also match sibling names such as ``models:/churn_v2``.
+       Prefixes compare case-sensitively.
+    2. *Resolved*, for a local path or ``file://`` URI: the folder's real location, every
+       symbolic link on the way followed (``/models/linkdir/m`` with ``linkdir -> /elsewhere``
+       is ``/elsewhere/m``), lies under the real location of a local (``/...``, relative or
+       ``file://``) prefix.
+    3. *Contents*, for a local folder: every symbolic link inside it (in sub-folders too,
+       following links that stay allowed) leads inside the folder or under an allowed local
+       prefix.
+
+    Remote URIs (``models:/``, ``runs:/``, ``s3://``...) are checked as written, in their
+    normalised form (check 1); what the registry then points at is the registry's to vouch for,
+    and the downloaded folder is checked by :func:`check_model_folder`. An empty allow-list
+    allows nothing.
 
     Raises:
-        ModelResolutionError: naming the URI, the allow-list and the field ``model.allowed_uris``.
+        ModelResolutionError: naming the URI (and where it leads, or the offending link), the
+            allow-list and the field ``model.allowed_uris``.
     """
     prefixes = [p for p in allowed_prefixes if p]
-    collapsed = _collapse_dot_dot(uri)
-    if all(any(form.startswith(p) for p in prefixes) for form in (uri, collapsed)):
-        return
     listed = ", ".join(repr(p) for p in prefixes) if prefixes else "none (the list is empty)"
-    shown = uri if collapsed == uri else f"{uri} (that is, {collapsed})"
-    raise ModelResolutionError(
+    encoded = _ENCODED_SEPARATOR.search(uri)
+    if encoded:
+        raise ModelResolutionError(
+            f"model URI {uri!r} holds the percent-encoded separator {encoded[0]!r} ('%2e%2e' is '..') and is refused: "
+            f"give the path with plain '.' and '/' (allowed prefixes in {ALLOWED_URIS_FIELD}: {listed})"
+        )
+    collapsed = _collapse_dot_dot(uri)
+    if not all(any(form.startswith(p) for p in prefixes) for form in (uri, collapsed)):
+        shown = uri if collapsed == uri else f"{uri} (that is, {collapsed})"
+        raise _not_allowed(shown, listed)
+    local = _local_path_of(uri)
+    if local is None:
+        return
+    real = os.path.realpath(local)
+    if not _under_local_prefix(real, prefixes):
+        raise _not_allowed(f"{uri} (that is, {real}, symbolic links followed)", listed)
+    if os.path.isdir(real):
+        check_model_folder(real, prefixes, uri)
+
+
+def check_model_folder(folder: str | os.PathLike, allowed_prefixes: Sequence[str], uri: str) -> None:
+    """Refuse a model folder holding a symbolic link that leads outside it and the allow-list.
+
+    Walks ``folder`` without following links; each link found is resolved (all the way) and
+    must lead inside ``folder`` or under the real location of a local prefix of
+    ``allowed_prefixes``. A link to an allowed folder is walked too (once), so a chain of links
+    cannot leave either. Used on the configured folder before it is copied and on every
+    downloaded folder before its ``MLmodel`` is read.
+
+    Raises:
+        ModelResolutionError: naming ``uri``, the link (as found in the folder), where it
+            leads, and ``model.allowed_uris``.
+    """
+    prefixes = [p for p in allowed_prefixes if p]
+    base = os.path.realpath(folder)
+    pending, seen = [base], set()
+    while pending:
+        current = pending.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        try:
+            entries = list(os.scandir(current))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.is_symlink():
+                target = os.path.realpath(entry.path)
+                if not (_within(target, base) or _under_local_prefix(target, prefixes)):
+                    raise ModelResolutionError(
+                        f"model URI {uri!r}: the model folder holds the symbolic link "
+                        f"{entry.path!r}, which leads to {target!r}, outside the model folder and "
+                        f"outside the prefixes in {ALLOWED_URIS_FIELD}; loading a model runs its "
+                        "code, so replace the link by the files it points at or remove it"
+                    )
+                if os.path.isdir(target):
+                    pending.append(target)
+            elif entry.is_dir(follow_symlinks=False):
+                pending.append(entry.path)
+
+
+_ENCODED_SEPARATOR = re.compile(r"%(?:2e|2f|5c)", re.IGNORECASE)
+
+
+def _not_allowed(shown: str, listed: str) -> ModelResolutionError:
+    return ModelResolutionError(
         f"model URI {shown!r} is not allowed: loading a model runs its code, so it must start "
         f"with one of the prefixes in {ALLOWED_URIS_FIELD}: {listed}. Add a prefix covering "
         f"this URI to {ALLOWED_URIS_FIELD} or use an allowed model."
     )
+
+
+def _local_path_of(uri: str) -> str | None:
+    """The local path a plain path or ``file://`` URI (or prefix) names; ``None`` for others."""
+    parsed = urllib.parse.urlparse(uri)
+    if parsed.scheme == "file":
+        return urllib.request.url2pathname(parsed.path) or "/"
+    if parsed.scheme == "" and not uri.startswith(("models:", "runs:")):
+        return os.path.abspath(os.path.expanduser(uri))
+    return None
+
+
+def _within(path: str, folder: str) -> bool:
+    """True when real ``path`` is ``folder`` or below it (by path components, not by text)."""
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _under_local_prefix(real: str, prefixes: Sequence[str]) -> bool:
+    """True when real path ``real`` is allowed by a local prefix, itself resolved.
+
+    A prefix ending in ``/`` allows its folder and everything below it; one without allows what
+    starts with its resolved text (as the string check does, siblings included).
+    """
+    for prefix in prefixes:
+        path = _local_path_of(prefix)
+        if path is None:
+            continue
+        resolved = os.path.realpath(path)
+        if prefix.endswith(("/", os.sep)) or prefix in ("file://", "file:"):
+            if _within(real, resolved):
+                return True
+        elif real.startswith(resolved):
+            return True
+    return False
 
 
 def _collapse_dot_dot(uri: str) -> str:
@@ -158,7 +270,9 @@ def resolve_model(
 ) -> ResolvedModel:
     """Check, locate, download and hash the model at ``uri``; return where it is and what it is.
 
-    The allow-list is checked before anything is contacted or written. The model is then
+    The allow-list (:func:`check_allowed`, on the resolved location for local models) is checked
+    before anything is contacted or written, and again on the downloaded folder
+    (:func:`check_model_folder`) before its ``MLmodel`` is read. The model is then
     downloaded (a local folder is copied) into a new folder ``dst_dir/model-XXXXXXXX/`` (created
     as needed), so resolutions into the same ``dst_dir`` never mix files; that folder is removed
     again when the resolution fails. ``tracking_uri`` and ``registry_uri`` default to MLflow's
@@ -179,6 +293,14 @@ def resolve_model(
     target = Path(tempfile.mkdtemp(prefix="model-", dir=root))
     try:
         local_path = _download(uri, location, target, tracking_uri, registry_uri)
+        if _local_path_of(uri) is not None:
+            check_allowed(uri, allowed_prefixes)  # again: a link may have changed meanwhile
+        if not _within(os.path.realpath(local_path), os.path.realpath(target)):
+            raise ModelResolutionError(
+                f"model URI {uri!r} was downloaded to {local_path!r}, outside the download "
+                f"folder {str(target)!r}; refusing to load it"
+            )
+        check_model_folder(target, allowed_prefixes, uri)
         model = _read_mlmodel(uri, local_path)
         return ResolvedModel(
             uri=uri,

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from batch_scoring.jobs.config import EmrServerlessConfig, JobConfig, PlatformProfile, PollConfig
 from batch_scoring.jobs.deploy import aws, polling
 from batch_scoring.jobs.deploy.polling import RunOutcome
-from batch_scoring.jobs.deploy.staging import ARCHIVE_ALIAS, PYTHON_IN_ARCHIVE, StagedRun
+from batch_scoring.jobs.deploy.staging import ARCHIVE_ALIAS, PYTHON_IN_ARCHIVE, StagedRun, check_no_credentials
 from batch_scoring.jobs.errors import ConfigError, DeployError
 from batch_scoring.jobs.session import spark_packages, spark_settings
 
@@ -110,7 +110,12 @@ def spark_submit_parameters(profile: PlatformProfile, job: JobConfig, staged: St
 
     Returns:
         The parameters as one string.
+
+    Raises:
+        ConfigError: when a setting holds a credential: ``GetJobRun`` returns these parameters
+            (:func:`~batch_scoring.jobs.deploy.staging.check_no_credentials`).
     """
+    check_no_credentials(profile, job)
     confs = {
         "spark.archives": f"{staged.archive}#{ARCHIVE_ALIAS}",
         "spark.emr-serverless.driverEnv.PYSPARK_DRIVER_PYTHON": PYTHON_IN_ARCHIVE,

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from batch_scoring.jobs.config import EmrConfig, JobConfig, PlatformProfile, PollConfig
 from batch_scoring.jobs.deploy import aws, polling
 from batch_scoring.jobs.deploy.polling import RunOutcome
-from batch_scoring.jobs.deploy.staging import ARCHIVE_ALIAS, PYTHON_IN_ARCHIVE, StagedRun
+from batch_scoring.jobs.deploy.staging import ARCHIVE_ALIAS, PYTHON_IN_ARCHIVE, StagedRun, check_no_credentials
 from batch_scoring.jobs.errors import ConfigError, DeployError
 from batch_scoring.jobs.session import spark_packages, spark_settings
 
@@ -81,7 +81,12 @@ def step_arguments(
 
     Returns:
         The argument list, ``spark-submit`` first.
+
+    Raises:
+        ConfigError: when a setting holds a credential: step arguments are shown to anyone
+            who may describe the cluster (:func:`~batch_scoring.jobs.deploy.staging.check_no_credentials`).
     """
+    check_no_credentials(profile, job)
     args = ["spark-submit", "--deploy-mode", "cluster", "--name", job.job]
     packages = spark_packages(profile, job)
     if packages:

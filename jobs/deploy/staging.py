@@ -12,6 +12,16 @@ not uploaded twice)::
 
 The job and profile are uploaded *rendered*: ``${ENV}`` references and ``--set`` overrides
 are resolved here, on the submitting machine, because the cluster has none of its variables.
+
+No credential is ever staged or sent: neither the EMR step API (``AddJobFlowSteps``, whose
+arguments ``DescribeStep`` shows to anyone allowed to describe the cluster) nor the EMR
+Serverless API (``StartJobRun``, whose ``sparkSubmitParameters`` and configuration
+``GetJobRun`` returns) has a field that hides a value, and spark-submit on EMR reads a
+properties file only from the primary node's disk. So :func:`check_no_credentials` refuses a
+job or profile holding one (exit 2) before anything is built or uploaded, and what is uploaded
+goes through :func:`~batch_scoring.jobs.redaction.redact` as well. Credentials belong to the
+cluster's EC2 instance profile (EMR on EC2), the job run's execution role (EMR Serverless), or
+AWS Secrets Manager, read at run time by the code that needs them.
 """
 
 from __future__ import annotations
@@ -28,6 +38,8 @@ from batch_scoring.jobs import run_job
 from batch_scoring.jobs.config import JobConfig, PlatformProfile
 from batch_scoring.jobs.deploy import aws
 from batch_scoring.jobs.deploy.packaging import BuiltPackage
+from batch_scoring.jobs.errors import ConfigError
+from batch_scoring.jobs.redaction import redact, secret_paths
 
 ARCHIVE_ALIAS = "environment"
 PYTHON_IN_ARCHIVE = f"./{ARCHIVE_ALIAS}/bin/python"
@@ -64,7 +76,9 @@ def stage(s3, profile: PlatformProfile, job: JobConfig, package: BuiltPackage) -
 
     Raises:
         DeployError: when an upload fails (check the bucket first with ``aws.check_bucket``).
+        ConfigError: when the job or profile holds a credential (:func:`check_no_credentials`).
     """
+    check_no_credentials(profile, job)
     root = profile.aws.artifacts_uri
     entry = Path(run_job.__file__).read_bytes()
     job_yaml, profile_yaml = render_yaml(job), render_yaml(profile)
@@ -79,10 +93,40 @@ def stage(s3, profile: PlatformProfile, job: JobConfig, package: BuiltPackage) -
     )
 
 
+def check_no_credentials(profile: PlatformProfile, job: JobConfig) -> None:
+    """Refuse a job or profile that would send a credential to EMR or stage it in S3.
+
+    A credential is what :mod:`~batch_scoring.jobs.redaction` masks: a setting under a
+    credential key (``spark.hadoop.fs.s3a.secret.key``, ``spark.executorEnv.AWS_ACCESS_KEY_ID``,
+    ...), a URI with a user name or password (``model.tracking_uri: https://u:p@host``), or a
+    value that looks like an AWS key, a JWT or a PEM block.
+
+    Raises:
+        ConfigError: naming every offending field and where such a secret belongs instead.
+    """
+    found = [f"job field {path}" for path in secret_paths(_dump(job))]
+    found += [f"profile field {path}" for path in secret_paths(_dump(profile))]
+    if found:
+        raise ConfigError(
+            f"{'; '.join(found)}: holds a credential, which would be visible in the EMR request "
+            "(DescribeStep / GetJobRun) and in the job file staged to S3. Remove it: give the "
+            "access to the cluster's EC2 instance profile (EMR on EC2) or to the job run's "
+            "execution role (EMR Serverless), or keep the secret in AWS Secrets Manager and "
+            "read it at run time (see README, Security)"
+        )
+
+
 def render_yaml(config: JobConfig | PlatformProfile) -> bytes:
-    """The config as YAML with every value resolved; loading it gives an equal config."""
-    data = config.model_dump(mode="json", by_alias=True, exclude_none=True)
-    return yaml.safe_dump(data, sort_keys=False).encode()
+    """The config as YAML with every value resolved, passed through the redactor.
+
+    For a config that :func:`check_no_credentials` accepts, redaction changes nothing and
+    loading the YAML gives an equal config; a credential never reaches the upload.
+    """
+    return yaml.safe_dump(redact(_dump(config)), sort_keys=False).encode()
+
+
+def _dump(config: JobConfig | PlatformProfile) -> dict:
+    return config.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
 def _hashed(name: str, digest: str) -> str:

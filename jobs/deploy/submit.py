@@ -23,7 +23,8 @@ from pathlib import Path
 from batch_scoring.jobs.config import JobConfig, PlatformProfile, load_job, load_profile, parse_run_date
 from batch_scoring.jobs.deploy import aws, emr_serverless, emr_step, packaging, schedule
 from batch_scoring.jobs.deploy.polling import RunOutcome
-from batch_scoring.jobs.deploy.staging import StagedRun, stage
+from batch_scoring.jobs.redaction import redact_text
+from batch_scoring.jobs.deploy.staging import StagedRun, check_no_credentials, stage
 from batch_scoring.jobs.errors import ConfigError, DeployError, JobError
 from batch_scoring.jobs.pipeline import preflight_job
 
@@ -90,6 +91,7 @@ def _load(args: argparse.Namespace, targets: Sequence[str], check_job: bool = Tr
             f"{', '.join(targets)} (e.g. conf/{targets[0]}.yaml)"
         )
     if check_job:
+        check_no_credentials(profile, job)  # before anything is built, uploaded or sent
         preflight_job(job)
         check_cluster_paths(job)
     return job, profile
@@ -186,7 +188,7 @@ def _guarded(command, args: argparse.Namespace) -> int:
     try:
         return command(args)
     except JobError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {redact_text(str(error))}", file=sys.stderr)
         return error.exit_code
 
 
