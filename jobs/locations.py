@@ -41,7 +41,7 @@ def canonical(path: str) -> str:
     parts = urlsplit(path)
     if scheme == "file":
         if parts.netloc not in ("", "localhost"):
-            return f"file://{parts.netloc}{_collapse(unquote(parts.path))}"
+            return f"file://{parts.netloc}{_collapse(unquote(parts.path))}".rstrip("/")
         return _local(unquote(parts.path))
     if scheme in S3_SCHEMES:
         return f"s3://{parts.netloc.lower()}{_collapse(parts.path)}".rstrip("/")
@@ -53,10 +53,9 @@ def _local(path: str) -> str:
 
 
 def _collapse(path: str) -> str:
-    if not path:
-        return ""
-    collapsed = posixpath.normpath("/" + path.lstrip("/"))
-    return "" if collapsed == "/" else collapsed
+    """``path`` with ``.``, ``..`` and repeated slashes collapsed ("" for no path); callers
+    strip the trailing slash."""
+    return posixpath.normpath("/" + path.lstrip("/")) if path else ""
 
 
 def overlaps(first: str, second: str) -> bool:

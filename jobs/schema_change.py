@@ -27,8 +27,8 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from batch_scoring.jobs.errors import InputError
-from batch_scoring.jobs.filesystem import list_files, path_exists
-from batch_scoring.jobs.sinks import is_own_data_file
+from batch_scoring.jobs.filesystem import list_files
+from batch_scoring.jobs.sinks import delta_table_exists, is_own_data_file
 
 
 class SchemaChangeError(InputError):
@@ -66,7 +66,7 @@ def existing_schema(spark: SparkSession, path: str, output_format: str) -> T.Str
     columns left out.
     """
     if output_format == "delta":
-        if not path_exists(spark, f"{path.rstrip('/')}/_delta_log"):
+        if not delta_table_exists(spark, path):
             return None
         return spark.read.format("delta").load(path).schema
     files = [f for f in list_files(spark, path) if is_own_data_file(f)]

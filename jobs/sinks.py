@@ -25,7 +25,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from batch_scoring.jobs.errors import ConfigError, InputError
-from batch_scoring.jobs.filesystem import delete, list_children, list_files, path_exists, qualified
+from batch_scoring.jobs.filesystem import delete, list_children, list_files, qualified
 
 RUN_COLUMNS = ["run_date", "run_id"]
 
@@ -161,6 +161,18 @@ def read_run(spark: SparkSession, path: str, output_format: str, run_date: dt.da
     return table.where(F.col("run_date") == F.lit(run_date))
 
 
+def delta_table_exists(spark: SparkSession, path: str) -> bool:
+    """True when ``path`` holds a Delta table with at least one commit.
+
+    A ``_delta_log`` folder alone is not enough: a concurrent run's first write creates it a
+    moment before its first commit, and reading the table then fails with
+    ``DELTA_TABLE_NOT_FOUND``. ``DeltaTable.isDeltaTable`` asks the log for a version.
+    """
+    from delta.tables import DeltaTable
+
+    return bool(DeltaTable.isDeltaTable(spark, path))
+
+
 def run_exists(
     spark: SparkSession, path: str, output_format: str, run_date: dt.date, check_rows: bool = True
 ) -> bool:
@@ -170,7 +182,7 @@ def run_exists(
     """
     if output_format == "parquet":
         return bool(list_files(spark, f"{path.rstrip('/')}/run_date={run_date}"))
-    if not path_exists(spark, f"{path.rstrip('/')}/_delta_log"):
+    if not delta_table_exists(spark, path):
         return False
     if not check_rows:
         return True

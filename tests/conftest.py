@@ -59,6 +59,27 @@ def arrow_batch_rows(spark):
     spark.conf.set(key, previous)
 
 
+@pytest.fixture
+def spark_starts(monkeypatch) -> list[str]:
+    """Record every Spark start by the job entry point (``run_job.build_session``).
+
+    A test that expects a refusal before Spark asserts the list is empty. This works whether or
+    not another test's session is already running in this process, which a check of
+    ``SparkContext._active_spark_context`` cannot tell apart.
+    """
+    from batch_scoring.jobs import run_job
+
+    starts: list[str] = []
+    real_build = run_job.build_session
+
+    def recording_build(profile, job):
+        starts.append(job.job)
+        return real_build(profile, job)
+
+    monkeypatch.setattr(run_job, "build_session", recording_build)
+    return starts
+
+
 # MLflow fixtures: a real tracking server and models logged on it (tests/mlflow_server.py).
 import dataclasses  # noqa: E402
 from typing import Any  # noqa: E402

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from pyspark.sql import functions as F
 
 from batch_scoring.jobs.commit import RunTargets, commit
 from batch_scoring.jobs.config import load_job
@@ -72,3 +73,21 @@ def test_the_run_that_loses_a_delta_commit_race_is_told_who_won(spark, tmp_path)
     table = spark.read.format("delta").load(targets.output).collect()
     assert {(r["run_id"], r["new_price"]) for r in table} == {("fast", 2.0)}
     assert len(table) == 4
+
+
+def test_a_delta_log_without_a_commit_yet_is_no_table(spark, tmp_path):
+    """Between a concurrent run's first write creating ``_delta_log`` and its first commit, the
+    folder is not a table yet: the other run must see "no rows, no schema", not fail with
+    DELTA_TABLE_NOT_FOUND (it did, as exit 1, when the check was the folder's existence)."""
+    from batch_scoring.jobs.schema_change import existing_schema
+    from batch_scoring.jobs.sinks import run_exists
+
+    table = tmp_path / "prices"
+    (table / "_delta_log").mkdir(parents=True)
+
+    assert run_exists(spark, str(table), "delta", DAY) is False
+    assert existing_schema(spark, str(table), "delta") is None
+
+    prices(spark, 1.0).withColumn("run_date", F.lit(DAY)).write.format("delta").save(str(table))
+    assert run_exists(spark, str(table), "delta", DAY) is True
+    assert existing_schema(spark, str(table), "delta").fieldNames()[-1] == "run_date"

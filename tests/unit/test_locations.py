@@ -9,7 +9,7 @@ import pytest
 from batch_scoring.jobs.commit import check_paths
 from batch_scoring.jobs.config import load_job
 from batch_scoring.jobs.errors import ConfigError
-from batch_scoring.jobs.locations import canonical, overlaps
+from batch_scoring.jobs.locations import canonical, is_inside, overlaps
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,6 +32,8 @@ def test_file_uris_dots_and_trailing_slashes_name_the_same_local_folder(tmp_path
 def test_s3_schemes_and_slashes_name_one_prefix():
     assert {canonical(p) for p in ("s3://b/sales", "s3a://b/sales/", "s3n://b//sales")} == {"s3://b/sales"}
     assert canonical("hdfs://NN:8020/a/b/") == "hdfs://nn:8020/a/b"
+    assert canonical("abfs://Data@acct.dfs.core.windows.net/x/") == "abfs://data@acct.dfs.core.windows.net/x"
+    assert canonical("s3a://bucket/") == canonical("s3://bucket") == "s3://bucket"
 
 
 def test_a_symlink_is_resolved_also_below_a_folder_that_does_not_exist_yet(tmp_path):
@@ -89,3 +91,20 @@ def test_rejects_inside_the_output_are_refused(tmp_path):
 
 def test_separate_folders_pass(tmp_path):
     check_paths(job(str(tmp_path / "sales"), str(tmp_path / "out")))  # default rejects: out_rejects
+
+
+@pytest.mark.parametrize("path, folder, expected", [
+    ("/data/sales/part-0.parquet", "/data/sales", True),
+    ("file:/data/sales/part-0.parquet", "/data/sales/", True),
+    ("/data/sales", "/data/sales", True),
+    ("/data/sales_2/part-0.parquet", "/data/sales", False),
+    ("/data", "/data/sales", False),
+])
+def test_is_inside_is_one_way_and_by_segment(path, folder, expected):
+    assert is_inside(path, folder) is expected
+
+
+def test_a_file_uri_with_a_host_and_a_windows_drive_stay_distinct_places(tmp_path):
+    assert canonical("file://nas01/share/sales/") == "file://nas01/share/sales"
+    assert canonical("C:/data/sales").startswith("/") and canonical("C:/data/sales").endswith("C:/data/sales")
+    assert not overlaps("file://nas01/share/sales", "/share/sales")

@@ -18,7 +18,6 @@ import pandas as pd
 import pytest
 import sklearn
 import yaml
-from pyspark import SparkContext
 
 from batch_scoring.jobs import predict, run_job
 from batch_scoring.jobs.model_environment import install_command
@@ -91,18 +90,18 @@ def model_job(folder: Path, model: Path, *extra: str) -> Path:
     return job
 
 
-def refused(folder: Path, capsys, job: Path, *args: str) -> tuple[int, str]:
+def refused(folder: Path, capsys, spark_starts: list[str], job: Path, *args: str) -> tuple[int, str]:
     before = listing(folder / "out")
     code = run_job.main(["--job", str(job), "--run-date", "2026-01-01", *args])
-    assert SparkContext._active_spark_context is None
+    assert spark_starts == []
     assert listing(folder / "out") == before
     return code, capsys.readouterr().err
 
 
-def test_a_model_needing_a_missing_library_is_exit_2_with_the_install_commands(job_folder, saved, capsys):
+def test_a_model_needing_a_missing_library_is_exit_2_with_the_install_commands(job_folder, saved, capsys, spark_starts):
     model = edited(saved, job_folder, "needs_lightgbm", requirement="lightgbm==4.5.0")
 
-    code, error = refused(job_folder, capsys, model_job(job_folder, model))
+    code, error = refused(job_folder, capsys, spark_starts, model_job(job_folder, model))
 
     assert code == 2
     assert f"model {model} needs package(s) 'lightgbm' (lightgbm==4.5.0), not installed" in error
@@ -119,10 +118,10 @@ def test_predict_refuses_the_same_model_with_the_same_words(saved, tmp_path, cap
     assert "needs package(s) 'lightgbm'" in capsys.readouterr().err
 
 
-def test_a_model_saved_with_another_sklearn_minor_is_exit_2_unless_allowed(job_folder, saved, capsys):
+def test_a_model_saved_with_another_sklearn_minor_is_exit_2_unless_allowed(job_folder, saved, capsys, spark_starts):
     model = edited(saved, job_folder, "sklearn_191", version="1.9.1")
 
-    code, error = refused(job_folder, capsys, model_job(job_folder, model))
+    code, error = refused(job_folder, capsys, spark_starts, model_job(job_folder, model))
 
     assert code == 2
     assert (f"model {model} was saved with scikit-learn 1.9.1; this environment has "
@@ -143,8 +142,8 @@ def test_predict_scores_a_version_mismatch_only_when_allowed(saved, tmp_path, ca
     assert scored["prediction"] == saved[1].predict(saved[2].iloc[[0]])[0]
 
 
-def test_job_requirements_missing_here_are_exit_2(job_folder, saved, capsys):
-    code, error = refused(job_folder, capsys, model_job(job_folder, saved[0] / "labels",
+def test_job_requirements_missing_here_are_exit_2(job_folder, saved, capsys, spark_starts):
+    code, error = refused(job_folder, capsys, spark_starts, model_job(job_folder, saved[0] / "labels",
                                                         "requirements: [lightgbm==4.5.0]"))
     assert code == 2
     assert "requirements: lightgbm==4.5.0 not installed in this environment" in error

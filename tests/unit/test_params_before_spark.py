@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from pyspark import SparkContext
 
 from batch_scoring.jobs import run_job
 from tests.user_modules import importable_module
@@ -69,7 +68,7 @@ def job_folder(tmp_path, monkeypatch):
          ["needs parameter(s) markup without a default", "set function.params.markup"]),
     ],
 )
-def test_a_parameter_mistake_is_exit_2_before_spark_and_writes_nothing(job_folder, capsys, overrides, words):
+def test_a_parameter_mistake_is_exit_2_before_spark_and_writes_nothing(job_folder, capsys, spark_starts, overrides, words):
     before = {root: listing(job_folder / root) for root in ("out", "out_rejects")}
 
     code = run_job.main(["--job", str(job_folder / "job.yaml"), "--run-date", "2026-01-01", *overrides])
@@ -78,5 +77,5 @@ def test_a_parameter_mistake_is_exit_2_before_spark_and_writes_nothing(job_folde
     error = capsys.readouterr().err
     for word in words:
         assert word in error
-    assert SparkContext._active_spark_context is None
+    assert spark_starts == []
     assert {root: listing(job_folder / root) for root in ("out", "out_rejects")} == before

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from pyspark import SparkContext
 
 from batch_scoring.jobs import predict, run_job
 
@@ -82,60 +81,60 @@ def function_job(folder: Path, source: str = "src") -> Path:
     return job
 
 
-def refused(folder: Path, capsys, *args: str) -> tuple[int, str]:
+def refused(folder: Path, capsys, spark_starts: list[str], *args: str) -> tuple[int, str]:
     """Run the job; check nothing under the output roots changed and Spark never started."""
     before = {root: listing(folder / root) for root in ("out", "out_rejects")}
     code = run_job.main([*args, "--run-date", "2026-01-01"])
-    assert SparkContext._active_spark_context is None
+    assert spark_starts == []
     assert {root: listing(folder / root) for root in ("out", "out_rejects")} == before
     return code, capsys.readouterr().err
 
 
-def test_a_missing_local_source_path_is_exit_3_before_spark(folder, diabetes_model, capsys):
-    code, error = refused(folder, capsys, "--job", str(model_job(folder, diabetes_model, "nowhere")))
+def test_a_missing_local_source_path_is_exit_3_before_spark(folder, diabetes_model, capsys, spark_starts):
+    code, error = refused(folder, capsys, spark_starts, "--job", str(model_job(folder, diabetes_model, "nowhere")))
     assert code == 3
     assert "source.path nowhere does not exist; check the path or run date" in error
 
 
-def test_a_missing_local_model_folder_is_exit_2_before_spark(folder, diabetes_model, capsys):
-    code, error = refused(folder, capsys, "--job", str(model_job(folder, diabetes_model.parent / "gone")))
+def test_a_missing_local_model_folder_is_exit_2_before_spark(folder, diabetes_model, capsys, spark_starts):
+    code, error = refused(folder, capsys, spark_starts, "--job", str(model_job(folder, diabetes_model.parent / "gone")))
     assert code == 2
     assert f"model.uri: model path '{diabetes_model.parent / 'gone'}' does not exist" in error
 
 
-def test_a_model_folder_without_mlmodel_is_exit_2(folder, diabetes_model, capsys):
+def test_a_model_folder_without_mlmodel_is_exit_2(folder, diabetes_model, capsys, spark_starts):
     empty = diabetes_model.parent / "empty"
     empty.mkdir(exist_ok=True)
-    code, error = refused(folder, capsys, "--job", str(model_job(folder, empty)))
+    code, error = refused(folder, capsys, spark_starts, "--job", str(model_job(folder, empty)))
     assert code == 2
     assert "holds no MLmodel file" in error
 
 
-def test_csv_without_a_schema_is_exit_2_before_spark(folder, diabetes_model, capsys):
+def test_csv_without_a_schema_is_exit_2_before_spark(folder, diabetes_model, capsys, spark_starts):
     pd.read_parquet(folder / "src").to_csv(folder / "rows.csv", index=False)
-    code, error = refused(folder, capsys, "--job", str(model_job(folder, diabetes_model, "rows.csv", "csv")))
+    code, error = refused(folder, capsys, spark_starts, "--job", str(model_job(folder, diabetes_model, "rows.csv", "csv")))
     assert code == 2
     assert "source.schema is required for format csv" in error
 
 
-def test_a_model_input_missing_from_the_parquet_footer_is_exit_3_naming_it(folder, diabetes_model, capsys):
+def test_a_model_input_missing_from_the_parquet_footer_is_exit_3_naming_it(folder, diabetes_model, capsys, spark_starts):
     pd.read_parquet(folder / "src").drop(columns=["bp"]).to_parquet(folder / "src" / "part-0.parquet")
-    code, error = refused(folder, capsys, "--job", str(model_job(folder, diabetes_model)))
+    code, error = refused(folder, capsys, spark_starts, "--job", str(model_job(folder, diabetes_model)))
     assert code == 3
     assert "source src cannot feed model" in error
     assert "required input column 'bp' is missing" in error
 
 
-def test_a_string_model_input_in_the_footer_is_exit_3_naming_it(folder, diabetes_model, capsys):
+def test_a_string_model_input_in_the_footer_is_exit_3_naming_it(folder, diabetes_model, capsys, spark_starts):
     rows = pd.read_parquet(folder / "src")
     rows.astype({"bp": str}).to_parquet(folder / "src" / "part-0.parquet")
-    code, error = refused(folder, capsys, "--job", str(model_job(folder, diabetes_model)))
+    code, error = refused(folder, capsys, spark_starts, "--job", str(model_job(folder, diabetes_model)))
     assert code == 3
     assert "column 'bp' is string, the model expects double" in error
 
 
-def test_a_unit_key_missing_from_the_footer_is_exit_3(folder, capsys):
-    code, error = refused(folder, capsys, "--job", str(function_job(folder)))
+def test_a_unit_key_missing_from_the_footer_is_exit_3(folder, capsys, spark_starts):
+    code, error = refused(folder, capsys, spark_starts, "--job", str(function_job(folder)))
     assert code == 3
     assert "source src lacks column(s) ['segment', 'location', 'product', 'sale_date'" in error
 

@@ -70,14 +70,13 @@ def test_unusable_ids_are_refused(run_id, reason):
 
 
 @pytest.mark.parametrize("run_id", ["", "a\nb", "z" * (MAX_RUN_ID_LENGTH + 1)])
-def test_the_entry_point_exits_2_before_spark_starts(run_id, tmp_path, capsys):
-    from pyspark import SparkContext
-
+def test_the_entry_point_exits_2_before_spark_starts(run_id, tmp_path, capsys, spark_starts):
+    
     code = run_job.main([
         "--job", str(ROOT / "conf/jobs/data_pricing.yaml"), "--run-date", "2026-11-22",
         "--run-id", run_id, "--set", f"output.path={tmp_path / 'out'}",
     ])
     assert code == 2
     assert "--run-id" in capsys.readouterr().err
-    assert SparkContext._active_spark_context is None
+    assert spark_starts == []
     assert not (tmp_path / "out").exists()
