@@ -1,7 +1,10 @@
 """Run a job as an EMR Serverless job run, and wait for it to end.
 
-The run's driver and executors unpack the project's environment archive and use its Python;
-Delta comes from the release's own jars (the profile's ``jars``). Logs go to
+The run's driver and executors unpack the project's environment archive and use its Python,
+on EMR 7 as on EMR 8 (a 3.11 archive runs 3.11 on EMR 7, not the release's default 3.9);
+Delta comes from the release's own jars (the profile's ``jars``, at the same paths on EMR 7
+and EMR 8), so the request is the same on both lines. Which release may take which archive is
+:func:`~batch_scoring.jobs.deploy.packaging.check_release`'s to decide, before the upload. Logs go to
 ``<emr_serverless.log_uri>/applications/<application>/jobs/<run>/`` (``SPARK_DRIVER/stderr.gz``
 and ``stdout.gz``, one folder per executor). The same run from the AWS CLI::
 
@@ -43,7 +46,8 @@ def check_application(client, profile: PlatformProfile) -> str:
         profile: a profile with an ``emr_serverless`` section.
 
     Returns:
-        The application's release label (``emr-spark-8.0.0``).
+        The application's release label (``emr-spark-8.1.0``, ``emr-7.14.0``);
+        :func:`~batch_scoring.jobs.deploy.packaging.check_release` checks it against the archive.
 
     Raises:
         ConfigError: when the profile has no ``emr_serverless`` section.
@@ -99,9 +103,11 @@ def client_token(job_name: str, run_date: str, attempt: int = 1) -> str:
 def spark_submit_parameters(profile: PlatformProfile, job: JobConfig, staged: StagedRun) -> str:
     """The ``sparkSubmitParameters`` string: one ``--conf key=value`` per setting.
 
-    The archive and its Python for driver and executors, the profile's jars and packages,
-    then every :func:`spark_settings` item. A ``key=value`` with spaces or quotes in it is
-    shell-quoted; others are left bare (``#environment`` stays as AWS's examples write it).
+    The archive and its Python for driver and executors (``PYSPARK_DRIVER_PYTHON`` and
+    ``PYSPARK_PYTHON`` of the driver, ``PYSPARK_PYTHON`` of the executors, on every release
+    line), the profile's jars and packages, then every :func:`spark_settings` item. A
+    ``key=value`` with spaces or quotes in it is shell-quoted; others are left bare
+    (``#environment`` stays as AWS's examples write it).
 
     Args:
         profile: the EMR Serverless profile.

@@ -2,8 +2,11 @@
 
 The step runs ``spark-submit`` through ``command-runner.jar`` in cluster deploy mode: YARN
 unpacks the project's environment archive next to the driver and every executor, and both
-use its Python. Delta comes from the cluster's own jars (the profile's ``jars``). The same
-submission from a shell on the primary node would be::
+use its Python, on EMR 7 as on EMR 8 (a 3.11 archive runs 3.11 on EMR 7, not the release's
+default 3.9). Delta comes from the cluster's own jars (the profile's ``jars``), which EMR 7
+and EMR 8 keep at the same paths, so the step is the same on both lines; which release may
+take which archive is :func:`~batch_scoring.jobs.deploy.packaging.check_release`'s to decide,
+before the upload. The same submission from a shell on the primary node would be::
 
     spark-submit --deploy-mode cluster --name data_pricing \\
       --jars /usr/share/aws/delta/lib/delta-spark.jar,/usr/share/aws/delta/lib/delta-storage.jar \\
@@ -38,7 +41,9 @@ def check_cluster(emr, profile: PlatformProfile) -> str:
         profile: a profile with an ``emr`` section.
 
     Returns:
-        The cluster's ``ReleaseLabel`` (``emr-7.12.0``), or ``""`` when it reports none.
+        The cluster's ``ReleaseLabel`` (``emr-spark-8.1.0``, ``emr-7.14.0``), or ``""`` when
+        it reports none; :func:`~batch_scoring.jobs.deploy.packaging.check_release` checks it
+        against the archive.
 
     Raises:
         ConfigError: when the profile has no ``emr`` section.
@@ -70,7 +75,9 @@ def step_arguments(
     """The ``command-runner.jar`` arguments: a complete ``spark-submit`` command line.
 
     Always cluster deploy mode: the archive's Python (``./environment/bin/python``) exists
-    only inside YARN containers, not on the primary node.
+    only inside YARN containers, not on the primary node. ``PYSPARK_PYTHON`` of the
+    application master (the driver) and of the executors point at it on every release line,
+    so an EMR 7 cluster runs the archive's Python (3.11) rather than its default 3.9.
 
     Args:
         profile: the EMR profile (its jars, packages and Spark settings are used).

@@ -6,6 +6,11 @@ as ``<aws.scheduler.scheduled-time>``. Scheduler replaces that with the invocati
 (``2026-11-22T02:00:00Z``), which the entry script reduces to its date. Scheduler assumes
 ``emr_serverless.scheduler.role_arn`` to call StartJobRun, so that role needs
 ``emr-serverless:StartJobRun`` on the application and ``iam:PassRole`` on the job role.
+
+The application's release is checked against the archive's Spark line when the schedule is
+made (``spark-submit.sh schedule``, as for a single run); a schedule keeps pointing at that
+archive, so after moving the application to a release of the other line (EMR 7 to EMR 8),
+run ``schedule`` again with an archive of the new line.
 """
 
 from __future__ import annotations

@@ -8,8 +8,12 @@
 ``spark-submit.sh emr|emr-serverless|schedule|unschedule`` call these (``package`` is
 :mod:`batch_scoring.jobs.deploy.packaging`). Every check that
 can fail (config, the job's function and model allow-list, the endpoint, the bucket, the
-cluster or application and its release, the archive's Python) runs before anything is
-uploaded or submitted. Exit codes: see :mod:`batch_scoring.jobs.errors`.
+cluster or application and its release, the archive's Spark line and Python) runs before
+anything is uploaded or submitted. A release must run the Spark line of the archive shipped
+(:func:`~batch_scoring.jobs.deploy.packaging.check_release`): EMR 8 (``emr-spark-8.x``) the
+Spark 4 line, EMR 7 (``emr-7.x``) the Spark 3.5 line. A prebuilt ``--archive`` is checked by
+the line it records; an archive built by the command by the line of the pyspark installed
+where it runs. Exit codes: see :mod:`batch_scoring.jobs.errors`.
 """
 
 from __future__ import annotations
@@ -17,11 +21,10 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from importlib import metadata
 from pathlib import Path
 
 from batch_scoring.jobs.config import JobConfig, PlatformProfile, load_job, load_profile, parse_run_date
-from batch_scoring.jobs.deploy import aws, emr_serverless, emr_step, packaging, schedule
+from batch_scoring.jobs.deploy import archive_record, aws, emr_serverless, emr_step, packaging, schedule
 from batch_scoring.jobs.deploy.polling import RunOutcome
 from batch_scoring.jobs.redaction import redact_text
 from batch_scoring.jobs.deploy.staging import StagedRun, check_no_credentials, stage
@@ -135,21 +138,27 @@ def _check_target(remote, profile: PlatformProfile) -> str:
 
 def _stage(args: argparse.Namespace, s3, profile: PlatformProfile, job: JobConfig, release: str) -> StagedRun:
     aws.check_bucket(s3, profile.aws.artifacts_uri, "aws.artifacts_uri")
-    spark = metadata.version("pyspark")
-    if args.archive:
-        python_version = packaging.archive_python_version(Path(args.archive))
-        packaging.check_release(release, python_version, spark)
-        built = packaging.BuiltPackage(
-            wheel=packaging.build_wheel(Path(args.out)), archive=Path(args.archive),
-            python_version=python_version,
-        )
-    else:
-        packaging.check_release(release, packaging.python_version_of(args.python), spark)
-        built = packaging.build(Path(args.out), args.python, job.requirements, args.python_prefix)
+    built = _prebuilt(args, release) if args.archive else _build(args, job, release)
     staged = stage(s3, profile, job, built)
     print(f"staged: environment {staged.archive}\n        entry point {staged.entry_point}\n"
           f"        job config {staged.job_config}")
     return staged
+
+
+def _prebuilt(args: argparse.Namespace, release: str) -> packaging.BuiltPackage:
+    """The ``--archive`` given, once the release fits the line and Python it records."""
+    archive = Path(args.archive)
+    runtime = packaging.inspect_archive(archive)
+    packaging.check_release(release, runtime, prebuilt=archive)
+    return packaging.BuiltPackage(wheel=packaging.build_wheel(Path(args.out)), archive=archive,
+                                  python_version=runtime.python, runtime=runtime)
+
+
+def _build(args: argparse.Namespace, job: JobConfig, release: str) -> packaging.BuiltPackage:
+    """Build the archive here, once the release fits this environment's line and ``--python``."""
+    runtime = archive_record.building_record(packaging.python_version_of(args.python))
+    packaging.check_release(release, runtime)
+    return packaging.build(Path(args.out), args.python, job.requirements, args.python_prefix)
 
 
 def _run_emr_step(emr, profile, job, staged, run_date: str, no_wait: bool) -> RunOutcome | None:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import tarfile
+from importlib import metadata
 
 import pytest
 
-from batch_scoring.jobs.deploy import packaging
+from batch_scoring.jobs.deploy import archive_record, packaging
+from batch_scoring.jobs.runtime_lines import installed_line
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +35,21 @@ def test_archive_name_and_python_follow_the_interpreter(built):
     assert built.python_version == expected == packaging.archive_python_version(built.archive)
     assert built.archive.name.startswith(f"batch-scoring-env-py{expected}-")
     assert built.wheel.name == "batch_scoring-0.1.0-py3-none-any.whl"
+
+
+def test_archive_records_the_spark_line_it_was_built_on(built):
+    expected = {"spark": metadata.version("pyspark"), "delta": metadata.version("delta-spark"),
+                "python": built.python_version, "line": installed_line().name}
+    with tarfile.open(built.archive) as tar:
+        assert json.loads(tar.extractfile("batch_scoring_runtime.json").read()) == expected
+    assert packaging.inspect_archive(built.archive) == built.runtime == archive_record.building_record(built.python_version)
+
+
+def test_archive_holds_the_numpy_of_the_building_environment(built):
+    site = f"lib/python{built.python_version}/site-packages/"
+    with tarfile.open(built.archive) as tar:
+        names = set(tar.getnames())
+    assert f"{site}numpy-{metadata.version('numpy')}.dist-info/METADATA" in names  # numpy 1 on the EMR 7 line
 
 
 def test_unpacked_archive_imports_the_scoring_code_without_pyspark(built, tmp_path):

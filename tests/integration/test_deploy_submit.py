@@ -7,10 +7,8 @@ process and finishes the step in moto's backend from a second thread.
 
 from __future__ import annotations
 
-import io
 import subprocess
 import sys
-import tarfile
 import threading
 import time
 from pathlib import Path
@@ -20,6 +18,7 @@ import yaml
 
 from batch_scoring.jobs import cli, run_job
 from batch_scoring.jobs.config import load_job
+from env_archives import venv_archive
 
 ROOT = Path(__file__).resolve().parents[2]
 BUCKET = "artifacts-bucket"
@@ -29,16 +28,6 @@ JOB_SETTINGS = [
     "--set", "source.path=s3://data-bucket/bundle_sales",
     "--set", "output.path=s3://data-bucket/data_pricing",
 ]
-
-
-def venv_archive(path: Path, version: str) -> Path:
-    """A tar.gz with the layout venv-pack writes (pyvenv.cfg naming its Python)."""
-    with tarfile.open(path, "w:gz") as tar:
-        data = f"home = /usr/bin\nversion = {version}.4\n".encode()
-        info = tarfile.TarInfo("pyvenv.cfg")
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
-    return path
 
 
 def fast_profile(tmp_path: Path, name: str) -> Path:
