@@ -1,23 +1,30 @@
 """Packaging for the batch-scoring job package.
 
-Every version pin of the project lives here and nowhere else.
+Every version pin of the project lives here, except the second runtime line's, which live in
+``constraints/emr7.txt``.
 
-The runtime pins are the Spark 4.0 / Delta 4.0 line that Amazon EMR 8 (emr-spark-8.0.0:
-Spark 4.0.2, Delta 4.0.0, Python 3.11) ships, so what runs locally is what runs on EMR.
-The Hadoop inside the pyspark 4.0.2 wheel is 3.4.1; hadoop-aws must use the same version.
+Default runtime line: Amazon EMR 8.1 LTS (emr-spark-8.1.0: Spark 4.1.1, Delta 4.2.0, Python
+3.11). The Hadoop inside the pyspark 4.1.1 wheel is 3.4.2; hadoop-aws is resolved at the version
+of the Hadoop jars Spark runs (``batch_scoring.jobs.session.hadoop_aws_package``).
+
+Second line: Amazon EMR 7 (emr-7.14.0: Spark 3.5.8, Delta 3.3.2, Python 3.11), installed with
+``pip install -e '.[dev]' -c constraints/emr7.txt``. pyspark and delta-spark are therefore
+ranges whose upper ends are the default line's exact versions, and so is numpy (Spark 3.5's
+pyspark.pandas and pyspark.testing fail to import under NumPy 2): pip picks the upper ends
+unless the constraints file pins the EMR 7 ones. Every other pin is shared by both lines.
 """
 
 from setuptools import setup
 
-SPARK_VERSION = "4.0.2"
-DELTA_VERSION = "4.0.1"
+SPARK_VERSION = "4.1.1"  # emr-spark-8.1.0
+DELTA_VERSION = "4.2.0"  # emr-spark-8.1.0; requires pyspark >=4.0.1,<=4.1.1
 
 RUNTIME = [
-    f"pyspark=={SPARK_VERSION}",
-    f"delta-spark=={DELTA_VERSION}",
-    "pandas==2.3.3",  # pyspark 4.0 does not support pandas 3
+    f"pyspark>=3.5,<={SPARK_VERSION}",
+    f"delta-spark>=3.3,<={DELTA_VERSION}",
+    "pandas==2.3.3",  # pyspark 4.1 and 3.5 do not support pandas 3
     "pyarrow==20.0.0",  # mlflow 3.17 caps pyarrow < 26
-    "numpy==2.3.5",
+    "numpy>=1.26.4,<=2.3.5",  # 2.3.5 on the default line; Spark 3.5 (EMR 7) needs numpy 1 (constraints/emr7.txt)
     "mlflow-skinny==3.17.2",  # loads and scores pyfunc models; no server pieces
     "boto3==1.44.5",
     "pydantic==2.14.3",

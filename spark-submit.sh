@@ -7,6 +7,10 @@
 #   quickstart      Create .venv (Python 3.11) with the package and its test tools, generate the
 #                   embedded sample data and sample demand model if missing, and run the
 #                   data-pricing job locally.
+#   setup           Only create the environment: .venv (default line, EMR 8.1 LTS: Spark 4.1.1,
+#                   Delta 4.2.0), or with --line emr7 .venv-emr7 (EMR 7: Spark 3.5.8, Delta 3.3.2,
+#                   installed with -c constraints/emr7.txt). Use an EMR 7 environment with
+#                   BATCH_SCORE_PYTHON=.venv-emr7/bin/python for local runs and EMR 7 deploys.
 #   local           spark-submit on this machine in local mode (profile conf/local.yaml).
 #   cluster         spark-submit from this machine to a Spark master (profile conf/cluster.yaml):
 #                   give --master spark://host:7077 or set SPARK_MASTER_URL. Executors run the
@@ -51,14 +55,30 @@ package_python() {
   echo "$py"
 }
 
+# setup_venv [emr8|emr7]: create or update the line's environment with the package and its
+# test tools (emr8 -> .venv, emr7 -> .venv-emr7 with constraints/emr7.txt).
 setup_venv() {
-  local base="${PYTHON:-python3.11}"
+  local line="${1:-emr8}" base="${PYTHON:-python3.11}" venv constraints=()
+  case "$line" in
+    emr8) venv="$ROOT/.venv" ;;
+    emr7) venv="$ROOT/.venv-emr7"; constraints=(-c "$ROOT/constraints/emr7.txt") ;;
+    *) die "unknown runtime line '$line': use --line emr8 (EMR 8.1 LTS, the default) or --line emr7 (EMR 7)" ;;
+  esac
   command -v "$base" >/dev/null 2>&1 || die "Python 3.11 is required: '$base' not found (set PYTHON=/path/to/python3.11)."
   "$base" -c 'import sys; sys.exit(sys.version_info[:2] < (3, 11))' || die "$base is older than Python 3.11."
-  [[ -x "$ROOT/.venv/bin/python" ]] || "$base" -m venv "$ROOT/.venv"
-  echo "Installing the package and its test tools into $ROOT/.venv ..."
-  "$ROOT/.venv/bin/python" -m pip install --quiet --upgrade pip
-  "$ROOT/.venv/bin/python" -m pip install --quiet -e "$ROOT[dev]"
+  [[ -x "$venv/bin/python" ]] || "$base" -m venv "$venv"
+  echo "Installing the package and its test tools into $venv (line $line) ..."
+  "$venv/bin/python" -m pip install --quiet --upgrade pip
+  "$venv/bin/python" -m pip install --quiet -e "$ROOT[dev]" "${constraints[@]}"
+}
+
+setup() {
+  case "${1:-}" in
+    "") setup_venv emr8 ;;
+    --line) [[ $# -ge 2 ]] || die "--line needs emr8 or emr7"; setup_venv "$2" ;;
+    --line=*) setup_venv "${1#--line=}" ;;
+    *) die "setup takes only --line emr8|emr7, not '$1'" ;;
+  esac
 }
 
 # Split "--profile P" and "--master URL" out of the arguments; the rest go to the job.
@@ -142,6 +162,7 @@ quickstart() {
 target="${1:---help}"; shift || true
 case "$target" in
   quickstart) quickstart "$@" ;;
+  setup) setup "$@" ;;
   local|cluster) run_spark_submit "$target" "$@" ;;
   emr|emr-serverless) run_deploy submit "$target" "$@" ;;
   schedule|unschedule) run_deploy "$target" emr-serverless "$@" ;;

@@ -23,7 +23,12 @@ from pyspark.sql import SparkSession
 from batch_scoring.jobs.config import JobConfig, PlatformProfile
 from batch_scoring.jobs.text_records import CSV_PRUNING
 
-SCALA_BINARY_VERSION = "2.13"
+# Settings whose defaults differ between the runtime lines, set to Spark 4's (EMR 8) so a job
+# computes the same on EMR 7 (Spark 3.5): ANSI SQL (off in 3.5, where an invalid cast, an
+# overflow or a division by zero is a silent null), and the datetime parser policy (EXCEPTION
+# in 3.5, which fails the run on an impossible date such as 2026-02-30 in a CSV instead of
+# reading it as null and rejecting the row). A profile or job may set either.
+LINE_DEFAULTS = {"spark.sql.ansi.enabled": "true", "spark.sql.legacy.timeParserPolicy": "CORRECTED"}
 DELTA_CONF = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
     "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
@@ -31,8 +36,23 @@ DELTA_CONF = {
 
 
 def delta_package() -> str:
-    """Maven coordinate of the Delta jar matching the installed delta-spark wheel."""
-    return f"io.delta:delta-spark_{SCALA_BINARY_VERSION}:{metadata.version('delta-spark')}"
+    """Maven coordinate of the Delta jar matching the installed delta-spark wheel and the Scala
+    of the Spark that runs the job (``io.delta:delta-spark_2.13:4.2.0`` on Spark 4,
+    ``io.delta:delta-spark_2.12:3.3.2`` on pip's Spark 3.5)."""
+    return f"io.delta:delta-spark_{scala_binary_version()}:{metadata.version('delta-spark')}"
+
+
+def scala_binary_version() -> str:
+    """The Scala binary version (``"2.13"``) of the Spark jars, from ``spark-core_<scala>-*.jar``.
+
+    Raises:
+        RuntimeError: when the jars folder holds no spark-core jar.
+    """
+    jars = spark_jars()
+    found = sorted(jars.glob("spark-core_*.jar"))
+    if not found:
+        raise RuntimeError(f"no spark-core jar in {jars}; is pyspark installed whole?")
+    return found[0].name.removeprefix("spark-core_").split("-", 1)[0]
 
 
 def spark_jars() -> Path:
@@ -83,10 +103,11 @@ def delta_on_cluster(profile: PlatformProfile) -> bool:
 
 
 def spark_settings(profile: PlatformProfile, job: JobConfig) -> dict[str, str]:
-    """All Spark settings of the run: profile, then job, then Delta's when used, and CSV
-    column pruning off for a CSV source (malformed lines are then found whatever a query
-    reads)."""
-    settings = {k: _as_text(v) for k, v in profile.spark_conf.items()}
+    """All Spark settings of the run: :data:`LINE_DEFAULTS`, then the profile's,
+    then the job's, then Delta's when used, and CSV column pruning off for a CSV source
+    (malformed lines are then found whatever a query reads)."""
+    settings = dict(LINE_DEFAULTS)
+    settings.update({k: _as_text(v) for k, v in profile.spark_conf.items()})
     settings.update({k: _as_text(v) for k, v in job.spark_conf.items()})
     if job.uses_delta:
         settings.update(DELTA_CONF)

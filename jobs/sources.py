@@ -17,6 +17,7 @@ from batch_scoring.jobs.config import SourceConfig
 from batch_scoring.jobs.errors import ConfigError, InputError
 from batch_scoring.jobs.filesystem import path_exists
 from batch_scoring.jobs.locations import is_inside
+from batch_scoring.jobs.read_failures import find_read_failure
 from batch_scoring.jobs.text_records import TEXT_FORMATS, corrupt_column, header_error, load_text_records
 
 MEGABYTE = 1024 * 1024
@@ -101,21 +102,15 @@ def check_corrupt_files_not_ignored(spark: SparkSession, source: SourceConfig) -
         )
 
 
-_FAILED_READ = re.compile(
-    r"\[FAILED_READ_FILE\.(\w+)\] Encountered error while reading file (.+?)\.(?=\s)([^\n]*)"
-)
-_CAUSE = re.compile(r"Caused by: (?:[\w$]+\.)*([\w$]+): (.+)")
-_TYPE_MISMATCH = "PARQUET_COLUMN_DATA_TYPE_MISMATCH"
-
-
 def unreadable_file_error(error: BaseException, source: SourceConfig) -> InputError | None:
     """An :class:`InputError` naming the file, for Spark's failure to read one data file.
 
     Spark reports a truncated or overwritten file, an unreadable footer, a column whose
-    Parquet type differs from the table's, or a file gone during the run as
-    ``[FAILED_READ_FILE.<kind>] ... reading file <path>``, inside whatever exception the driver
-    received (``Py4JJavaError``, a pyspark ``SparkException``...): at the first action over the
-    data, or when Spark reads the file's footer for the schema.
+    Parquet type differs from the table's, or a file gone during the run inside whatever
+    exception the driver received (``Py4JJavaError``, a pyspark ``SparkException``...): at the
+    first action over the data, or when Spark reads the file's footer for the schema. The
+    report differs between Spark 4 and 3.5; :func:`~batch_scoring.jobs.read_failures.find_read_failure`
+    reads both.
 
     Args:
         error: the exception an action (or the read) raised.
@@ -126,34 +121,30 @@ def unreadable_file_error(error: BaseException, source: SourceConfig) -> InputEr
         wrong with it and what to do (a file outside ``source.path``, e.g. of an output
         table, gets Spark's own line instead); None when ``error`` is not such a failure.
     """
-    text = str(error)
     header = header_error(error, source)
     if header is not None:
         return header
-    match = _FAILED_READ.search(text)
-    if match is None:
+    failure = find_read_failure(str(error))
+    if failure is None:
         return None
-    kind, file = match.group(1), re.sub(r"^file:(//)?(?=/)", "", match.group(2))
-    if not is_inside(file, source.path):
-        return InputError(f"file {file} cannot be read: {match.group(0).split(' SQLSTATE')[0]}")
-    detail = match.group(3).split(" SQLSTATE")[0].strip()
-    if kind == _TYPE_MISMATCH:
+    if not is_inside(failure.file, source.path):
+        if not failure.named_by_spark:
+            return None
+        return InputError(f"file {failure.file} cannot be read: {failure.detail}")
+    if failure.drift is not None:
+        drift = failure.drift
         return InputError(
-            f"source file {file} does not match the schema of source.path {source.path}: "
-            f"{detail} The files disagree on this column's type (schema drift): rewrite the "
-            "file with the type the other files have, or move it out of source.path, and rerun."
+            f"source file {failure.file} does not match the schema of source.path {source.path}: "
+            f"column [{drift.column}] is Parquet {drift.file_type} in this file, but Spark reads "
+            f"the source as {drift.table_type}. The files disagree on this column's type (schema "
+            "drift): rewrite the file with the type the other files have, or move it out of "
+            "source.path, and rerun."
         )
-    causes = [
-        c for c in _CAUSE.finditer(text, match.end())
-        if "FAILED_READ_FILE" not in c.group(2) and "awaitResult" not in c.group(2)
-    ]
-    if causes:
-        detail = f"{causes[0].group(1)}: {causes[0].group(2).strip()}"
     return InputError(
-        f"source file {file} cannot be read as {source.format} ({detail[:300]}); the file is "
-        f"corrupt or not {source.format}: replace it with a good copy from its producer, or move "
-        f"it out of source.path {source.path}, and rerun. Unreadable files are never skipped: "
-        "their rows would be lost without a reject."
+        f"source file {failure.file} cannot be read as {source.format} ({failure.detail[:300]}); "
+        f"the file is corrupt or not {source.format}: replace it with a good copy from its "
+        f"producer, or move it out of source.path {source.path}, and rerun. Unreadable files are "
+        "never skipped: their rows would be lost without a reject."
     )
 
 
@@ -162,14 +153,26 @@ def _load(spark: SparkSession, source: SourceConfig, path: str) -> DataFrame:
         if source.format in TEXT_FORMATS:
             return load_text_records(spark, source, path)
         return _reader(spark, source).load(path)
-    except AnalysisException as error:
-        first_line = str(error).strip().splitlines()[0]
-        hint = NANOS_HINT if "TIMESTAMP(NANOS" in first_line else "check source.format and the files"
+    except Exception as error:  # noqa: BLE001 - only the two kinds below are translated
+        reason = _unreadable_source_reason(error)
+        if reason is None:
+            raise
+        hint = NANOS_HINT if "TIMESTAMP(NANOS" in reason else "check source.format and the files"
         raise InputError(
-            f"source.path {source.path} cannot be read as {source.format}: {first_line}; {hint}"
+            f"source.path {source.path} cannot be read as {source.format}: {reason}; {hint}"
         ) from None
 
 
+def _unreadable_source_reason(error: BaseException) -> str | None:
+    """The one line saying why the source cannot be loaded: an AnalysisException's first line,
+    or (Spark 3.5, whose schema inference runs as a job) the illegal Parquet type of a file."""
+    if isinstance(error, AnalysisException):
+        return str(error).strip().splitlines()[0]
+    illegal = _ILLEGAL_PARQUET_TYPE.search(str(error))
+    return illegal.group(0).rstrip(".") if illegal else None
+
+
+_ILLEGAL_PARQUET_TYPE = re.compile(r"Illegal Parquet type: [^\n]+")
 NANOS_HINT = (
     "the files hold nanosecond timestamps (pandas' default), which Spark cannot read: rewrite "
     "them with pyarrow's coerce_timestamps='us' (df.to_parquet(path, coerce_timestamps='us'))"

@@ -16,6 +16,18 @@ os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
 os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")
 
 
+SPARK_FOLDER = "spark"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark every test that starts Spark in this process (the ``spark`` fixture) or lives in
+    ``tests/spark`` with ``spark``; tests that start Spark in a child process carry the mark
+    themselves (``pytestmark = pytest.mark.spark``)."""
+    for item in items:
+        if "spark" in item.fixturenames or item.path.parent.name == SPARK_FOLDER:
+            item.add_marker(pytest.mark.spark)
+
+
 @pytest.fixture(scope="session")
 def spark():
     """A local SparkSession with Delta, stopped at the end of the test session."""
@@ -36,6 +48,8 @@ def spark():
         .config("spark.log.level", "ERROR")
         .config("spark.databricks.delta.snapshotPartitions", "2")
         .config("spark.sql.csv.parser.columnPruning.enabled", "false")
+        .config("spark.sql.ansi.enabled", "true")  # as every run (session.LINE_DEFAULTS)
+        .config("spark.sql.legacy.timeParserPolicy", "CORRECTED")
         .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
         .config(
             "spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog"

@@ -96,6 +96,8 @@ def test_step_runs_spark_submit_with_the_archive_python_and_every_setting(cluste
         "--conf", f"spark.archives={ARTIFACTS}/environments/batch-scoring-env-py3.11-abcdef012345.tar.gz#environment",
         "--conf", "spark.yarn.appMasterEnv.PYSPARK_PYTHON=./environment/bin/python",
         "--conf", "spark.executorEnv.PYSPARK_PYTHON=./environment/bin/python",
+        "--conf", "spark.sql.ansi.enabled=true",
+        "--conf", "spark.sql.legacy.timeParserPolicy=CORRECTED",
         "--conf", "spark.sql.session.timeZone=UTC",
         "--conf", "spark.sql.execution.arrow.pyspark.enabled=true",
         "--conf", "spark.sql.execution.arrow.maxRecordsPerBatch=10000",

@@ -40,6 +40,8 @@ SUBMIT_PARAMETERS = (
     " --conf spark.emr-serverless.driverEnv.PYSPARK_PYTHON=./environment/bin/python"
     " --conf spark.executorEnv.PYSPARK_PYTHON=./environment/bin/python"
     " --conf spark.jars=/usr/share/aws/delta/lib/delta-spark.jar,/usr/share/aws/delta/lib/delta-storage.jar"
+    " --conf spark.sql.ansi.enabled=true"
+    " --conf spark.sql.legacy.timeParserPolicy=CORRECTED"
     " --conf spark.sql.session.timeZone=UTC"
     " --conf spark.sql.execution.arrow.pyspark.enabled=true"
     " --conf spark.sql.execution.arrow.maxRecordsPerBatch=10000"
@@ -127,8 +129,8 @@ def test_values_with_spaces_are_quoted_and_split_back_whole(application):
 
     assert " --conf 'spark.driver.extraJavaOptions=-Dlog4j.level=WARN -Duser.timezone=UTC' " in parameters
     words = shlex.split(parameters)
-    assert words[::2] == ["--conf"] * 13
-    assert words[1::2][10] == "spark.driver.extraJavaOptions=-Dlog4j.level=WARN -Duser.timezone=UTC"
+    assert words[::2] == ["--conf"] * 15
+    assert words[1::2][12] == "spark.driver.extraJavaOptions=-Dlog4j.level=WARN -Duser.timezone=UTC"
     assert words[1].endswith(".tar.gz#environment")
 
 

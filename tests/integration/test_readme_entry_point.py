@@ -15,6 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from batch_scoring.jobs.sample_data import write_sample
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,6 +31,7 @@ def readme_command() -> list[str]:
     return match.group(1).split()
 
 
+@pytest.mark.spark
 def test_the_readme_batch_score_run_command_runs_with_a_foreign_python3_on_path(tmp_path):
     command = readme_command()
     assert command == [".venv/bin/batch-score", "run", "--job", "conf/jobs/data_pricing.yaml",

@@ -68,6 +68,7 @@ def _cmdlines() -> list[tuple[int, list[str]]]:
     return found
 
 
+@pytest.mark.spark
 def test_spark_submit_run_shows_no_secret_in_ps_and_removes_its_properties_file(workdir):
     tmpdir = workdir / "tmp"
     tmpdir.mkdir()

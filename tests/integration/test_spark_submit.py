@@ -15,6 +15,8 @@ import pytest
 from batch_scoring.jobs.sample_data import write_sample
 from job_inputs import run_spark_submit
 
+pytestmark = pytest.mark.spark  # runs jobs in child processes
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

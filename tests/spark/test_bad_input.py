@@ -290,11 +290,10 @@ def test_a_file_whose_column_type_drifted_from_the_others_is_named(spark, tmp_pa
         run(spark, job, DAY)
 
     assert str(caught.value) in [
-        f"source file {source / name} does not match the schema of source.path {source}: Data "
-        f"type mismatches when reading Parquet column [volume]. Expected Spark type "
-        f"{table_type}, actual Parquet type {found}. The files disagree on this column's type "
-        "(schema drift): rewrite the file with the type the other files have, or move it out "
-        "of source.path, and rerun."
+        f"source file {source / name} does not match the schema of source.path {source}: "
+        f"column [volume] is Parquet {found} in this file, but Spark reads the source as "
+        f"{table_type}. The files disagree on this column's type (schema drift): rewrite the "
+        "file with the type the other files have, or move it out of source.path, and rerun."
         for name in candidates
     ]
     assert_nothing_written(job)
