@@ -3,15 +3,16 @@
     .venv/bin/python -m benchmarks.run --size S|M|L
         [--stages floor,reference,packed,pandas,spark_udf,scorer,model_job]
         [--out benchmarks/results] [--model hgb|ridge] [--batch-rows 10000]
-        [--pandas-max-rows 5000000] [--no-warm-up] [--keep-outputs] [--profile]
+        [--pandas-max-rows 5000000] [--repeat 3] [--no-warm-up] [--keep-outputs] [--profile]
     .venv/bin/python -m benchmarks.run --compare S M L
 
 (``python benchmarks/run.py ...`` works too.) Sizes: T 50k rows / 500 units (smoke runs),
 S 1M / 1k, M 5M / 10k, L 20M / 100k; the data and model are generated once, in a child
 process, under ``benchmarks/work/<size>/`` (see :mod:`benchmarks.datasets`). The stages (see
 :mod:`benchmarks.stages`) run one after the other in one local[2] SparkSession: the pricing
-stages, then the model stages (each group after an untimed warm-up), then pandas; each is
-timed once with its peak memory sampled (see :mod:`benchmarks.memory`). Prints tables with the
+stages, then the model stages (each group after an untimed warm-up), then pandas; each group
+runs ``--repeat`` rounds (default 3) with the order reversed every other round, and each stage
+reports its fastest round, with its peak memory sampled (see :mod:`benchmarks.memory`). Prints tables with the
 issue's targets (see :mod:`benchmarks.targets`) and writes ``<out>/harness_<size>.json`` and
 ``.png``. A reference left out of ``--stages`` is estimated, never silently skipped. With
 ``--profile`` it also prints and saves each stage's Spark jobs and their task metrics, read
@@ -58,6 +59,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--pandas-max-rows", type=int, default=5_000_000,
                         help="skip the pandas stage above this many rows (all rows sit in memory)")
     parser.add_argument("--no-warm-up", action="store_true", help="time a cold JVM and cold workers")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="rounds per group, the stages' order reversed every other round; "
+                             "each stage reports its best round (default 3)")
     parser.add_argument("--keep-outputs", action="store_true",
                         help="keep the stages' outputs under benchmarks/work/<size>/out")
     parser.add_argument("--profile", action="store_true",
@@ -101,16 +105,33 @@ def prepare(args) -> stages.Context:
 
 
 def run_group(ctx: stages.Context, names: list[str], measured: dict, args) -> None:
-    """Run the chosen stages of one group in order into ``measured``; before the reference,
-    print how long it is expected to take."""
-    for name in names:
-        if name == "reference":
-            floor = measured.get("floor", {}).get("seconds")
-            guess = estimate.reference_seconds(args.out, ctx.size.units, floor)
-            if guess:
-                print(f"  reference    expected to take about {guess['seconds']:,.0f} s or more "
-                      f"({guess['per_unit_ms']} ms per unit on top of the floor)", flush=True)
-        measured[name] = stages.run_stage(ctx, stages.STAGES[name])
+    """Run the chosen stages of one group ``args.repeat`` times into ``measured``: in order in
+    rounds 1, 3, ..., reversed in rounds 2, 4, ..., so no stage always runs first or after
+    the same neighbour; each stage keeps its fastest round (:func:`best_round`). Before the
+    first reference run, print how long it is expected to take."""
+    for round_number in range(max(1, args.repeat)):
+        order = names if round_number % 2 == 0 else names[::-1]
+        for name in order:
+            if name == "reference" and round_number == 0:
+                floor = measured.get("floor", {}).get("seconds")
+                guess = estimate.reference_seconds(args.out, ctx.size.units, floor)
+                if guess:
+                    print(f"  reference    expected to take about {guess['seconds']:,.0f} s or more "
+                          f"({guess['per_unit_ms']} ms per unit on top of the floor)", flush=True)
+            measured[name] = best_round(measured.get(name), stages.run_stage(ctx, stages.STAGES[name]))
+
+
+def best_round(best: dict | None, latest: dict) -> dict:
+    """The faster of two rounds of one stage, with every round's seconds in ``round_seconds``.
+
+    A round that failed or was skipped wins (it is what must be reported).
+    """
+    rounds = [*(best or {}).get("round_seconds", []), latest.get("seconds")]
+    if best is None or "seconds" not in best or "seconds" not in latest:
+        chosen = latest if best is None or "seconds" in best else best
+    else:
+        chosen = latest if latest["seconds"] < best["seconds"] else best
+    return {**chosen, "round_seconds": [r for r in rounds if r is not None]}
 
 
 def reference_not_run(ctx: stages.Context, measured: dict, args) -> dict:

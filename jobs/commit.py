@@ -234,13 +234,13 @@ def commit(
 ) -> None:
     """Check both tables, then write the result and the rejects of the run (result first).
 
-    Before the first write: files this package did not write under the run date (Parquet),
-    the output's and the rejects' schemas against the existing tables
+    With ``output.mode: fail_if_run_exists`` the run date is claimed first
+    (:mod:`~batch_scoring.jobs.run_date_claim`), before anything of the tables is read (a run
+    that lost the claim must not read files the winner is moving), and released again if
+    nothing committed. Then, before the first write: files this package did not write under
+    the run date (Parquet), the output's and the rejects' schemas against the existing tables
     (:mod:`~batch_scoring.jobs.schema_change`), then ``journal.committing``. Then each root's
     ownership marker is written (first commit only), the output, the rejects.
-
-    With ``output.mode: fail_if_run_exists`` the run date is claimed first
-    (:mod:`~batch_scoring.jobs.run_date_claim`) and released again if nothing committed.
 
     Raises:
         InputError: foreign files in the run date's folders, or a schema change the policy
@@ -251,16 +251,16 @@ def commit(
     """
     spark, out = result.sparkSession, job.output
     journal = journal or CommitJournal()
-    check_no_foreign_files(spark, targets.output, out.format, run_date, "output.path")
-    check_no_foreign_files(spark, targets.rejects, out.format, run_date, "output.rejects_path")
-    add_output = check_output_schema(spark, result, targets.output, out.format,
-                                     ["run_date", *out.partition_by], out.schema_change)
-    rejects, add_rejects = align_rejects(spark, with_reject_columns(rejects), targets.rejects, out.format)
     exclusive = out.mode == "fail_if_run_exists"
-    if exclusive:
+    if exclusive:  # first: a loser must not read the tables the winner is writing
         claim_run_date(spark, targets.output, run_date, run_id)
     done: list[str] = []
     try:
+        check_no_foreign_files(spark, targets.output, out.format, run_date, "output.path")
+        check_no_foreign_files(spark, targets.rejects, out.format, run_date, "output.rejects_path")
+        add_output = check_output_schema(spark, result, targets.output, out.format,
+                                         ["run_date", *out.partition_by], out.schema_change)
+        rejects, add_rejects = align_rejects(spark, with_reject_columns(rejects), targets.rejects, out.format)
         journal.committing({"output": targets.output, "rejects": targets.rejects})
         for field, root, claim in claims_of(job, targets):
             write_claim(spark, root, claim, field)
