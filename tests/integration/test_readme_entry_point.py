@@ -19,6 +19,8 @@ import pytest
 
 from batch_scoring.jobs.sample_data import write_sample
 
+pytestmark = pytest.mark.one_line  # the README entry point: same on both Spark lines
+
 ROOT = Path(__file__).resolve().parents[2]
 UNITS = 40
 

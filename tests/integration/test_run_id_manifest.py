@@ -13,6 +13,8 @@ from batch_scoring.jobs import run_job
 from batch_scoring.jobs.run_ids import manifest_file_name
 from batch_scoring.jobs.sample_data import write_sample
 
+pytestmark = pytest.mark.one_line  # run ids and manifest names: same on both Spark lines
+
 ROOT = Path(__file__).resolve().parents[2]
 DAY = "2026-11-22"
 

@@ -27,6 +27,8 @@ from batch_scoring.jobs.manifest import ManifestRecorder
 from batch_scoring.jobs.sample_data import write_sample
 from batch_scoring.jobs.session import write_properties_file
 
+pytestmark = pytest.mark.one_line  # the process list: same on both Spark lines
+
 ROOT = Path(__file__).resolve().parents[2]
 RNG = random.Random(1515)
 

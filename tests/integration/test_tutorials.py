@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-pytestmark = pytest.mark.spark  # runs jobs in child processes
+pytestmark = [pytest.mark.spark, pytest.mark.one_line]  # jobs in child processes; the README tutorial
 
 ROOT = Path(__file__).resolve().parents[2]
 FENCE = re.compile(r"^```(\w+)([^\n]*)\n(.*?)^```$", re.S | re.M)
