@@ -36,6 +36,7 @@ from pyspark.sql import types as T
 
 from batch_scoring.jobs.config import SourceConfig
 from batch_scoring.jobs.errors import ConfigError, InputError
+from batch_scoring.jobs.read_failures import local_path
 
 CORRUPT_RECORD = "_corrupt_record"
 MALFORMED_RECORD = "malformed_record"
@@ -202,7 +203,7 @@ def header_error(error: BaseException, source: SourceConfig) -> InputError | Non
     match = _HEADER_MISMATCH.search(str(error))
     if match is None:
         return None
-    file = re.sub(r"^file:(//)?(?=/)", "", match.group("file"))
+    file = local_path(match.group("file"))
     return InputError(
         f"source file {file} has the header [{match.group('header')}] but source.schema lists "
         f"[{match.group('schema')}] ({match.group('expected').strip()}). CSV columns are bound "
