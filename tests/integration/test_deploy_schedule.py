@@ -85,6 +85,8 @@ def test_schedule_as_the_server_recorded_it(aws, profile):
                 " --conf spark.emr-serverless.driverEnv.PYSPARK_PYTHON=./environment/bin/python"
                 " --conf spark.executorEnv.PYSPARK_PYTHON=./environment/bin/python"
                 " --conf spark.jars=/usr/share/aws/delta/lib/delta-spark.jar,/usr/share/aws/delta/lib/delta-storage.jar"
+                " --conf spark.sql.ansi.enabled=true"
+                " --conf spark.sql.legacy.timeParserPolicy=CORRECTED"
                 " --conf spark.sql.session.timeZone=UTC"
                 " --conf spark.sql.execution.arrow.pyspark.enabled=true"
                 " --conf spark.sql.execution.arrow.maxRecordsPerBatch=10000"
