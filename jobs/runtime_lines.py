@@ -37,6 +37,10 @@ class RuntimeLine:
         pythons: Python versions (``"3.11"``) the line's EMR releases run for PySpark.
         install: the command that installs this line into a virtual environment.
         emr: the EMR major version that runs the line, as messages name it (``"EMR 8"``).
+        load_spark_defaults_flag: the line's spark-submit takes ``--load-spark-defaults``
+            (SPARK-48392, Spark 4.0), which keeps ``conf/spark-defaults.conf`` applied beside
+            ``--properties-file``; Spark 3.5's spark-submit ignores that file once
+            ``--properties-file`` is given (``SparkSubmitArguments.mergeDefaultSparkProperties``).
     """
 
     name: str
@@ -46,6 +50,7 @@ class RuntimeLine:
     pythons: tuple[str, ...]
     install: str
     emr: str
+    load_spark_defaults_flag: bool
 
     @property
     def spark_series(self) -> str:
@@ -69,6 +74,7 @@ SPARK4 = RuntimeLine(
     pythons=("3.11",),
     install="pip install -e .",
     emr="EMR 8",
+    load_spark_defaults_flag=True,
 )
 SPARK35 = RuntimeLine(
     name="spark35",
@@ -78,6 +84,7 @@ SPARK35 = RuntimeLine(
     pythons=("3.9", "3.11"),
     install="pip install -e . -c constraints/emr7.txt",
     emr="EMR 7",
+    load_spark_defaults_flag=False,
 )
 LINES = (SPARK4, SPARK35)
 # Releases of EMR 4 to 6 (Spark 3.4 and older): real labels that no line runs.

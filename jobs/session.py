@@ -18,9 +18,11 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+import javaproperties
 from pyspark.sql import SparkSession
 
 from batch_scoring.jobs.config import JobConfig, PlatformProfile
+from batch_scoring.jobs.runtime_lines import RuntimeLine, installed_line
 from batch_scoring.jobs.text_records import CSV_PRUNING
 
 # Settings whose defaults differ between the runtime lines, set to Spark 4's (EMR 8) so a job
@@ -155,28 +157,73 @@ def write_properties_file(path: str | os.PathLike, properties: dict[str, str]) -
 
 
 def submit_arguments(
-    profile: PlatformProfile, job: JobConfig, properties_file: str | os.PathLike | None = None
+    profile: PlatformProfile,
+    job: JobConfig,
+    properties_file: str | os.PathLike | None = None,
+    line: RuntimeLine | None = None,
 ) -> list[str]:
     """spark-submit flags for the run; no setting value is among them.
 
     With ``properties_file``, the settings (:func:`submit_properties`) are written there with
-    :func:`write_properties_file` and the flags are ``--master``, ``--deploy-mode``, ``--name``,
-    ``--properties-file <path>`` and ``--load-spark-defaults`` (so ``conf/spark-defaults.conf``
-    of the Spark installation still applies, below the file's settings). Without it, only the
-    settings' *keys* could be passed, so it is required.
+    :func:`write_properties_file` and the flags are ``--master``, ``--deploy-mode``, ``--name``
+    and ``--properties-file <path>``. The Spark installation's ``conf/spark-defaults.conf``
+    still applies below the file's settings, as it would without the file: on the Spark 4
+    line through ``--load-spark-defaults``; on the Spark 3.5 line, whose spark-submit has no
+    such flag and ignores that file once ``--properties-file`` is given, by copying its
+    settings into the file (:func:`installation_defaults`). Without ``properties_file``, only
+    the settings' *keys* could be passed, so it is required.
+
+    Args:
+        line: the runtime line of the spark-submit that runs the flags (default: the line of
+            the pyspark installed here, whose spark-submit ``spark-submit.sh`` runs).
 
     Raises:
         ValueError: when ``properties_file`` is not given.
-        OSError: when the file cannot be written.
+        ConfigError: when the installed pyspark is of no supported line.
+        OSError: when a file cannot be read or written.
     """
     if properties_file is None:
         raise ValueError("submit_arguments needs a properties_file: settings never go on the command line")
+    line = line or installed_line()
     args = []
     if profile.master:
         args += ["--master", profile.master]
     args += ["--deploy-mode", profile.deploy_mode, "--name", job.job]
-    write_properties_file(properties_file, submit_properties(profile, job))
-    return args + ["--properties-file", str(properties_file), "--load-spark-defaults"]
+    properties = submit_properties(profile, job)
+    if not line.load_spark_defaults_flag:
+        properties = {**installation_defaults(), **properties}
+    write_properties_file(properties_file, properties)
+    args += ["--properties-file", str(properties_file)]
+    return args + ["--load-spark-defaults"] if line.load_spark_defaults_flag else args
+
+
+def spark_defaults_file(environ: dict[str, str] | None = None) -> Path:
+    """Where spark-submit looks for the installation's defaults: ``$SPARK_CONF_DIR/
+    spark-defaults.conf``, else ``<SPARK_HOME>/conf/spark-defaults.conf`` with ``SPARK_HOME``
+    as pyspark finds it (``Utils.getDefaultPropertiesFile`` in Spark). The file may not exist.
+    """
+    environ = os.environ if environ is None else environ
+    if environ.get("SPARK_CONF_DIR"):
+        return Path(environ["SPARK_CONF_DIR"]) / "spark-defaults.conf"
+    from pyspark.find_spark_home import _find_spark_home
+
+    return Path(environ.get("SPARK_HOME") or _find_spark_home()) / "conf" / "spark-defaults.conf"
+
+
+def installation_defaults(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The ``spark.*`` settings of :func:`spark_defaults_file` (none when it does not exist),
+    read as Java properties like spark-submit reads them (``key value``, ``key=value``,
+    comments, escapes; values trimmed, as ``Utils.getPropertiesFromFile`` does).
+
+    Raises:
+        OSError: when the file exists but cannot be read.
+    """
+    path = spark_defaults_file(environ)
+    if not path.is_file():
+        return {}
+    with open(path, encoding="utf-8") as handle:
+        loaded = javaproperties.load(handle)
+    return {key: value.strip() for key, value in loaded.items() if key.startswith("spark.")}
 
 
 def set_worker_python(master: str | None, environ: dict[str, str] | None = None) -> str | None:

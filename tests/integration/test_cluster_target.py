@@ -23,8 +23,6 @@ from batch_scoring.jobs.sample_data import write_sample
 from batch_scoring.jobs.sample_model import save_sample_model
 from job_inputs import BAD_ROWS, add_bad_rows
 
-pytestmark = pytest.mark.one_line  # the standalone cluster target: not yet run on Spark 3.5 (issue 11)
-
 ROOT = Path(__file__).resolve().parents[2]
 RUN_DATE = "2026-11-22"
 UNITS, DAYS = 30, 20  # about 600 rows: units launched late have fewer days

@@ -17,8 +17,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import datetime as dt
 
-pytestmark = pytest.mark.one_line  # fails on Spark 3.5 (not yet investigated, issue 11)
-
 ROOT = Path(__file__).resolve().parents[2]
 
 SCRIPT = '''

@@ -46,8 +46,6 @@ from batch_scoring.udfs.data_pricing import DataPricingParams, data_pricing_inpu
 from batch_scoring.udfs.pandas_quarantine import split_rejects_pandas
 from job_inputs import BAD_ROWS, add_bad_rows
 
-pytestmark = pytest.mark.one_line  # its standalone-cluster fixture errors on Spark 3.5 (not yet investigated, issue 11)
-
 ROOT = Path(__file__).resolve().parents[2]
 RUN_DATE = "2026-11-22"
 UNITS, DAYS = 30, 20

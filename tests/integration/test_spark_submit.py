@@ -15,7 +15,7 @@ import pytest
 from batch_scoring.jobs.sample_data import write_sample
 from job_inputs import run_spark_submit
 
-pytestmark = [pytest.mark.spark, pytest.mark.one_line]  # jobs in child processes; 3 of 5 fail on Spark 3.5 (not yet investigated, issue 11)
+pytestmark = pytest.mark.spark  # jobs in child processes
 
 ROOT = Path(__file__).resolve().parents[2]
 
