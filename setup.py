@@ -38,6 +38,7 @@ RUNTIME = [
 DEV = [
     "pytest==9.2.0",
     "pytest-timeout==2.4.0",
+    "pytest-xdist==3.8.0",  # two test processes (tests/pytest.ini): a job in a child process uses about one core
     "chispa==0.12.0",
     "mlflow==3.17.2",  # the tracking server used by the integration tests
     "scikit-learn==1.7.2",

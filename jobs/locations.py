@@ -48,6 +48,17 @@ def canonical(path: str) -> str:
     return f"{scheme}://{parts.netloc.lower()}{_collapse(parts.path)}".rstrip("/")
 
 
+def local_path(path: str) -> str:
+    """``path`` as a plain file-system path when it is a local ``file:`` URI: ``file:/x``,
+    ``file:///x`` and ``file://localhost/x`` give ``/x`` (as written: no symlink resolved, no
+    percent-decoding, which Hadoop's own messages do not apply either). Plain paths, ``file:``
+    URIs of another host and URIs of other schemes are returned unchanged."""
+    return _LOCAL_FILE_URI.sub("", path)
+
+
+_LOCAL_FILE_URI = re.compile(r"^file:(?://(?:localhost)?(?=/)|(?=/(?!/)))")
+
+
 def _local(path: str) -> str:
     return os.path.realpath(os.path.abspath(os.path.expanduser(path)))
 

@@ -36,6 +36,7 @@ from pyspark.sql.pandas.types import from_arrow_schema
 
 from batch_scoring.jobs.config import JobConfig, ModelConfig, SourceConfig
 from batch_scoring.jobs.errors import ConfigError, InputError
+from batch_scoring.jobs.locations import local_path
 from batch_scoring.jobs.model_environment import check_job_requirements, check_model_environment
 from batch_scoring.udfs.model_resolution import ModelResolutionError
 from batch_scoring.udfs.model_scoring import ScoringSpec
@@ -47,13 +48,6 @@ log = logging.getLogger("batch_scoring")
 def is_local(path: str) -> bool:
     """True for a plain file-system path or a ``file:`` URI (not ``s3://``, ``models:/``...)."""
     return path.startswith("file:") or ("://" not in path and not path.startswith(("models:", "runs:")))
-
-
-def local_path(path: str) -> str:
-    """``path`` without a ``file:`` / ``file://`` prefix."""
-    if path.startswith("file://"):
-        return path[len("file://"):]
-    return path[len("file:"):] if path.startswith("file:") else path
 
 
 def _exists(path: str) -> bool:

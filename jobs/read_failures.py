@@ -23,6 +23,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from batch_scoring.jobs.locations import local_path
+
 _FAILED_READ = re.compile(
     r"\[FAILED_READ_FILE\.(\w+)\] Encountered error while reading file (.+?)\.(?=\s)([^\n]*)"
 )
@@ -76,11 +78,6 @@ def find_read_failure(text: str) -> ReadFailure | None:
     function raising, an analysis error), gives None.
     """
     return _spark4(text) or _spark35(text)
-
-
-def local_path(path: str) -> str:
-    """``path`` without Hadoop's ``file:`` / ``file://`` prefix (URIs of other schemes kept)."""
-    return re.sub(r"^file:(//)?(?=/)", "", path)
 
 
 def _spark4(text: str) -> ReadFailure | None:

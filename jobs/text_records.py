@@ -36,7 +36,7 @@ from pyspark.sql import types as T
 
 from batch_scoring.jobs.config import SourceConfig
 from batch_scoring.jobs.errors import ConfigError, InputError
-from batch_scoring.jobs.read_failures import local_path
+from batch_scoring.jobs.locations import local_path
 
 CORRUPT_RECORD = "_corrupt_record"
 MALFORMED_RECORD = "malformed_record"

@@ -8,9 +8,9 @@ site-packages tells which Spark line its code was built and tested with. When
 
     {"spark": "4.1.1", "delta": "4.2.0", "python": "3.11", "line": "spark4"}
 
-and :func:`read_record` reads it back from a prebuilt archive (``--archive``;
-:func:`~batch_scoring.jobs.deploy.packaging.inspect_archive` reads it with ``pyvenv.cfg`` in
-one pass), so a release is checked against the line the archive was built on, never against
+and :func:`~batch_scoring.jobs.deploy.packaging.inspect_archive` reads it back from a prebuilt
+archive (``--archive``) with ``pyvenv.cfg`` in one pass (:func:`read_members`,
+:func:`parse_record`), so a release is checked against the line the archive was built on, never against
 the pyspark of the machine that submits it. The lines themselves are defined in
 :mod:`batch_scoring.jobs.runtime_lines`.
 """
@@ -109,16 +109,6 @@ def read_members(archive: Path, names: Iterable[str]) -> dict[str, bytes]:
     except (OSError, tarfile.TarError) as error:
         raise DeployError(f"{archive} is not a venv-pack environment archive: {error}") from None
     return found
-
-
-def read_record(archive: Path) -> RuntimeRecord:
-    """The record a prebuilt environment archive holds.
-
-    Raises:
-        DeployError: when ``archive`` is not a tar archive, holds no record (built before
-            archives recorded their line) or a malformed one.
-    """
-    return parse_record(archive, read_members(archive, (RECORD_NAME,)).get(RECORD_NAME))
 
 
 def parse_record(archive: Path, data: bytes | None) -> RuntimeRecord:

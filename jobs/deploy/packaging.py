@@ -193,19 +193,6 @@ def python_version_of(python: str) -> str:
     return out.stdout.strip()
 
 
-def archive_python_version(archive: Path) -> str:
-    """The Python minor version (``"3.11"``) an environment archive was built for.
-
-    Read from the archive's ``pyvenv.cfg``.
-
-    Raises:
-        DeployError: when the file is not a venv-pack archive (no tar, or no ``pyvenv.cfg``)
-            or its ``pyvenv.cfg`` names no Python version.
-    """
-    members = archive_record.read_members(archive, (PYVENV_CFG,))
-    return _pyvenv_python(archive, members.get(PYVENV_CFG))
-
-
 def inspect_archive(archive: Path) -> RuntimeRecord:
     """What a prebuilt environment archive was built for: its record, checked against ``pyvenv.cfg``.
 

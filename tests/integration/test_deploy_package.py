@@ -32,7 +32,7 @@ def test_archive_holds_the_package_and_its_runtime_but_not_spark(built):
 
 def test_archive_name_and_python_follow_the_interpreter(built):
     expected = "%d.%d" % sys.version_info[:2]
-    assert built.python_version == expected == packaging.archive_python_version(built.archive)
+    assert built.python_version == expected == packaging.inspect_archive(built.archive).python
     assert built.archive.name.startswith(f"batch-scoring-env-py{expected}-")
     assert built.wheel.name == "batch_scoring-0.1.0-py3-none-any.whl"
 

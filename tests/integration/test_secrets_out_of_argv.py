@@ -70,6 +70,15 @@ def _cmdlines() -> list[tuple[int, list[str]]]:
     return found
 
 
+def _tree(pid: int) -> set[int]:
+    """``pid`` and its descendants now (other jobs on the machine are not this run's)."""
+    try:
+        root = psutil.Process(pid)
+        return {pid, *(child.pid for child in root.children(recursive=True))}
+    except psutil.NoSuchProcess:
+        return set()
+
+
 @pytest.mark.spark
 def test_spark_submit_run_shows_no_secret_in_ps_and_removes_its_properties_file(workdir):
     tmpdir = workdir / "tmp"
@@ -85,10 +94,11 @@ def test_spark_submit_run_shows_no_secret_in_ps_and_removes_its_properties_file(
                                stderr=subprocess.PIPE, text=True)
     samples, properties_files, modes, leaks, spark_seen = 0, set(), {}, [], False
     while process.poll() is None:
+        ours = _tree(process.pid)
         for pid, cmdline in _cmdlines():
             text = "\0".join(cmdline)
             leaks += [(pid, cmdline) for secret in SECRETS.values() if secret in text]
-            if "org.apache.spark.deploy.SparkSubmit" in text:
+            if pid in ours and "org.apache.spark.deploy.SparkSubmit" in text:
                 spark_seen = True
                 if "--properties-file" in cmdline:
                     path = cmdline[cmdline.index("--properties-file") + 1]

@@ -9,7 +9,7 @@ import pytest
 from batch_scoring.jobs.commit import check_paths
 from batch_scoring.jobs.config import load_job
 from batch_scoring.jobs.errors import ConfigError
-from batch_scoring.jobs.locations import canonical, is_inside, overlaps
+from batch_scoring.jobs.locations import canonical, is_inside, local_path, overlaps
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -108,3 +108,16 @@ def test_a_file_uri_with_a_host_and_a_windows_drive_stay_distinct_places(tmp_pat
     assert canonical("file://nas01/share/sales/") == "file://nas01/share/sales"
     assert canonical("C:/data/sales").startswith("/") and canonical("C:/data/sales").endswith("C:/data/sales")
     assert not overlaps("file://nas01/share/sales", "/share/sales")
+
+
+@pytest.mark.parametrize("written, local", [
+    ("file:/data/sales/part-0.parquet", "/data/sales/part-0.parquet"),
+    ("file:///data/sales", "/data/sales"),
+    ("file://localhost/data/sales", "/data/sales"),
+    ("/data/./sales", "/data/./sales"),  # as written: nothing resolved
+    ("file://fileserver/data/sales", "file://fileserver/data/sales"),  # another host's file
+    ("s3a://bucket/sales", "s3a://bucket/sales"),
+    ("file:relative/sales", "file:relative/sales"),
+])
+def test_local_path_strips_only_a_local_file_scheme(written, local):
+    assert local_path(written) == local
