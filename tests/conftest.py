@@ -61,7 +61,8 @@ def spark():
             "spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog"
         )
     )
-    child_options = os.environ.pop("JAVA_TOOL_OPTIONS", None)
+    ours = os.environ.get("JAVA_TOOL_OPTIONS") == CHILD_JAVA_OPTIONS  # a user's own options stay
+    child_options = os.environ.pop("JAVA_TOOL_OPTIONS") if ours else None
     try:
         session = configure_spark_with_delta_pip(builder).getOrCreate()
     finally:
