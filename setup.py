@@ -30,7 +30,7 @@ RUNTIME = [
     "pydantic==2.14.3",
     "PyYAML==6.0.3",
     "rich==15.0.0",
-    "javaproperties==0.8.2",  # reads spark-defaults.conf for Spark 3.5 spark-submit (session.installation_defaults)
+    "javaproperties==0.8.2",  # the run's properties file, and spark-defaults.conf on Spark 3.5 (jobs/session.py)
     "Pillow==13.0.0",  # image preprocessing before a model
     "venv-pack==0.2.0",  # packs the environment archive shipped to clusters
 ]

@@ -57,8 +57,8 @@ def scala_binary_version() -> str:
     return found[0].name.removeprefix("spark-core_").split("-", 1)[0]
 
 
-def spark_jars() -> Path:
-    """The ``jars`` folder of the Spark the JVM runs: ``$SPARK_HOME/jars``, else pip's pyspark.
+def spark_home() -> Path:
+    """The home folder of the Spark the JVM runs: ``$SPARK_HOME``, else pip's pyspark package.
 
     Under spark-submit the driver imports pyspark from ``$SPARK_HOME/python/lib/pyspark.zip``,
     so ``pyspark.__file__`` points into that zip; spark-submit always sets ``SPARK_HOME``.
@@ -66,7 +66,12 @@ def spark_jars() -> Path:
     import pyspark
 
     home = os.environ.get("SPARK_HOME")
-    return Path(home) / "jars" if home else Path(pyspark.__file__).parent / "jars"
+    return Path(home) if home else Path(pyspark.__file__).parent
+
+
+def spark_jars() -> Path:
+    """The ``jars`` folder of :func:`spark_home`."""
+    return spark_home() / "jars"
 
 
 def hadoop_aws_package() -> str:
@@ -138,9 +143,9 @@ def write_properties_file(path: str | os.PathLike, properties: dict[str, str]) -
     """Write ``properties`` to ``path`` as a Java properties file (UTF-8) with mode 0600.
 
     The file is created (or truncated) readable and writable by its owner only before any byte
-    is written; keys and values are escaped so that ``java.util.Properties.load`` reads back
-    exactly the given strings (Spark then trims surrounding white space off values). Returns
-    the path. The caller removes the file after the run (``spark-submit.sh`` does, on exit).
+    is written; keys and values are escaped (``javaproperties.join_key_value``) so that
+    ``java.util.Properties.load`` reads back exactly the given strings (Spark then trims
+    surrounding white space off values). Returns the path. The caller removes the file after the run (``spark-submit.sh`` does, on exit).
 
     Raises:
         OSError: when the file cannot be created or written.
@@ -149,7 +154,7 @@ def write_properties_file(path: str | os.PathLike, properties: dict[str, str]) -
     descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         os.fchmod(descriptor, 0o600)
-        lines = [f"{_escape_property(k, key=True)}={_escape_property(v)}\n" for k, v in properties.items()]
+        lines = [javaproperties.join_key_value(k, v, ensure_ascii=False) + "\n" for k, v in properties.items()]
         os.write(descriptor, ("# Spark settings of one run; removed after the run\n" + "".join(lines)).encode())
     finally:
         os.close(descriptor)
@@ -190,27 +195,25 @@ def submit_arguments(
         args += ["--master", profile.master]
     args += ["--deploy-mode", profile.deploy_mode, "--name", job.job]
     properties = submit_properties(profile, job)
-    if not line.load_spark_defaults_flag:
+    args += ["--properties-file", str(properties_file)]
+    if line.load_spark_defaults_flag:
+        args.append("--load-spark-defaults")
+    else:
         properties = {**installation_defaults(), **properties}
     write_properties_file(properties_file, properties)
-    args += ["--properties-file", str(properties_file)]
-    return args + ["--load-spark-defaults"] if line.load_spark_defaults_flag else args
+    return args
 
 
-def spark_defaults_file(environ: dict[str, str] | None = None) -> Path:
+def spark_defaults_file() -> Path:
     """Where spark-submit looks for the installation's defaults: ``$SPARK_CONF_DIR/
-    spark-defaults.conf``, else ``<SPARK_HOME>/conf/spark-defaults.conf`` with ``SPARK_HOME``
-    as pyspark finds it (``Utils.getDefaultPropertiesFile`` in Spark). The file may not exist.
+    spark-defaults.conf``, else ``conf/spark-defaults.conf`` in :func:`spark_home`
+    (``Utils.getDefaultPropertiesFile`` in Spark). The file may not exist.
     """
-    environ = os.environ if environ is None else environ
-    if environ.get("SPARK_CONF_DIR"):
-        return Path(environ["SPARK_CONF_DIR"]) / "spark-defaults.conf"
-    from pyspark.find_spark_home import _find_spark_home
-
-    return Path(environ.get("SPARK_HOME") or _find_spark_home()) / "conf" / "spark-defaults.conf"
+    conf_dir = os.environ.get("SPARK_CONF_DIR")
+    return Path(conf_dir) / "spark-defaults.conf" if conf_dir else spark_home() / "conf" / "spark-defaults.conf"
 
 
-def installation_defaults(environ: dict[str, str] | None = None) -> dict[str, str]:
+def installation_defaults() -> dict[str, str]:
     """The ``spark.*`` settings of :func:`spark_defaults_file` (none when it does not exist),
     read as Java properties like spark-submit reads them (``key value``, ``key=value``,
     comments, escapes; values trimmed, as ``Utils.getPropertiesFromFile`` does).
@@ -218,7 +221,7 @@ def installation_defaults(environ: dict[str, str] | None = None) -> dict[str, st
     Raises:
         OSError: when the file exists but cannot be read.
     """
-    path = spark_defaults_file(environ)
+    path = spark_defaults_file()
     if not path.is_file():
         return {}
     with open(path, encoding="utf-8") as handle:
@@ -267,24 +270,6 @@ def build_session(profile: PlatformProfile, job: JobConfig) -> SparkSession:
     for key, value in spark_settings(profile, job).items():
         builder = builder.config(key, value)
     return builder.getOrCreate()
-
-
-def _escape_property(text: str, key: bool = False) -> str:
-    """Escape ``text`` for a Java properties line: backslash, line breaks, tabs, leading blanks,
-    and in keys also ``=``, ``:``, ``#``, ``!`` and spaces."""
-    out = []
-    for index, char in enumerate(text):
-        if char == "\\":
-            out.append("\\\\")
-        elif char in "\n\r\t\f":
-            out.append({"\n": "\\n", "\r": "\\r", "\t": "\\t", "\f": "\\f"}[char])
-        elif char == " " and (key or index == 0):
-            out.append("\\ ")
-        elif key and char in "=:#!":
-            out.append("\\" + char)
-        else:
-            out.append(char)
-    return "".join(out)
 
 
 def _as_text(value: str | int | float | bool) -> str:
