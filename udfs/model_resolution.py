@@ -28,6 +28,7 @@ Source: MLflow 3.17 ``mlflow.artifacts``, ``mlflow.store.artifact.runs_artifact_
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import os
 import posixpath
@@ -48,10 +49,14 @@ import requests
 from mlflow.exceptions import MlflowException
 from mlflow.models import Model, ModelSignature
 
+from batch_scoring.jobs.redaction import redact_text
+
 MLMODEL_FILE = "MLmodel"
 ALLOWED_URIS_FIELD = "model.allowed_uris"
 _HASH_CHUNK_BYTES = 1 << 20
 _S3_NOT_FOUND = re.compile(r"An error occurred \((?:404|NoSuchKey|NoSuchBucket)\)")
+LISTED_ENTRIES = 10  # versions, aliases or names listed when a registry entry is not found
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/@]*@")
 _FILE_FAILURE = re.compile(r"^##### File (.+?) #####\n(.+)$", re.MULTILINE)
 
 
@@ -420,13 +425,17 @@ def _locate_registered(uri: str, tracking_uri: str | None, registry_uri: str | N
         f"check the model name and {'alias' if kind == 'alias' else 'version'} in the model "
         f"registry at {_shown(registry)}"
     )
+    try:
+        with _mlflow_errors(uri, registry, hint):
+            if kind == "alias":
+                model_version = client.get_model_version_by_alias(name, value)
+            elif kind == "version":
+                model_version = client.get_model_version(name, value)
+            else:
+                model_version = _latest_version(uri, client, name)
+    except ModelNotFoundError as exc:
+        raise ModelNotFoundError(f"{exc}; {_registry_entries(client, name)}") from exc
     with _mlflow_errors(uri, registry, hint):
-        if kind == "alias":
-            model_version = client.get_model_version_by_alias(name, value)
-        elif kind == "version":
-            model_version = client.get_model_version(name, value)
-        else:
-            model_version = _latest_version(uri, client, name)
         download_uri = client.get_model_version_download_uri(name, model_version.version)
         if download_uri.startswith("models:/"):
             download_uri = client.get_logged_model(download_uri[len("models:/"):]).artifact_location
@@ -445,6 +454,27 @@ def _latest_version(uri: str, client: mlflow.MlflowClient, name: str) -> Any:
             "version first"
         )
     return versions[0]
+
+
+def _registry_entries(client: mlflow.MlflowClient, name: str) -> str:
+    """What the registry holds under ``name``, for a not-found message: up to
+    :data:`LISTED_ENTRIES` versions (newest first) and aliases, or the registered model names
+    nearest to ``name`` when it has none."""
+    try:
+        model = client.get_registered_model(name)
+        quoted = f'"{name}"' if "'" in name else f"'{name}'"
+        versions = client.search_model_versions(
+            filter_string=f"name = {quoted}", order_by=["version_number DESC"],
+            max_results=LISTED_ENTRIES,
+        )
+    except MlflowException:
+        names = [m.name for m in client.search_registered_models(max_results=1000)]
+        near = difflib.get_close_matches(name, names, n=LISTED_ENTRIES, cutoff=0.5)
+        return (f"the registry has no model named {name!r}"
+                + (f"; nearest: {', '.join(near)}" if near else ""))
+    listed = ", ".join(str(v.version) for v in versions) or "none"
+    aliases = ", ".join(f"@{a} -> {v}" for a, v in sorted((model.aliases or {}).items())[:LISTED_ENTRIES])
+    return f"{name!r} has versions {listed}" + (f" and aliases {aliases}" if aliases else " and no aliases")
 
 
 def _registry_of(client: mlflow.MlflowClient) -> str:
@@ -587,8 +617,9 @@ def _first_line(exc: BaseException) -> str:
     A failed ``download_artifacts`` raises "The following failures occurred while downloading
     one or more artifacts from <uri>:" followed by ``##### File <path> #####`` and the error of
     each file on the next lines; without them the message would not say what went wrong.
+    Secrets in it (a URL's user name and password, a token in its query) are masked.
     """
-    text = str(exc).strip() or type(exc).__name__
+    text = redact_text(str(exc).strip() or type(exc).__name__)
     line = text.splitlines()[0].rstrip(".:")
     failures = _FILE_FAILURE.findall(text)
     if failures:
@@ -597,9 +628,10 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _shown(uri: str | None) -> str:
-    """Return ``uri`` without user name, password or query string (they may hold secrets)."""
+    """Return ``uri`` as given, without user name, password, query string or fragment (they may
+    hold secrets): ``sqlite:////abs/mlflow.db`` stays so, ``https://u:p@host/x?token=t`` becomes
+    ``https://host/x``."""
     if not uri:
         return "(not set)"
-    parsed = urllib.parse.urlparse(uri)
-    host = parsed.netloc.rpartition("@")[2]
-    return parsed._replace(netloc=host, query="", fragment="").geturl()
+    without_query = re.split(r"[?#]", uri, maxsplit=1)[0]
+    return _USERINFO.sub(r"\1", without_query)

@@ -257,3 +257,55 @@ def test_global_mlflow_state_is_untouched(registered_models, tmp_path):
     resolve(registered_models.uri_champion, tmp_path, registered_models)
     assert (mlflow.get_tracking_uri(), os.environ.get("MLFLOW_TRACKING_URI")) == before
     assert before[1] != registered_models.tracking_uri
+
+
+@pytest.fixture(scope="module")
+def sqlite_registry(tmp_path_factory):
+    """A real MLflow registry in a SQLite file at an absolute path (``sqlite:////...``), holding
+    ``demand`` versions 1 and 2 with alias ``champion`` on version 2."""
+    import sklearn
+    from sklearn.linear_model import LinearRegression
+
+    folder = tmp_path_factory.mktemp("sqlite_registry")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+    experiment_id = client.create_experiment("demand", artifact_location=(folder / "artifacts").as_uri())
+    client.create_registered_model("demand")
+    for version in (1, 2):
+        run = client.create_run(experiment_id)
+        path = folder / f"model_{version}"
+        mlflow.sklearn.save_model(LinearRegression().fit([[0.0], [1.0]], [0.0, float(version)]), path,
+                                  pip_requirements=[f"scikit-learn=={sklearn.__version__}"])
+        client.create_model_version("demand", path.as_uri(), run_id=run.info.run_id)
+    client.set_registered_model_alias("demand", "champion", "2")
+    return uri
+
+
+@pytest.mark.parametrize("uri, listed", [
+    ("models:/demand/7", "'demand' has versions 2, 1 and aliases @champion -> 2"),
+    ("models:/demand@chamipon", "'demand' has versions 2, 1 and aliases @champion -> 2"),
+    ("models:/demnad/1", "the registry has no model named 'demnad'; nearest: demand"),
+])
+def test_a_registry_miss_shows_the_uri_as_given_and_what_exists(sqlite_registry, tmp_path, uri, listed):
+    assert sqlite_registry.startswith("sqlite:////")
+
+    with pytest.raises(ModelResolutionError) as error:
+        resolve_model(uri, tmp_path, allowed_prefixes=ALLOW_ALL, tracking_uri=sqlite_registry)
+
+    message = str(error.value)
+    assert f"registry at {sqlite_registry}" in message, message
+    assert message.endswith(listed), message
+
+
+def test_a_user_name_password_and_query_are_never_shown(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+    port = free_port()
+
+    with pytest.raises(ModelResolutionError) as error:
+        resolve_model("models:/demand/1", tmp_path, allowed_prefixes=ALLOW_ALL,
+                      tracking_uri=f"http://ana:s3cret@127.0.0.1:{port}/mlflow?token=abc#x")
+
+    message = str(error.value)
+    assert f"http://127.0.0.1:{port}/mlflow " in message, message
+    assert "s3cret" not in message and "ana:" not in message and "token=abc" not in message
