@@ -46,6 +46,7 @@ from batch_scoring.jobs.errors import ConfigError, InputError
 from batch_scoring.jobs.failure_budget import check_failed_work
 from batch_scoring.jobs.model_environment import check_model_environment
 from batch_scoring.jobs.partition_values import check_output_values
+from batch_scoring.jobs.preflight import check_schema_feeds_model
 from batch_scoring.jobs.quarantine import REJECT_COLUMNS, split_rejects, union_rejects
 from batch_scoring.jobs.sources import read_source
 from batch_scoring.jobs.text_records import split_malformed
@@ -229,27 +230,17 @@ def _same_outputs(specs: dict[str, ScoringSpec]) -> None:
 
 
 def check_source(source: DataFrame, spec: ScoringSpec, job: JobConfig, resolved: ResolvedModel) -> None:
-    """Fail with every problem at once when the source cannot feed the model.
+    """Fail with every problem at once when the source cannot feed the model (the pre-flight's
+    check, :func:`~batch_scoring.jobs.preflight.check_schema_feeds_model`, on the schema Spark
+    read); notes such as nullable integer inputs are logged.
 
     Raises:
         InputError: listing missing or incompatible input columns and missing passthrough
             columns, naming the source path and the model URI.
     """
-    report = check_signature(source.schema, spec.source_inputs)
-    missing = [c for c in spec.passthrough if c not in source.columns]
-    unread = [c for c in spec.consumed_columns if c not in source.columns]
-    problems = [
-        *report.problems,
-        *(f"passthrough column {c!r} is missing" for c in missing),
-        *(f"column {c!r} read by model.preprocess is missing" for c in unread),
-    ]
-    for note in report.notes:
+    for note in check_signature(source.schema, spec.source_inputs).notes:
         log.warning("model input: %s", note)
-    if problems:
-        raise InputError(
-            f"source {job.source.path} cannot feed model {resolved.uri}: " + "; ".join(problems)
-            + f". The source has {source.columns}."
-        )
+    check_schema_feeds_model(source.schema, spec, f"source {job.source.path}", resolved.uri)
 
 
 def quarantine(projected: DataFrame, plan: ScoringPlan) -> tuple[DataFrame, DataFrame]:

@@ -38,6 +38,8 @@ from batch_scoring.jobs.config import JobConfig, ModelConfig, SourceConfig
 from batch_scoring.jobs.errors import ConfigError, InputError
 from batch_scoring.jobs.locations import local_path
 from batch_scoring.jobs.model_environment import check_job_requirements, check_model_environment
+from batch_scoring.jobs.sources import missing_columns
+from batch_scoring.udfs.contract import did_you_mean
 from batch_scoring.udfs.model_resolution import ModelResolutionError
 from batch_scoring.udfs.model_scoring import ScoringSpec
 from batch_scoring.udfs.model_signature import check_signature
@@ -144,9 +146,10 @@ def check_schema_feeds_model(
     report = check_signature(schema, spec.source_inputs)
     problems = [
         *report.problems,
-        *(f"passthrough column {c!r} is missing" for c in spec.passthrough if c not in names),
-        *(f"column {c!r} read by model.preprocess is missing" for c in spec.consumed_columns
-          if c not in names),
+        *(f"passthrough column {c!r} is missing{did_you_mean(c, names)}"
+          for c in spec.passthrough if c not in names),
+        *(f"column {c!r} read by model.preprocess is missing{did_you_mean(c, names)}"
+          for c in spec.consumed_columns if c not in names),
     ]
     if problems:
         message = f"{where} cannot feed model {model_uri}: " + "; ".join(problems) + f". It has {names}."
@@ -211,10 +214,7 @@ def preflight_sources(job: JobConfig) -> None:
     if job.model is None:
         missing = [c for c in needed_source_columns(job) if c not in names]
         if missing:
-            raise InputError(
-                f"source {job.source.path} lacks column(s) {missing} needed by the job (unit_of_work "
-                f"keys/order_by or the function's inputs); it has {names}"
-            )
+            raise missing_columns(job.source.path, missing, names)
         return
     if job.model.route is None and job.model.uri in local_models:
         _check_local_model(job, schema)

@@ -32,7 +32,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from batch_scoring.jobs.errors import InputError
-from batch_scoring.udfs.contract import ColumnRule
+from batch_scoring.udfs.contract import ColumnRule, did_you_mean
 from batch_scoring.udfs.unit_of_work import FAILURE_COLUMN
 
 TYPE_CLASSES: dict[str, tuple[type[T.DataType], ...]] = {
@@ -67,7 +67,7 @@ def check_columns(df: DataFrame, rules: Sequence[ColumnRule], source_path: str) 
     problems = []
     for rule in rules:
         if rule.name not in types:
-            problems.append(f"column {rule.name!r} is missing")
+            problems.append(f"column {rule.name!r} is missing{did_you_mean(rule.name, list(types))}")
         elif rule.dtype in TYPE_CLASSES and not isinstance(types[rule.name], TYPE_CLASSES[rule.dtype]):
             problems.append(
                 f"column {rule.name!r} is {types[rule.name].simpleString()}, expected "

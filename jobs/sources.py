@@ -19,6 +19,7 @@ from batch_scoring.jobs.filesystem import path_exists
 from batch_scoring.jobs.locations import is_inside
 from batch_scoring.jobs.read_failures import find_read_failure
 from batch_scoring.jobs.text_records import TEXT_FORMATS, corrupt_column, header_error, load_text_records
+from batch_scoring.udfs.contract import did_you_mean
 
 MEGABYTE = 1024 * 1024
 
@@ -74,12 +75,19 @@ def read_source(
     columns = available if columns is None else columns
     missing = [c for c in columns if c not in available]
     if missing:
-        raise InputError(
-            f"source {source.path} lacks column(s) {missing} needed by the job (unit_of_work "
-            f"keys/order_by or the function's inputs); it has {available}"
-        )
+        raise missing_columns(source.path, missing, available)
     kept = [*columns, corrupt] if corrupt else list(columns)
     return _apply_filter(df.select(*kept), source.filter)
+
+
+def missing_columns(source_path: str, missing: Sequence[str], available: Sequence[str]) -> InputError:
+    """The error for columns the job needs that the source lacks: each missing one with the
+    nearest column the source has, then all of them."""
+    named = ", ".join(f"{c!r}{did_you_mean(c, available)}" for c in missing)
+    return InputError(
+        f"source {source_path} lacks column(s) {named} needed by the job (unit_of_work "
+        f"keys/order_by or the function's inputs); it has {list(available)}"
+    )
 
 
 IGNORE_CORRUPT = "spark.sql.files.ignoreCorruptFiles"

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from pyspark.sql import types as T
 
-from batch_scoring.udfs.contract import ColumnRule
+from batch_scoring.udfs.contract import ColumnRule, did_you_mean
 
 _INTEGRAL = (T.ByteType, T.ShortType, T.IntegerType, T.LongType)
 _FLOATING = (T.FloatType, T.DoubleType)
@@ -113,7 +113,9 @@ def check_signature(schema: T.StructType, inputs: Sequence[ModelInput]) -> Signa
         source = types.get(spec.name)
         if source is None:
             if spec.required:
-                report.problems.append(f"required input column {spec.name!r} is missing")
+                report.problems.append(
+                    f"required input column {spec.name!r} is missing{did_you_mean(spec.name, list(types))}"
+                )
             continue
         accepted = ACCEPTED_SPARK_TYPES.get(spec.mlflow_type or "", ())
         if accepted and not isinstance(source.dataType, accepted):

@@ -216,7 +216,7 @@ def test_a_missing_required_value_column_is_named(spark, tmp_path):
         run(spark, job, DAY)
 
     assert str(caught.value) == (
-        f"source {source} lacks column(s) ['unit_cost'] needed by the job (unit_of_work "
+        f"source {source} lacks column(s) 'unit_cost' needed by the job (unit_of_work "
         "keys/order_by or the function's inputs); it has ['segment', 'location', 'product', "
         "'sale_date', 'price', 'volume']"
     )

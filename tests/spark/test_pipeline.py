@@ -176,9 +176,9 @@ def test_missing_source_path_stops_before_writing_and_keeps_old_output(spark, tm
     assert read_output(spark, job).select("run_id").distinct().first()[0] == "kept"
 
 
-def test_missing_key_column_is_named(spark, tmp_path, bundle_source):
-    job = pricing_job(tmp_path, bundle_source, "unit_of_work.keys=[segment, region, product]")
-    with pytest.raises(InputError, match=r"lacks column\(s\) \['region'\]"):
+def test_missing_key_column_is_named_with_the_nearest_source_column(spark, tmp_path, bundle_source):
+    job = pricing_job(tmp_path, bundle_source, "unit_of_work.keys=[segment, locaton, product]")
+    with pytest.raises(InputError, match=r"lacks column\(s\) 'locaton' \(did you mean 'location'\?\) needed"):
         run(spark, job, DAY1)
     assert not os.path.exists(job.output.path)
 

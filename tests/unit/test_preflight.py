@@ -125,6 +125,13 @@ def test_a_model_input_missing_from_the_parquet_footer_is_exit_3_naming_it(folde
     assert "required input column 'bp' is missing" in error
 
 
+def test_a_misspelt_model_input_column_gets_the_nearest_source_column(folder, diabetes_model, capsys, spark_starts):
+    pd.read_parquet(folder / "src").rename(columns={"bmi": "bmi_"}).to_parquet(folder / "src" / "part-0.parquet")
+    code, error = refused(folder, capsys, spark_starts, "--job", str(model_job(folder, diabetes_model)))
+    assert code == 3
+    assert "required input column 'bmi' is missing (did you mean 'bmi_'?)" in error
+
+
 def test_a_string_model_input_in_the_footer_is_exit_3_naming_it(folder, diabetes_model, capsys, spark_starts):
     rows = pd.read_parquet(folder / "src")
     rows.astype({"bp": str}).to_parquet(folder / "src" / "part-0.parquet")
@@ -136,7 +143,7 @@ def test_a_string_model_input_in_the_footer_is_exit_3_naming_it(folder, diabetes
 def test_a_unit_key_missing_from_the_footer_is_exit_3(folder, capsys, spark_starts):
     code, error = refused(folder, capsys, spark_starts, "--job", str(function_job(folder)))
     assert code == 3
-    assert "source src lacks column(s) ['segment', 'location', 'product', 'sale_date'" in error
+    assert "source src lacks column(s) 'segment', 'location', 'product', 'sale_date'" in error
 
 
 def test_predict_refuses_a_string_input_column_in_a_file_as_the_job_does(folder, diabetes_model, capsys):
