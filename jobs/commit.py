@@ -17,8 +17,8 @@ import re
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from typing import Any, ContextManager
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
@@ -34,6 +34,7 @@ from batch_scoring.jobs.errors import (
 )
 from batch_scoring.jobs.locations import canonical, overlaps
 from batch_scoring.jobs.ownership import check_owner, claims_of, manifest_jobs, write_claim
+from batch_scoring.jobs.phases import PhaseRecord, RunPhases
 from batch_scoring.jobs.quarantine import with_reject_columns
 from batch_scoring.jobs.run_date_claim import RunDateTaken, check_unclaimed
 from batch_scoring.jobs.run_date_claim import claim as claim_run_date
@@ -209,13 +210,21 @@ def check_run_date_free(spark: SparkSession, job: JobConfig, targets: RunTargets
     check_unclaimed(spark, targets.output, run_date)
 
 
+@dataclass
 class CommitJournal:
-    """Hears when a run starts committing and when each table committed (default: no-op).
+    """Hears the run's phases, when it starts committing and when each table committed.
 
-    The entry point's :class:`~batch_scoring.jobs.manifest.ManifestRecorder` records both in
-    the attempt's manifest, so an attempt stopped at any moment of its commit leaves a
-    manifest saying which tables it committed.
+    ``phases`` times and logs each phase (:mod:`~batch_scoring.jobs.phases`); the commit
+    hooks are no-ops here. The entry point's :class:`~batch_scoring.jobs.manifest.ManifestRecorder`
+    records all of it in the attempt's manifest, so an attempt stopped at any moment leaves a
+    manifest saying the phase it was in and which tables it committed.
     """
+
+    phases: RunPhases = field(default_factory=RunPhases, kw_only=True)
+
+    def phase(self, name: str) -> ContextManager[PhaseRecord]:
+        """The block in which the run is in phase ``name`` (see :meth:`RunPhases.phase`)."""
+        return self.phases.phase(name)
 
     def committing(self, tables: dict[str, str]) -> None:
         """Called once before the first write; ``tables`` maps ``output``/``rejects`` to paths.
@@ -386,17 +395,21 @@ def commit_checked(
     rejects are persisted for the call: the count computes them once and the write reads
     the cache (memory, spilling to disk: about the size of the rejects).
     """
+    journal = journal or CommitJournal()
     with persisted(rejects) as cached:
-        if bucket_check is None:
-            counts = RunCounts(source.count(), rows_done, cached.count())
-        else:
-            counts = reconcile_buckets(bucket_check, source, cached, rows_done)
-        if counts.rows_in == 0:
-            log.warning("source %s has no rows (after source.filter): run_date %s commits an "
-                        "empty output, replacing its earlier rows", job.source.path, run_date)
-        reconcile(counts)
-        check_reject_budget(job.output.max_reject_fraction, counts, cached)
-        commit(job, result, cached, targets, run_date, run_id, journal)
+        with journal.phase("reconcile") as phase:
+            if bucket_check is None:
+                counts = RunCounts(source.count(), rows_done, cached.count())
+            else:
+                counts = reconcile_buckets(bucket_check, source, cached, rows_done)
+            phase.rows = f"{counts.rows_in:,} rows read, {counts.rows_rejected:,} rejected"
+            if counts.rows_in == 0:
+                log.warning("source %s has no rows (after source.filter): run_date %s commits an "
+                            "empty output, replacing its earlier rows", job.source.path, run_date)
+            reconcile(counts)
+            check_reject_budget(job.output.max_reject_fraction, counts, cached)
+        with journal.phase("write"):
+            commit(job, result, cached, targets, run_date, run_id, journal)
     return counts
 
 
@@ -468,7 +481,9 @@ def check_reject_budget(limit: float | None, counts: RunCounts, rejects: DataFra
     raise RejectBudgetExceeded(
         f"{counts.rows_rejected:,} of {counts.rows_in:,} rows read were rejected "
         f"({counts.reject_fraction:.2%}), more than output.max_reject_fraction {limit:g} allows "
-        f"({by_reason}); nothing was committed, earlier runs are untouched"
+        f"({by_reason}); nothing was committed, earlier runs are untouched",
+        rows={"in": counts.rows_in, "priced_or_scored": counts.rows_done, "rejected": counts.rows_rejected,
+              "rejected_by_reason": {r["reject_reason"]: r["count"] for r in reasons}},
     )
 
 

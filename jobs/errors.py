@@ -59,9 +59,17 @@ class RejectBudgetExceeded(JobError):
     Raised before anything is written: neither the output nor the rejects of the run are
     committed, and an earlier run of the same date stays as it was. The message gives the
     counts, the fraction, the limit and the reasons.
+
+    Attributes:
+        rows: the counts the run had made when it stopped (for its manifest's ``rows``), e.g.
+            ``{"in": 600, "out": 540, "rejected": 60, "rejected_by_reason": {...}}``, or None.
     """
 
     exit_code = 4
+
+    def __init__(self, message: str, rows: dict | None = None) -> None:
+        super().__init__(message)
+        self.rows = rows
 
 
 class ReconciliationError(JobError):

@@ -81,19 +81,23 @@ def check_failed_work(
         value: the configured budget (see :func:`parse_budget`).
         failed: units (or rows) whose call raised.
         total: units (or rows) that reached the function (or model), failed ones included.
-        what: ``"unit(s) raised in the function"`` or ``"row(s) raised in the model"``.
+        what: ``"units raised in the function"`` or ``"rows raised in the model"``.
         examples: up to a few ``"<unit or row>: Type: message"`` texts, first failures first.
 
     Raises:
         FailedWorkExceeded: when ``failed`` exceeds what the budget allows; nothing committed.
+            Its ``rows`` are ``{"units_failed": failed, "units_reached": total}`` (``rows_...``
+            for the model) for the manifest.
     """
     budget = parse_budget(value)
     if failed <= budget.allowed(total):
         return
     share = f" ({failed / total:.2%})" if total else ""
+    counted = what.split()[0]  # "units" or "rows"
     raise FailedWorkExceeded(
         f"{failed:,} of {total:,} {what}{share}, more than {field} = {budget.describe()} allows; "
         f"nothing was committed. First: {'; '.join(examples)}. Fix the code or the data, or "
         f"allow failures with --set {field}=N (a count) or --set {field}='2%' (a share); "
-        "failed work then goes to the rejects"
+        "failed work then goes to the rejects",
+        rows={f"{counted}_failed": failed, f"{counted}_reached": total},
     )

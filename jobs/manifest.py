@@ -19,9 +19,11 @@ Fields: ``job``, ``run_date``, ``run_id``, ``status`` (``committing`` | ``succee
 redacted) and ``config_sha256``, ``code`` (package version and a hash of its source files),
 ``spark`` (application id, version, master), ``inputs`` (source files with sizes in bytes, or
 the Delta table version; at most 10,000 files are listed, all are counted), ``model`` (URI, version, SHA-256), ``rows`` (in, out, rejected, and
-rejected by reason), ``phases`` (seconds per phase), ``commit`` (the tables the attempt commits and, in order,
-those that committed; null when it never reached its commit), ``error`` (type, message, exit
-code).
+rejected by reason; for a run stopped by a budget, exit 4, the counts it had made), ``phases``
+(seconds per phase, :mod:`~batch_scoring.jobs.phases`), ``commit`` (the tables the attempt
+commits and, in order, those that committed; null when it never reached its commit),
+``replaces`` (the rows of the run date the commit replaces and the runs that wrote them, null
+when the date held none), ``error`` (type, message, exit code, phase, signal).
 
 An attempt writes its manifest twice more while it commits: with ``status: committing``
 before its first write (which also proves the folder writable before anything is committed),
@@ -37,6 +39,7 @@ import datetime as dt
 import hashlib
 import importlib.metadata
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +52,8 @@ from batch_scoring.jobs.filesystem import hadoop_filesystem, write_text_without_
 from batch_scoring.jobs.redaction import redact, redact_text
 from batch_scoring.jobs.run_ids import manifest_file_name
 from batch_scoring.jobs.sources import resolve_path
+
+log = logging.getLogger("batch_scoring")
 
 MANIFEST_FOLDER = "_manifests"
 MAX_LISTED_FILES = 10_000
@@ -74,12 +79,12 @@ class ManifestRecorder(CommitJournal):
     started_at: dt.datetime = dataclasses.field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
     commit: dict[str, Any] | None = None
 
+    replaces: dict[str, Any] | None = None
+
     @property
     def path(self) -> str:
         """Where this attempt's manifest goes (``s3://`` resolved for this profile)."""
-        root = resolve_path(self.job.output.path, self.s3_scheme).rstrip("/")
-        name = manifest_file_name(self.run_id)
-        return f"{root}/{MANIFEST_FOLDER}/run_date={self.run_date.isoformat()}/{name}"
+        return manifest_path(resolve_path(self.job.output.path, self.s3_scheme), self.run_date, self.run_id)
 
     def committing(self, tables: dict[str, str]) -> None:
         """Write the manifest with ``status: committing`` before the run's first write.
@@ -93,8 +98,11 @@ class ManifestRecorder(CommitJournal):
                 commit.
         """
         self.commit = {"tables": dict(tables), "committed": []}
+        self.replaces = replaced_run(self.spark, tables["output"], self.job.output.format, self.run_date)
+        if self.replaces:
+            log.warning("replacing %s", describe_replaced(self.replaces, self.run_date))
         try:
-            self._write(self._document("committing", None, None, None))
+            self._write(self._document("committing", None, None))
         except Exception as error:  # noqa: BLE001 - py4j, URI and OS errors alike
             folder = self.path.rsplit("/", 1)[0]
             raise ConfigError(
@@ -105,41 +113,40 @@ class ManifestRecorder(CommitJournal):
     def committed(self, table: str) -> None:
         """Record that ``table`` (``output`` or ``rejects``) committed, in the manifest."""
         self.commit["committed"].append(table)
-        self._write(self._document("committing", None, None, None))
+        self._write(self._document("committing", None, None))
 
-    def succeeded(self, summary: RunSummary, phases: dict[str, float] | None = None) -> str:
+    def succeeded(self, summary: RunSummary) -> str:
         """Write the manifest of a run that committed; return its path.
 
         Raises:
             py4j.protocol.Py4JJavaError: when the output root cannot be written.
         """
-        return self._write(self._document("succeeded", summary, phases, None))
+        return self._write(self._document("succeeded", summary, None))
 
-    def failed(
-        self, error: BaseException, exit_code: int, phases: dict[str, float] | None = None,
-        signal: str | None = None,
-    ) -> str | None:
+    def failed(self, error: BaseException, exit_code: int, signal: str | None = None) -> str | None:
         """Write the manifest of a failed run; return its path, or None if it could not be written.
 
-        ``signal`` names the signal that stopped the run (``SIGTERM``); the error then also
-        records the ``phase`` the run had reached (``run``: before its commit; ``commit``:
-        during it, ``commit.committed`` saying which tables are in). When the JVM is gone
-        (a signal to the whole process group stops it too), a local or S3 manifest is written
-        from Python directly. A failure to write it is logged in the manifest's place, never
-        raised, so it does not hide the run's own error.
+        The error records the ``phase`` the run was in (:mod:`~batch_scoring.jobs.phases`;
+        in ``write``, ``commit.committed`` says which tables are in) and ``signal`` the
+        signal that stopped it (``SIGTERM``). ``rows`` holds the counts an over-budget run
+        (exit 4) had made (its error's ``rows``), else null. When the JVM is gone (a signal to
+        the whole process group stops it too), a local or S3 manifest is written from Python
+        directly. A failure to write it is logged in the manifest's place, never raised, so it
+        does not hide the run's own error.
         """
         failure = {"type": type(error).__name__, "message": redact_text(str(error))[:4000],
-                   "exit_code": exit_code, "phase": "commit" if self.commit else "run"}
+                   "exit_code": exit_code, "phase": self.phases.current}
         if signal:
             failure["signal"] = signal
         try:
-            return self._write(self._document("failed", None, phases, failure))
+            return self._write(self._document("failed", None, failure, getattr(error, "rows", None)))
         except Exception as write_error:  # noqa: BLE001 - the run's error matters more
             print(f"warning: the failed run's manifest could not be written to {self.path}: "
                   f"{redact_text(str(write_error))}")
             return None
 
-    def _document(self, status: str, summary: RunSummary | None, phases, error) -> dict[str, Any]:
+    def _document(self, status: str, summary: RunSummary | None, error,
+                  rows: dict[str, Any] | None = None) -> dict[str, Any]:
         finished = dt.datetime.now(dt.timezone.utc)
         config = redact(self.job.model_dump(mode="json", by_alias=True, exclude_none=True))
         return {
@@ -156,9 +163,10 @@ class ManifestRecorder(CommitJournal):
             "spark": self._spark_facts(),
             "inputs": redact(self._inputs()),
             "model": redact(_model(summary)),
-            "rows": _rows(self.spark, summary),
-            "phases": {k: round(v, 3) for k, v in (phases or {}).items()},
+            "rows": _rows(self.spark, summary) if summary else rows,
+            "phases": {k: round(v, 3) for k, v in self.phases.seconds.items()},
             "commit": self.commit,
+            "replaces": self.replaces,
             "error": error,
         }
 
@@ -201,6 +209,44 @@ class ManifestRecorder(CommitJournal):
         if not filesystem.rename(temporary, final):
             raise OSError(f"could not rename {temporary} to {final}")
         return self.path
+
+
+def manifest_path(output_root: str, run_date: dt.date, run_id: str) -> str:
+    """The manifest of run ``run_id`` of ``run_date`` under the (resolved) output root."""
+    folder = f"{output_root.rstrip('/')}/{MANIFEST_FOLDER}/run_date={run_date.isoformat()}"
+    return f"{folder}/{manifest_file_name(run_id)}"
+
+
+def replaced_run(
+    spark: SparkSession, output_root: str, output_format: str, run_date: dt.date
+) -> dict[str, Any] | None:
+    """What a commit of ``run_date`` replaces: ``{"rows": n, "runs": {run_id: finished_at}}``
+    for the rows the output holds for the date (``finished_at`` from each run's manifest,
+    null when it has none), or None when it holds none.
+
+    Cost: one count by ``run_id`` over the run date's partition, and one manifest read per run
+    (at most five are named).
+    """
+    from batch_scoring.jobs.sinks import read_run
+
+    rows = read_run(spark, output_root, output_format, run_date)
+    held = rows.groupBy("run_id").count().collect() if rows is not None else []
+    if not held:
+        return None
+    runs = {}
+    for run_id in sorted(r["run_id"] for r in held)[:5]:
+        try:
+            runs[run_id] = read_manifest(spark, manifest_path(output_root, run_date, run_id)).get("finished_at")
+        except Exception:  # noqa: BLE001 - rows without a manifest (an older or foreign writer)
+            runs[run_id] = None
+    return {"rows": sum(int(r["count"]) for r in held), "runs": runs}
+
+
+def describe_replaced(replaces: dict[str, Any], run_date: dt.date) -> str:
+    """``544 rows of run_date=2026-11-22 written by run R at 2026-11-22T02:00:31+00:00``."""
+    runs = ", ".join(f"run {run_id}" + (f" at {finished}" if finished else "")
+                     for run_id, finished in replaces["runs"].items())
+    return f"{replaces['rows']:,} rows of run_date={run_date.isoformat()} written by {runs}"
 
 
 def read_manifest(spark: SparkSession, path: str) -> dict[str, Any]:

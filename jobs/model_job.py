@@ -284,7 +284,9 @@ class ScoredSource:
 
 
 @contextmanager
-def scored_source(spark: SparkSession, job: JobConfig, source: DataFrame) -> Iterator[ScoredSource]:
+def scored_source(
+    spark: SparkSession, job: JobConfig, source: DataFrame, journal: CommitJournal | None = None,
+) -> Iterator[ScoredSource]:
     """Plan the models and score the source; the scores stay persisted inside the block.
 
     Cost: the model runs once, in the first action inside the block; its output (the
@@ -297,18 +299,23 @@ def scored_source(spark: SparkSession, job: JobConfig, source: DataFrame) -> Ite
         FailedWorkExceeded: (exit 4) more rows raised in ``predict`` than
             ``model.max_failed_rows`` allows (default 0); raised before anything is written.
     """
-    with tempfile.TemporaryDirectory(prefix="batch-scoring-model-") as download:
-        plan = plan_scoring(spark, job, source, download)
-    projected = source.select(*plan.columns(job.model.passthrough))
-    valid, rejects = quarantine(projected, plan)
+    journal = journal or CommitJournal()
+    with journal.phase("model"):
+        with tempfile.TemporaryDirectory(prefix="batch-scoring-model-") as download:
+            plan = plan_scoring(spark, job, source, download)
+    with journal.phase("quarantine"):
+        projected = source.select(*plan.columns(job.model.passthrough))
+        valid, rejects = quarantine(projected, plan)
     with persisted(score(valid, plan, job.model)) as raw:
-        scored, raised = split_scored(raw, valid.columns, job.model.passthrough)
-        check_raised_rows(job.model, scored, raised)
+        with journal.phase("score") as phase:
+            scored, raised = split_scored(raw, valid.columns, job.model.passthrough)
+            phase.rows = f"{check_raised_rows(job.model, scored, raised):,} rows raised in the model"
         yield ScoredSource(projected, scored, rejects.unionByName(raised_rejects(raised)), plan)
 
 
-def check_raised_rows(model: ModelConfig, scored: DataFrame, raised: DataFrame) -> None:
-    """Raise unless the rows ``predict`` raised on alone fit ``model.max_failed_rows``.
+def check_raised_rows(model: ModelConfig, scored: DataFrame, raised: DataFrame) -> int:
+    """Raise unless the rows ``predict`` raised on alone fit ``model.max_failed_rows``;
+    return how many raised (they go to the rejects).
 
     ``raised`` is ``split_scored``'s second frame (the rows, ``ERROR_COLUMN``); the examples
     name each row by its passthrough columns (or its inputs when there are none).
@@ -322,7 +329,7 @@ def check_raised_rows(model: ModelConfig, scored: DataFrame, raised: DataFrame) 
     """
     failed = raised.count()
     if not failed:
-        return
+        return 0
     shown = [c for c in (model.passthrough or raised.columns) if c != ERROR_COLUMN][:4]
     examples = [
         f"({', '.join(f'{c}={row[c]!r}' for c in shown)}): {row[ERROR_COLUMN]}"
@@ -332,6 +339,7 @@ def check_raised_rows(model: ModelConfig, scored: DataFrame, raised: DataFrame) 
                       failed + scored.count(), "rows raised in the model", examples)
     log.warning("%d row(s) raised in the model and go to rejects (model.max_failed_rows = %s)",
                 failed, model.max_failed_rows)
+    return failed
 
 
 def raised_rejects(raised: DataFrame) -> DataFrame:
@@ -363,11 +371,14 @@ def run_model_job(
             :func:`~batch_scoring.jobs.commit.commit_checked`).
     """
     started = time.monotonic()
-    preflight_model(job)
-    targets = prepare_targets(spark, job, run_date, s3_scheme)
-    source = read_source(spark, job.source, None, s3_scheme)
-    parsed, malformed = split_malformed(source, job.source)
-    with scored_source(spark, job, parsed) as scoring:
+    journal = journal or CommitJournal()
+    with journal.phase("checks"):
+        preflight_model(job)
+        targets = prepare_targets(spark, job, run_date, s3_scheme)
+    with journal.phase("read"):
+        source = read_source(spark, job.source, None, s3_scheme)
+        parsed, malformed = split_malformed(source, job.source)
+    with scored_source(spark, job, parsed, journal) as scoring:
         spec = next(iter(scoring.plan.specs.values()))
         check_partition_columns(job, [*spec.passthrough, *spec.output_columns])
         scored = check_output_values(scoring.scored, job.output.partition_by, job.output.empty_token)

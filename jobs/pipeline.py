@@ -171,6 +171,7 @@ def run(
             (every read of the source happens before the first write).
     """
     run_id = run_id or new_run_id(run_date)
+    journal = journal or CommitJournal()
     try:
         if job.model is not None and job.function is not None:
             return run_chained_job(spark, job, run_date, run_id, s3_scheme, journal)
@@ -220,20 +221,26 @@ def run_function_job(
 ) -> RunSummary:
     """Run a unit-of-work function job (see :func:`run`)."""
     started = time.monotonic()
-    prepared = preflight(job)
-    targets = prepare_targets(spark, job, run_date, s3_scheme)
-    read = read_source(spark, job.source, needed_columns(job, prepared.rules), s3_scheme)
-    source, partition_checks = checked_source(read, job.output, f"source {job.source.path}")
-    parsed, malformed = split_malformed(source, job.source)
-    check_columns(parsed, prepared.rules, job.source.path)
-    valid, rejects = split_rejects(parsed, prepared.rules, job.unit_of_work.keys, partition_checks)
-    raw, buckets = _apply(valid, job, prepared)
+    with journal.phase("checks"):
+        prepared = preflight(job)
+        targets = prepare_targets(spark, job, run_date, s3_scheme)
+    with journal.phase("read"):
+        read = read_source(spark, job.source, needed_columns(job, prepared.rules), s3_scheme)
+        source, partition_checks = checked_source(read, job.output, f"source {job.source.path}")
+        parsed, malformed = split_malformed(source, job.source)
+        check_columns(parsed, prepared.rules, job.source.path)
+    with journal.phase("quarantine"):
+        valid, rejects = split_rejects(parsed, prepared.rules, job.unit_of_work.keys, partition_checks)
+    with journal.phase("bucket"):
+        raw, buckets = _apply(valid, job, prepared)
     with persisted(raw):
-        status = split_status(raw, job.unit_of_work.keys)
-        all_rejects = union_rejects(
-            with_failed_units(rejects, valid, status, job.unit_of_work.keys,
-                              job.function.max_failed_units),
-            malformed)
+        with journal.phase("price") as phase:
+            status = split_status(raw, job.unit_of_work.keys)
+            phase.rows = f"{status.rows_priced:,} rows priced, {status.units_failed:,} units failed"
+            all_rejects = union_rejects(
+                with_failed_units(rejects, valid, status, job.unit_of_work.keys,
+                                  job.function.max_failed_units),
+                malformed)
         produced = [c for c in job.output.partition_by if c not in parsed.columns]
         priced = check_output_values(status.priced, produced, job.output.empty_token)
         counts = commit_checked(job, priced, all_rejects, targets, run_date, run_id,
@@ -255,19 +262,25 @@ def run_chained_job(
     stages go to one rejects output (columns of either stage, missing ones null).
     """
     started = time.monotonic()
-    prepared = preflight_job(job)
-    targets = prepare_targets(spark, job, run_date, s3_scheme)
-    source = read_source(spark, job.source, None, s3_scheme)
-    parsed, malformed = split_malformed(source, job.source)
+    with journal.phase("checks"):
+        prepared = preflight_job(job)
+        targets = prepare_targets(spark, job, run_date, s3_scheme)
+    with journal.phase("read"):
+        source = read_source(spark, job.source, None, s3_scheme)
+        parsed, malformed = split_malformed(source, job.source)
     keys = job.unit_of_work.keys
-    with scored_source(spark, job, parsed) as scoring:
+    with scored_source(spark, job, parsed, journal) as scoring:
         scored = scoring.scored
         check_columns(scored, prepared.rules, f"{job.source.path} (scored by {job.model.uri or 'routes'})")
-        valid, rejects = split_rejects(scored, prepared.rules, keys)
-        raw, buckets = _apply(valid, job, prepared)
+        with journal.phase("quarantine"):
+            valid, rejects = split_rejects(scored, prepared.rules, keys)
+        with journal.phase("bucket"):
+            raw, buckets = _apply(valid, job, prepared)
         with persisted(raw):
-            status = split_status(raw, keys)
-            rejects = with_failed_units(rejects, valid, status, keys, job.function.max_failed_units)
+            with journal.phase("price") as phase:
+                status = split_status(raw, keys)
+                phase.rows = f"{status.rows_priced:,} rows priced, {status.units_failed:,} units failed"
+                rejects = with_failed_units(rejects, valid, status, keys, job.function.max_failed_units)
             all_rejects = union_rejects(union_rejects(scoring.rejects, rejects), malformed)
             priced = check_output_values(status.priced, job.output.partition_by, job.output.empty_token)
             counts = commit_checked(job, priced, all_rejects, targets, run_date, run_id,

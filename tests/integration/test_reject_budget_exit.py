@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -67,6 +68,10 @@ def test_a_run_over_its_reject_budget_exits_4_and_leaves_the_previous_run_as_it_
             in result.stdout + result.stderr)
     after = {name: files_with_hashes(sources / name) for name in ("out", "out_rejects")}
     assert after == before
+    record = json.loads((sources / "out" / "_manifests" / f"run_date={RUN_DATE}" / "over.json").read_text())
+    assert (record["status"], record["error"]["exit_code"], record["error"]["phase"]) == ("failed", 4, "reconcile")
+    assert record["rows"] == {"in": 600, "priced_or_scored": 480, "rejected": 120,
+                              "rejected_by_reason": {"out_of_range": 120}}
     out = pd.read_parquet(sources / "out")
     units = pd.read_parquet(sources / "clean.parquet").groupby(["segment", "location", "product"]).ngroups
     assert set(out["run_id"]) == {"kept"} and len(out) == units

@@ -55,6 +55,10 @@ def test_a_committed_run_has_a_complete_manifest(spark, sales, tmp_path):
     expected_hash = hashlib.sha256(json.dumps(document["config"], sort_keys=True).encode()).hexdigest()
     assert document["config_sha256"] == expected_hash
     assert document["started_at"] < document["finished_at"]
+    assert list(document["phases"]) == ["checks", "read", "quarantine", "bucket", "price", "reconcile", "write"]
+    assert all(seconds >= 0 for seconds in document["phases"].values())
+    assert sum(document["phases"].values()) <= document["seconds"]
+    assert document["replaces"] is None  # the date held no rows
     # readers of the output never see the manifest as data
     assert spark.read.parquet(str(out)).count() == 25
 
@@ -66,6 +70,7 @@ def test_a_failed_run_writes_a_failed_manifest_with_its_error(spark, sales, tmp_
     document = manifest(out, "run-bad")
     assert document["status"] == "failed" and document["rows"] is None
     assert document["error"]["type"] == "InputError" and document["error"]["exit_code"] == 3
+    assert document["error"]["phase"] == "price"  # the unit too large is found by the function's task
     assert "unit_of_work.max_unit_rows = 5" in document["error"]["message"]
     assert not (out / "run_date=2026-11-22").exists()  # nothing but the manifest was written
 
@@ -85,3 +90,16 @@ def test_each_attempt_keeps_its_own_manifest(spark, sales, tmp_path):
     names = sorted(p.name for p in folder.iterdir() if not p.name.endswith(".crc"))  # Hadoop's local checksums
     assert names == ["attempt-1.json", "attempt-2.json"]
     assert spark.read.parquet(str(out)).count() == 25  # the rerun replaced the run, no duplicates
+    first, second = manifest(out, "attempt-1"), manifest(out, "attempt-2")
+    assert second["replaces"] == {"rows": 25, "runs": {"attempt-1": first["finished_at"]}}
+
+
+def test_a_rerun_says_which_rows_it_replaces(spark, sales, tmp_path, caplog):
+    out = tmp_path / "prices"
+    assert run(sales, out, "first") == 0
+    finished = manifest(out, "first")["finished_at"]
+    caplog.clear()
+    assert run(sales, out, "second") == 0
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("replacing")]
+    assert said == [f"replacing 25 rows of run_date=2026-11-22 written by run first at {finished}"]
+

@@ -1,10 +1,13 @@
 """SIGTERM and SIGINT sent to a running job's process group (its JVM included) are answered:
-exit 143 / 130, a manifest with status failed, the signal and the phase, the previous run intact."""
+exit 143 / 130, a manifest with status failed, the signal and the phase (read from the job's
+own phase lines, so the signal lands in the phase named), the previous run intact, a rerun
+converging."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -52,24 +55,54 @@ def priced(tmp_path_factory):
     return source, output
 
 
-@pytest.mark.parametrize("sent, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_a_signal_to_the_process_group_is_answered_with_a_manifest(spark, priced, sent, code):
+def phases_started(lines: str) -> list[str]:
+    """The phases the job logged as started, in order."""
+    return re.findall(r"phase (\w+): started", lines)
+
+
+@pytest.mark.parametrize("sent, code, phase", [
+    (signal.SIGINT, 130, "bucket"),   # the pooled priors' pass over the source
+    (signal.SIGTERM, 143, "price"),   # the function over every unit
+    (signal.SIGTERM, 143, "write"),   # the output and the rejects committed in turn
+])
+def test_a_signal_to_the_process_group_is_answered_with_a_manifest_naming_the_phase(
+    spark, priced, sent, code, phase,
+):
     source, output = priced
-    run_id = f"stopped-{sent.name}"
+    run_id = f"stopped-{sent.name}-{phase}"
     process = start(source, output, run_id)
-    wait_for(process, "Spark settings")
-    time.sleep(3)  # reading and pricing: the run has not reached its commit
+    before = "".join(wait_for(process, f"phase {phase}: started"))
     started = time.monotonic()
     os.killpg(process.pid, sent)
     rest = process.communicate(timeout=120)[0]
     assert process.returncode == code, rest[-3000:]
     assert time.monotonic() - started < 30
     assert f"error: the run was stopped by {sent.name}" in rest
+    assert phases_started(before + rest)[-1] == phase
 
     record = json.loads((output / "_manifests" / f"run_date={DAY}" / f"{run_id}.json").read_text())
-    assert record["status"] == "failed" and record["commit"] is None
+    assert record["status"] == "failed"
     assert {k: record["error"][k] for k in ("type", "signal", "phase", "exit_code")} == \
-        {"type": "RunStopped", "signal": sent.name, "phase": "run", "exit_code": code}
+        {"type": "RunStopped", "signal": sent.name, "phase": phase, "exit_code": code}
+    committed = (record["commit"] or {}).get("committed", [])
+    assert phase == "write" or record["commit"] is None
     table = spark.read.format("delta").load(str(output))
-    assert {r["run_id"] for r in table.select("run_id").distinct().collect()} == {"before"}
+    holder = run_id if "output" in committed else "before"
+    assert {r["run_id"] for r in table.select("run_id").distinct().collect()} == {holder}
     assert table.count() == 400
+
+
+def test_a_rerun_after_a_stop_in_the_write_phase_converges(spark, priced):
+    source, output = priced
+    stopped = start(source, output, "stopped-in-write")
+    wait_for(stopped, "phase write: started")
+    os.killpg(stopped.pid, signal.SIGTERM)
+    assert stopped.wait(120) == 143
+
+    rerun = start(source, output, "after-the-stop")
+    assert rerun.wait(600) == 0, rerun.stdout.read()[-3000:]
+    table = spark.read.format("delta").load(str(output))
+    assert {r["run_id"] for r in table.select("run_id").distinct().collect()} == {"after-the-stop"}
+    assert table.count() == 400
+    rejects = spark.read.format("delta").load(str(output) + "_rejects")
+    assert set(r["run_id"] for r in rejects.select("run_id").distinct().collect()) <= {"after-the-stop"}

@@ -232,6 +232,7 @@ def test_raising_units_over_the_failed_unit_budget_fail_the_run_and_commit_nothi
         "(segment='s1', location='l0', product='p1'): ValueError: unlucky price 13.13 in this unit. "
     )
     assert "--set function.max_failed_units=N" in str(error.value)
+    assert error.value.rows == {"units_failed": 2, "units_reached": 8}  # the manifest's rows
     after = [delta_state(spark, p) for p in (job.output.path, job.output.rejects)]
     for (rows_before, versions_before), (rows_after, versions_after) in zip(before, after):
         pd.testing.assert_frame_equal(rows_after, rows_before)
