@@ -5,6 +5,7 @@
     batch-score submit-args --job conf/jobs/data_pricing.yaml --profile conf/local.yaml --properties-file F
     batch-score entry-point
     batch-score predict --model URI (--record JSON | --input FILE --output FILE)
+    batch-score show OUTPUT [--run-date D] [--limit N] [--profile P]
     batch-score sample-model --data data/sample/bundle_sales --out data/sample/models/bundle_demand
     batch-score package [--out dist] [--python python3.11]
     batch-score submit --job J.yaml --profile conf/emr.yaml [--run-date D] [--no-wait]
@@ -32,7 +33,7 @@ from batch_scoring.jobs.session import submit_arguments
 
 DEPLOY_COMMANDS = ("submit", "schedule", "unschedule")
 COMMANDS = (
-    "run", "sample-data", "submit-args", "entry-point", "predict", "sample-model",
+    "run", "sample-data", "submit-args", "entry-point", "predict", "show", "sample-model",
     "package", *DEPLOY_COMMANDS,
 )
 
@@ -50,6 +51,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return sample_data.main(rest)
     if command == "predict":
         return predict.main(rest)
+    if command == "show":
+        from batch_scoring.jobs import show  # starts Spark: only for this command
+
+        return show.main(rest)
     if command == "sample-model":
         return sample_model.main(rest)
     if command == "package":

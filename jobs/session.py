@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 
@@ -84,22 +85,24 @@ def hadoop_aws_package() -> str:
     return f"org.apache.hadoop:hadoop-aws:{version}"
 
 
-def uses_s3a(profile: PlatformProfile, job: JobConfig) -> bool:
-    """True when a job path will be read through the s3a connector on this profile."""
+def uses_s3a(profile: PlatformProfile, paths: Sequence[str]) -> bool:
+    """True when one of ``paths`` will be read through the s3a connector on this profile."""
     return any(
         p.startswith("s3a://") or (p.startswith("s3://") and profile.s3_scheme == "s3a")
-        for p in job.paths()
+        for p in paths
     )
 
 
 def spark_packages(profile: PlatformProfile, job: JobConfig) -> list[str]:
     """Maven packages the run needs: the profile's, Delta's and hadoop-aws when used."""
+    return _packages(profile, job.uses_delta, job.paths())
+
+
+def _packages(profile: PlatformProfile, delta: bool, paths: Sequence[str]) -> list[str]:
     packages = list(profile.packages)
-    if job.uses_delta and not delta_on_cluster(profile) and not any(
-        p.startswith("io.delta:") for p in packages
-    ):
+    if delta and not delta_on_cluster(profile) and not any(p.startswith("io.delta:") for p in packages):
         packages.append(delta_package())
-    if uses_s3a(profile, job) and not any("hadoop-aws" in p for p in packages):
+    if uses_s3a(profile, paths) and not any("hadoop-aws" in p for p in packages):
         packages.append(hadoop_aws_package())
     return packages
 
@@ -259,15 +262,25 @@ def build_session(profile: PlatformProfile, job: JobConfig) -> SparkSession:
     applying them again here changes nothing. Started from plain Python, the builder gets them
     all, including ``spark.jars.packages``.
     """
-    builder = SparkSession.builder.appName(job.job)
+    return _session(job.job, profile, spark_packages(profile, job), spark_settings(profile, job))
+
+
+def build_reader_session(profile: PlatformProfile, path: str) -> SparkSession:
+    """A session that reads an output at ``path`` (Delta through its log, or Parquet) on this
+    profile: :data:`LINE_DEFAULTS`, the profile's settings, Delta, hadoop-aws for s3a."""
+    settings = {**LINE_DEFAULTS, **{k: _as_text(v) for k, v in profile.spark_conf.items()}, **DELTA_CONF}
+    return _session("batch-score show", profile, _packages(profile, True, [path]), settings)
+
+
+def _session(name: str, profile: PlatformProfile, packages: list[str], settings: dict[str, str]) -> SparkSession:
+    builder = SparkSession.builder.appName(name)
     if profile.master:
         builder = builder.master(profile.master)
-    packages = spark_packages(profile, job)
     if packages:
         builder = builder.config("spark.jars.packages", ",".join(packages))
     if profile.jars:
         builder = builder.config("spark.jars", ",".join(profile.jars))
-    for key, value in spark_settings(profile, job).items():
+    for key, value in settings.items():
         builder = builder.config(key, value)
     return builder.getOrCreate()
 
