@@ -51,7 +51,9 @@ class RunSummary:
     """What a run did, in numbers (rows are counts of rows; seconds are wall-clock).
 
     ``units`` counts distinct unit-of-work keys in the output (scored rows for a model job).
-    The ``model_*`` fields are set for model jobs: URI, registry version, content hash.
+    The ``model_*`` fields are set for model jobs: URI, registry version, content hash; and
+    ``arrow_batches``, the Arrow batches the model scored (a Spark accumulator: a task that ran
+    twice counts its batches twice).
     """
 
     job: str
@@ -68,10 +70,12 @@ class RunSummary:
     model_uri: str | None = None
     model_version: str | None = None
     model_sha256: str | None = None
+    arrow_batches: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The summary as a JSON-ready dict (model fields only when set)."""
-        return {k: v for k, v in asdict(self).items() if v is not None or not k.startswith("model_")}
+        return {k: v for k, v in asdict(self).items()
+                if v is not None or not (k.startswith("model_") or k == "arrow_batches")}
 
 
 @dataclass(frozen=True)
@@ -490,7 +494,7 @@ def check_reject_budget(limit: float | None, counts: RunCounts, rejects: DataFra
 def summarise(
     spark: SparkSession, job: JobConfig, counts: RunCounts, targets: RunTargets,
     run_date: dt.date, run_id: str, unit_keys: Sequence[str], buckets: int, seconds: float,
-    **model: str | None,
+    **model: str | int | None,
 ) -> RunSummary:
     """Read back the run's output and build its :class:`RunSummary`.
 

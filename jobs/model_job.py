@@ -275,12 +275,14 @@ class ScoredSource:
             scoring, and rows on which ``predict`` raised alone (``model_raised``, the error
             in ``reject_rule``).
         plan: the models.
+        arrow_batches: the Arrow batches the model scored.
     """
 
     projected: DataFrame
     scored: DataFrame
     rejects: DataFrame
     plan: ScoringPlan
+    arrow_batches: int
 
 
 @contextmanager
@@ -306,11 +308,14 @@ def scored_source(
     with journal.phase("quarantine"):
         projected = source.select(*plan.columns(job.model.passthrough))
         valid, rejects = quarantine(projected, plan)
-    with persisted(score(valid, plan, job.model)) as raw:
+    batches = spark.sparkContext.accumulator(0)
+    with persisted(score(valid, plan, job.model, batches)) as raw:
         with journal.phase("score") as phase:
             scored, raised = split_scored(raw, valid.columns, job.model.passthrough)
-            phase.rows = f"{check_raised_rows(job.model, scored, raised):,} rows raised in the model"
-        yield ScoredSource(projected, scored, rejects.unionByName(raised_rejects(raised)), plan)
+            failed = check_raised_rows(job.model, scored, raised)
+            phase.rows = f"{batches.value:,} Arrow batches, {failed:,} rows raised in the model"
+        yield ScoredSource(projected, scored, rejects.unionByName(raised_rejects(raised)), plan,
+                           batches.value)
 
 
 def check_raised_rows(model: ModelConfig, scored: DataFrame, raised: DataFrame) -> int:
@@ -386,10 +391,11 @@ def run_model_job(
                                 targets, run_date, run_id, source, scoring.scored.count(),
                                 journal=journal)
     return summarise(spark, job, counts, targets, run_date, run_id, [], 0,
-                     time.monotonic() - started, **model_fields(scoring.plan, job.model))
+                     time.monotonic() - started, **model_fields(scoring.plan, job.model),
+                     arrow_batches=scoring.arrow_batches)
 
 
-def score(valid: DataFrame, plan: ScoringPlan, model: ModelConfig) -> DataFrame:
+def score(valid: DataFrame, plan: ScoringPlan, model: ModelConfig, batches=None) -> DataFrame:
     """Score rows that passed quarantine with the plan's model(s), isolating raising rows.
 
     Returns:
@@ -400,4 +406,4 @@ def score(valid: DataFrame, plan: ScoringPlan, model: ModelConfig) -> DataFrame:
         log.info("model %s: version %s, run %s, sha256 %s", resolved.uri, resolved.version,
                  resolved.run_id, resolved.sha256)
     max_models = model.route.max_models_per_worker if model.route else 1
-    return score_spark(valid, plan.routes, plan.specs, plan.by, model.batch_size, max_models, True)
+    return score_spark(valid, plan.routes, plan.specs, plan.by, model.batch_size, max_models, True, batches)

@@ -196,7 +196,8 @@ def summary_rows(summary: RunSummary, job: JobConfig | None = None,
     """The printed summary's rows: ``(measure, value, is_a_failure)``.
 
     A function job shows units priced and units failed; a model job (no ``function``) shows
-    rows scored and neither units nor buckets (each row is scored alone). Rejected rows are
+    rows scored and the Arrow batches scored instead of units and buckets (each row is scored
+    alone). Rejected rows are
     shown per reason; rows per second is rows read over the run's wall-clock seconds.
     """
     details = details or {}
@@ -212,6 +213,8 @@ def summary_rows(summary: RunSummary, job: JobConfig | None = None,
     add("rows rejected", summary.rows_rejected, summary.rows_rejected > 0)
     for reason, count in details.get("rejected_by_reason", {}).items():
         add(f"  rejected {reason}", count, True)
+    if model_only and summary.arrow_batches is not None:
+        add("Arrow batches", summary.arrow_batches)
     if not model_only:
         add("units priced", summary.units)
         if "units_failed" in details:

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+from pyspark import Accumulator
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -92,6 +93,7 @@ def score_spark(
     batch_size: int,
     max_models: int = 1,
     isolate_failures: bool = False,
+    batches: Accumulator | None = None,
 ) -> DataFrame:
     """Score each row with its model: the only model (``by`` empty, key ``()``) or its key's.
 
@@ -105,6 +107,7 @@ def score_spark(
         max_models: models each Python worker keeps loaded.
         isolate_failures: bisect a raising ``predict`` call and mark the rows that raise
             alone instead of failing the task.
+        batches: an integer accumulator that counts the Arrow batches scored, or None.
 
     Returns:
         passthrough columns (source types), prediction columns, ``model_uri``,
@@ -121,7 +124,8 @@ def score_spark(
     models = list({shipped.sha256: shipped for shipped in routes.values()}.values())
     spec = specs[models[0].sha256]
     read = _columns_read(specs, by)
-    predict = _predict_udf(routes, models, specs, list(by), read, batch_size, max_models, isolate_failures)
+    predict = _predict_udf(routes, models, specs, list(by), read, batch_size, max_models,
+                           isolate_failures, batches)
     rows = df.sortWithinPartitions(*by) if by else df
     others = [c for c in df.columns if c not in spec.passthrough]
     kept = [SOURCE_COLUMN] if isolate_failures and others else []
@@ -183,7 +187,7 @@ def _stamp_columns(models: list[ShippedModel], index: Column | None) -> list[Col
     ]
 
 
-def _predict_udf(routes, models, specs, by, names, batch_size, max_models, isolate):
+def _predict_udf(routes, models, specs, by, names, batch_size, max_models, isolate, batch_counter=None):
     index = {shipped.sha256: i for i, shipped in enumerate(models)}
     key_to_model = {key: index[shipped.sha256] for key, shipped in routes.items()}
     outputs = specs[models[0].sha256].output_columns
@@ -198,6 +202,8 @@ def _predict_udf(routes, models, specs, by, names, batch_size, max_models, isola
         for columns in batches:
             columns = (columns,) if len(names) == 1 else columns  # one column comes bare
             batch = pd.DataFrame(dict(zip(names, columns)), copy=False)
+            if batch_counter is not None:
+                batch_counter.add(1)
             yield _predict_batch(batch, by, key_to_model, settings)
 
     return F.pandas_udf(predict, ddl)

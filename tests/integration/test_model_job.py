@@ -167,9 +167,10 @@ def test_each_python_worker_loads_the_model_once_for_all_its_batches(spark, tmp_
         "model.output_schema=total double", f"output.path={tmp_path / 'out'}", "output.format=parquet",
         "output.partition_by=[]",
     ])
-    run(spark, job, DAY, "counting")
+    summary = run(spark, job, DAY, "counting")
     out = spark.read.parquet(str(tmp_path / "out")).toPandas()
     assert len(out) == 4000 and np.allclose(out["total"], out["id"] * 0.5 + 1.0)
+    assert summary.arrow_batches == 40  # 8 files of 500 rows, in Arrow batches of 100
     pids = loads.read_text().split()
     assert len(set(pids)) == len(pids)  # never loaded twice in one Python worker
     assert len(pids) < 8  # fewer loads than the 8 tasks (and far fewer than the 16 predict calls)

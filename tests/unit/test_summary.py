@@ -39,8 +39,10 @@ def test_a_partial_function_run_shows_failed_units_and_rejects_per_reason(capsys
 def test_a_model_job_shows_rows_scored_and_no_units_or_buckets():
     job = load_job(ROOT / "conf/jobs/model_scoring.yaml")
 
-    rows = summary_rows(summary(model_uri="models:/m/1", model_version="1"), job, {"rejected_by_reason": {}})
+    rows = summary_rows(summary(model_uri="models:/m/1", model_version="1", arrow_batches=12), job,
+                        {"rejected_by_reason": {}})
 
     names = [name for name, _, _ in rows]
     assert "rows scored" in names and "model uri" in names
+    assert ("Arrow batches", "12", False) in rows
     assert not {"units priced", "units failed", "buckets", "rows out"} & set(names)
