@@ -110,19 +110,19 @@ def test_without_its_library_the_job_and_predict_exit_2_naming_it_before_spark(b
 
 
 def scored_rows(path: Path) -> pd.DataFrame:
+    """The Parquet file or folder at ``path``, sorted by ``id``."""
     return pd.read_parquet(path).sort_values("id").reset_index(drop=True)
 
 
 @pytest.mark.parametrize("library", LIBRARIES)
 def test_with_its_library_the_job_scores_exactly_what_the_estimator_predicts(boosted, libs, tmp_path, library):
     expected = scored_rows(boosted / "expected" / f"{library}.parquet")
-
     output_root = tmp_path / "output"
 
     job = run_job(boosted, library, output_root, environment(libs))
 
     assert job.returncode == 0, job.stdout[-3000:] + job.stderr[-3000:]
-    assert re.search(rf"│ rows rejected +│ +1 │", job.stdout), job.stdout
+    assert re.search(r"│ rows rejected +│ +1 │", job.stdout), job.stdout
     out = scored_rows(output_root / library)
     assert out["id"].tolist() == expected["id"].tolist()
     assert out["prediction"].dtype == expected["prediction"].dtype
