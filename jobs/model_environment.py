@@ -14,7 +14,8 @@ differently. So before any data is read:
   ``model.allow_version_mismatch`` (``predict --allow-version-mismatch``), then a warning.
 
 Only names are compared for plain requirements (``pandas==2.2.3`` is satisfied by any
-installed pandas); ``mlflow`` is satisfied by ``mlflow-skinny``.
+installed pandas); ``mlflow`` is satisfied by ``mlflow-skinny``, and ``xgboost`` and
+``xgboost-cpu`` by either (see :data:`EQUIVALENT`).
 """
 
 from __future__ import annotations
@@ -47,8 +48,18 @@ FLAVOR_LIBRARIES = {
 }
 """MLflow flavor -> (its distribution, the ``MLmodel`` key holding the version it was saved with)."""
 
-EQUIVALENT = {"mlflow": ("mlflow", "mlflow-skinny")}
-"""A requirement satisfied by any of these distributions."""
+EQUIVALENT = {
+    "mlflow": ("mlflow", "mlflow-skinny"),
+    "xgboost": ("xgboost", "xgboost-cpu"),
+    "xgboost-cpu": ("xgboost-cpu", "xgboost"),
+}
+"""A requirement satisfied by any of these distributions.
+
+``xgboost-cpu`` is the ``xgboost`` module without the GPU libraries. A model saved with it
+lists both ``xgboost-cpu`` (the distribution of the imported module) and ``xgboost`` (the
+flavor's default requirement) in ``requirements.txt``; either satisfies both, and only one
+may be installed (both write the one ``xgboost`` module).
+"""
 
 
 @dataclass(frozen=True)
@@ -69,6 +80,20 @@ def installed_version(distribution: str) -> str | None:
         except metadata.PackageNotFoundError:
             continue
     return None
+
+
+def same_package(name: str) -> frozenset[str]:
+    """The distributions that satisfy a requirement named ``name`` (canonical names)."""
+    canonical = canonicalize_name(name)
+    return frozenset(EQUIVALENT.get(canonical, (canonical,)))
+
+
+def _first_of_each(requirements: Iterable[Requirement]) -> list[Requirement]:
+    """The requirements without those another one before them already stands for."""
+    kept: dict[frozenset[str], Requirement] = {}
+    for requirement in requirements:
+        kept.setdefault(same_package(requirement.name), requirement)
+    return list(kept.values())
 
 
 def model_requirements(model_dir: str | os.PathLike) -> list[Requirement]:
@@ -146,11 +171,11 @@ def check_model_environment(
         ConfigError: (exit 2) naming every missing package with the command that installs
             it, or a flavor library whose installed major.minor differs from the saved one.
     """
-    missing = [r for r in model_requirements(model_dir) if installed_version(r.name) is None]
+    missing = _first_of_each(r for r in model_requirements(model_dir) if installed_version(r.name) is None)
     libraries = flavor_libraries(model_dir)
-    known = {canonicalize_name(r.name) for r in missing}
+    known = {same_package(r.name) for r in missing}
     missing += [Requirement(f"{lib.distribution}=={lib.saved}") for lib in libraries
-                if lib.installed is None and canonicalize_name(lib.distribution) not in known]
+                if lib.installed is None and same_package(lib.distribution) not in known]
     if missing:
         names = ", ".join(repr(r.name) for r in missing)
         wanted = [str(r) for r in missing]

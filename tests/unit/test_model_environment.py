@@ -109,6 +109,18 @@ def test_a_model_needing_a_missing_library_is_exit_2_with_the_install_commands(j
     assert "for a cluster: add lightgbm==4.5.0 to the job's requirements" in error
 
 
+def test_a_model_saved_with_xgboost_cpu_asks_for_one_of_its_two_names(job_folder, saved, capsys, spark_starts):
+    # What mlflow.xgboost writes when the model was trained with xgboost-cpu: both names.
+    model = edited(saved, job_folder, "needs_xgboost", requirement="xgboost-cpu==3.2.0\nxgboost==3.2.0")
+
+    code, error = refused(job_folder, capsys, spark_starts, model_job(job_folder, model))
+
+    assert code == 2
+    assert f"model {model} needs package(s) 'xgboost-cpu' (xgboost-cpu==3.2.0), not installed" in error
+    assert f"For this checkout: {PIP} 'xgboost-cpu==3.2.0';" in error
+    assert "'xgboost==" not in error
+
+
 def test_predict_refuses_the_same_model_with_the_same_words(saved, tmp_path, capsys):
     model = edited(saved, tmp_path, "needs_lightgbm_predict", requirement="lightgbm==4.5.0")
 
