@@ -269,11 +269,15 @@ def code_version() -> dict[str, str]:
         for file in sorted(folder.rglob("*.py")):
             digest.update(str(file.relative_to(folder.parent)).encode())
             digest.update(file.read_bytes())
+    return {"package_version": package_version(), "source_sha256": digest.hexdigest()}
+
+
+def package_version() -> str:
+    """The installed package's version (``unknown (not installed)`` from a bare checkout)."""
     try:
-        version = importlib.metadata.version("batch-scoring")
+        return importlib.metadata.version("batch-scoring")
     except importlib.metadata.PackageNotFoundError:
-        version = "unknown (not installed)"
-    return {"package_version": version, "source_sha256": digest.hexdigest()}
+        return "unknown (not installed)"
 
 
 def _listed_files(spark: SparkSession, source: str) -> dict[str, Any]:

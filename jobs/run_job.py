@@ -30,10 +30,12 @@ from pyspark.sql import functions as F
 from batch_scoring.jobs.config import JobConfig, PlatformProfile, load_job, load_profile, parse_run_date
 from batch_scoring.jobs.errors import JobError
 from batch_scoring.jobs.commit import RunSummary, new_run_id
-from batch_scoring.jobs.manifest import ManifestRecorder
+from batch_scoring.jobs.dry_run import plan_run
+from batch_scoring.jobs.manifest import ManifestRecorder, package_version
 from batch_scoring.jobs.ownership import OwnershipError
 from batch_scoring.jobs.pipeline import preflight_job, run
 from batch_scoring.jobs.preflight import preflight_sources
+from batch_scoring.jobs.progress import CONSOLE, DEFAULT_INTERVAL_SECONDS, stage_progress
 from batch_scoring.jobs.quarantine import FUNCTION_RAISED
 from batch_scoring.jobs.redaction import install_log_redaction, redact, redact_text
 from batch_scoring.jobs.run_ids import check_run_id
@@ -53,8 +55,11 @@ log = logging.getLogger("batch_scoring")
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """Parse the job's command line (see ``--help``)."""
     parser = argparse.ArgumentParser(
-        prog="batch-score run", description="Run one batch-scoring job on Spark."
+        prog="batch-score run", description="Run one batch-scoring job on Spark.",
+        epilog="example: batch-score run --job conf/jobs/data_pricing.yaml --profile conf/local.yaml "
+               "--run-date 2026-11-22 --set output.format=parquet",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     parser.add_argument("--job", required=True, help="job YAML file, e.g. conf/jobs/data_pricing.yaml")
     parser.add_argument("--profile", help="platform profile YAML, e.g. conf/local.yaml")
     parser.add_argument(
@@ -72,6 +77,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="override a job field, e.g. --set output.format=parquet (repeatable)",
     )
     parser.add_argument("--summary-json", help="also write the run summary to this JSON file")
+    parser.add_argument("--json", action="store_true",
+                        help="print the run summary as JSON on standard output instead of a table")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="check everything and print the plan (input files and bytes, units, "
+                        "buckets, model); write nothing")
+    noise = parser.add_mutually_exclusive_group()
+    noise.add_argument("--quiet", action="store_true",
+                       help="only warnings, errors and the summary; no phase or progress lines")
+    noise.add_argument("--verbose", action="store_true",
+                       help="debug lines of this package and Spark's own INFO lines")
+    parser.add_argument(
+        "--progress-interval", type=float, default=DEFAULT_INTERVAL_SECONDS, metavar="SECONDS",
+        help="seconds between progress polls of the running Spark stages (default %(default)s)",
+    )
     parser.add_argument(
         "--stop-timeout", type=float, default=DEFAULT_STOP_TIMEOUT_SECONDS, metavar="SECONDS",
         help="on SIGTERM or SIGINT, seconds to cancel Spark's jobs and write the manifest before "
@@ -95,9 +114,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     (:mod:`~batch_scoring.jobs.stop_signals`) and exit 143 / 130. Log lines, printed errors and
     the manifest go through :mod:`~batch_scoring.jobs.redaction`.
     """
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    install_log_redaction()
     args = parse_args(argv)
+    configure_logging(logging.WARNING if args.quiet else logging.DEBUG if args.verbose else logging.INFO)
+    install_log_redaction()
     try:
         run_id = check_run_id(args.run_id) if args.run_id is not None else None
         job = load_job(args.job, args.set)
@@ -112,10 +131,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if worker_python:
         log.info("Python workers run %s (PYSPARK_PYTHON was not set)", worker_python)
     spark = build_session(profile, job)
+    if args.quiet or args.verbose:
+        spark.sparkContext.setLogLevel("ERROR" if args.quiet else "INFO")
     log.info("Spark settings: %s", redact(spark_settings(profile, job)))
+    if args.dry_run:
+        return dry_run(spark, job, run_date, profile.s3_scheme)
     recorder = ManifestRecorder(spark, job, run_date, run_id or new_run_id(run_date), profile.s3_scheme)
     try:
-        with answered_signals():
+        with answered_signals(), stage_progress(spark, lambda: recorder.phases.current,
+                                                 args.progress_interval, quiet=args.quiet):
             summary = run(spark, job, run_date, recorder.run_id, profile.s3_scheme, journal=recorder)
             manifest = recorder.succeeded(summary)
     except BaseException as error:
@@ -124,11 +148,44 @@ def main(argv: Sequence[str] | None = None) -> int:
             return failed_run(error, recorder)
         return stopped_run(stop, spark, recorder, args.stop_timeout)
     details = run_details(spark, job, summary)
-    print_summary(summary, job, details)
-    print(f"manifest: {manifest}")
+    if args.json:
+        print(json.dumps({**summary.as_dict(), **details, "manifest": manifest}, indent=2))
+    else:
+        print_summary(summary, job, details)
+        print(f"manifest: {manifest}")
     if args.summary_json:
         with open(args.summary_json, "w") as file:
             json.dump({**summary.as_dict(), **details}, file, indent=2)
+    return 0
+
+
+def configure_logging(level: int) -> None:
+    """Log lines of this package at ``level`` on standard error: through ``rich`` on a terminal
+    (so they print above the progress bar), plain timestamped lines elsewhere. Like
+    ``logging.basicConfig``, a root logger that already has handlers (an application's, a test
+    runner's) keeps them."""
+    if sys.stderr.isatty():
+        from rich.logging import RichHandler
+
+        handler: logging.Handler = RichHandler(console=CONSOLE, show_path=False)
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    if not root.handlers:
+        root.addHandler(handler)
+        root.setLevel(logging.WARNING)
+    log.setLevel(level)
+
+
+def dry_run(spark, job: JobConfig, run_date: dt.date, s3_scheme: str) -> int:
+    """Print the run's plan (:mod:`~batch_scoring.jobs.dry_run`); return the exit code. Writes
+    nothing: no manifest, no output, no rejects."""
+    try:
+        print(plan_run(spark, job, run_date, s3_scheme).describe())
+    except JobError as error:
+        print(f"error: {redact_text(str(error))}", file=sys.stderr)
+        return error.exit_code
     return 0
 
 

@@ -1,0 +1,115 @@
+"""``batch-score run --dry-run``: the run's plan, checked as far as it can be without the work.
+
+After the pre-flight (config, function and parameters, local paths, Parquet footers), the dry
+run starts Spark and, writing nothing anywhere:
+
+* checks who owns the output and rejects roots and, for ``fail_if_run_exists``, that the run
+  date is free (:func:`~batch_scoring.jobs.commit.prepare_targets`, which only reads);
+* reads the source's schema and checks it against the function's input contract or the
+  model's signature (the model resolved into a temporary folder, not shipped);
+* lists the input files and their bytes after ``source.filter``'s partition pruning, from the
+  files' metadata columns (``_metadata.file_path`` / ``file_size``: a scan that reads no data
+  column);
+* estimates the units of work (``approx_count_distinct`` of the keys, HyperLogLog++, relative
+  standard deviation 5 %) and the buckets the run would use.
+
+Cost: one metadata scan of the pruned files and one pass over the key columns.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tempfile
+from dataclasses import dataclass, field
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from batch_scoring.jobs.commit import prepare_targets
+from batch_scoring.jobs.config import JobConfig
+from batch_scoring.jobs.quarantine import check_columns
+from batch_scoring.jobs.sources import choose_buckets, read_source
+
+LISTED_FILES = 20
+
+
+@dataclass
+class RunPlan:
+    """What a run of the job would do: ``files`` (path, bytes) read after pruning, ``input_bytes``,
+    ``units`` (estimated distinct unit-of-work keys; None for a model job), ``buckets`` (None for
+    a model job or the reference engine), ``model`` (URI, version, SHA-256 of the model)."""
+
+    job: str
+    run_date: str
+    output: str
+    rejects: str
+    files: list[tuple[str, int]] = field(default_factory=list)
+    input_bytes: int = 0
+    units: int | None = None
+    buckets: int | None = None
+    model: dict[str, str | None] | None = None
+
+    def describe(self) -> str:
+        """The plan as the text ``--dry-run`` prints."""
+        lines = [f"dry run of {self.job} for run_date {self.run_date}: nothing is written",
+                 f"  output   {self.output}", f"  rejects  {self.rejects}",
+                 f"  input    {len(self.files):,} file(s), {self.input_bytes:,} bytes after pruning"]
+        lines += [f"           {path} ({size:,} bytes)" for path, size in self.files[:LISTED_FILES]]
+        if len(self.files) > LISTED_FILES:
+            lines.append(f"           ... and {len(self.files) - LISTED_FILES:,} more")
+        if self.model:
+            lines.append(f"  model    {self.model['uri']} version {self.model['version']} "
+                         f"sha256 {self.model['sha256']}")
+        if self.units is not None:
+            lines.append(f"  units    about {self.units:,} (approx_count_distinct of the keys)")
+        if self.buckets is not None:
+            lines.append(f"  buckets  {self.buckets:,}")
+        return "\n".join(lines)
+
+
+def plan_run(spark: SparkSession, job: JobConfig, run_date: dt.date, s3_scheme: str = "s3a") -> RunPlan:
+    """The :class:`RunPlan` of a run of ``job`` for ``run_date``; writes nothing.
+
+    Raises:
+        OwnershipError, RunDateTaken: as the run would (roots of another job, a taken date).
+        InputError: the source is missing, lacks columns or breaks the contract or signature.
+        ConfigError: the function, parameters or model are unusable.
+    """
+    targets = prepare_targets(spark, job, run_date, s3_scheme)
+    source = read_source(spark, job.source, None, s3_scheme)
+    plan = RunPlan(job.job, run_date.isoformat(), targets.output, targets.rejects)
+    plan.files = input_files(source)
+    plan.input_bytes = sum(size for _, size in plan.files)
+    if job.model is not None and job.model.route is None:
+        plan.model = _checked_model(job, source)
+    if job.function is not None:
+        _check_function_inputs(job, source)
+        plan.units = _estimated_units(source, job.unit_of_work.keys)
+        if job.unit_of_work.engine == "packed":
+            plan.buckets = choose_buckets(source, job.unit_of_work.buckets, job.unit_of_work.target_bucket_mb)
+    return plan
+
+
+def input_files(source: DataFrame) -> list[tuple[str, int]]:
+    """``(path, bytes)`` of each file the source query reads (after partition pruning), sorted."""
+    rows = source.select("_metadata.file_path", "_metadata.file_size").distinct().collect()
+    return sorted((r["file_path"], int(r["file_size"])) for r in rows)
+
+
+def _estimated_units(source: DataFrame, keys: list[str]) -> int:
+    return int(source.select(F.approx_count_distinct(F.struct(*keys))).first()[0])
+
+
+def _check_function_inputs(job: JobConfig, source: DataFrame) -> None:
+    from batch_scoring.jobs.pipeline import preflight
+
+    check_columns(source, preflight(job).rules, job.source.path)
+
+
+def _checked_model(job: JobConfig, source: DataFrame) -> dict[str, str | None]:
+    from batch_scoring.jobs.model_job import check_source, resolve, scoring_spec
+
+    with tempfile.TemporaryDirectory(prefix="batch-scoring-dry-run-") as folder:
+        resolved = resolve(job.model, job.model.uri, folder)
+        check_source(source, scoring_spec(job.model, resolved, source.columns), job, resolved)
+    return {"uri": resolved.uri, "version": resolved.version, "sha256": resolved.sha256}
