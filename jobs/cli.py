@@ -12,6 +12,9 @@
     batch-score schedule --job J.yaml --profile conf/emr-serverless.yaml
     batch-score unschedule --job J.yaml --profile conf/emr-serverless.yaml
 
+Every command takes ``--help`` (with an example); ``batch-score --version`` prints the version.
+Errors go to standard error, with the exit codes of the README's table.
+
 ``submit-args`` writes the job's Spark settings to the properties file F (mode 0600; the caller
 removes it after the run) and prints the spark-submit flags, one per line, that point at it;
 ``entry-point`` the path of the spark-submit entry script; ``spark-submit.sh`` uses both.
@@ -30,6 +33,7 @@ from batch_scoring.jobs.config import load_job, load_profile
 from batch_scoring.jobs.errors import JobError
 from batch_scoring.jobs.redaction import redact_text
 from batch_scoring.jobs.session import submit_arguments
+from batch_scoring.udfs.contract import did_you_mean
 
 DEPLOY_COMMANDS = ("submit", "schedule", "unschedule")
 COMMANDS = (
@@ -41,9 +45,19 @@ COMMANDS = (
 def main(argv: Sequence[str] | None = None) -> int:
     """Dispatch ``batch-score <command> ...``; return the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--version"]:
+        from batch_scoring.jobs.manifest import package_version
+
+        print(f"batch-score {package_version()}")
+        return 0
+    if argv[:1] in (["-h"], ["--help"]):
+        print(__doc__.strip())
+        return 0
     if not argv or argv[0] not in COMMANDS:
         print(__doc__.strip(), file=sys.stderr)
-        return 0 if argv[:1] in (["-h"], ["--help"]) else 2
+        if argv:
+            print(f"\nerror: unknown command {argv[0]!r}{did_you_mean(argv[0], COMMANDS)}", file=sys.stderr)
+        return 2
     command, rest = argv[0], argv[1:]
     if command == "run":
         return run_job.main(rest)
@@ -72,7 +86,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _print_submit_args(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(prog="batch-score submit-args")
+    parser = argparse.ArgumentParser(
+        prog="batch-score submit-args",
+        epilog="example: batch-score submit-args --job conf/jobs/data_pricing.yaml --profile "
+               "conf/local.yaml --properties-file /tmp/run.properties")
     parser.add_argument("--job", required=True)
     parser.add_argument("--profile", required=True)
     parser.add_argument("--set", action="append", default=[])

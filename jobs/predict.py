@@ -47,7 +47,11 @@ from batch_scoring.udfs.preprocessing import PreprocessingError
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     """Parse the predict command line (see ``--help``)."""
-    parser = argparse.ArgumentParser(prog="batch-score predict", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="batch-score predict", description=__doc__.splitlines()[0],
+        epilog="examples: batch-score predict --model models:/demand@champion --record "
+               "'{\"price\": 9.5, \"volume\": 120}'; batch-score predict --job conf/jobs/model_scoring.yaml "
+               "--input rows.parquet --output scores.parquet")
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--model", help="model URI (local path, runs:/, models:/, s3://)")
     which.add_argument("--job", help="job YAML whose 'model' section to use")

@@ -514,8 +514,9 @@ def write_sample(
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m batch_scoring.jobs.sample_data",
+        prog="batch-score sample-data",
         description="Write a seeded telecom sample dataset as Hive-partitioned Parquet.",
+        epilog="example: batch-score sample-data --kind bundle_sales --out data/my_sales --rows 2000 --units 50",
     )
     parser.add_argument("--kind", required=True, choices=KINDS)
     parser.add_argument("--out", required=True, metavar="PATH", help="dataset directory")

@@ -74,7 +74,10 @@ def save_sample_model(data: str | Path, out: str | Path, overwrite: bool = False
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``batch-score sample-model``: train and save the sample demand model."""
-    parser = argparse.ArgumentParser(prog="batch-score sample-model", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="batch-score sample-model", description=__doc__.splitlines()[0],
+        epilog="example: batch-score sample-model --data data/sample/bundle_sales "
+               "--out data/sample/models/bundle_demand")
     parser.add_argument("--data", required=True, help="bundle-sales Parquet dataset")
     parser.add_argument("--out", required=True, help="MLflow model folder to write")
     group = parser.add_mutually_exclusive_group()

@@ -317,7 +317,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     the archive's Spark line and the releases that take it. Returns the exit code: 0, or 2
     (:class:`ConfigError`) / 5 (:class:`DeployError`) as :func:`build` raises them."""
     parser = argparse.ArgumentParser(prog="batch-score package",
-                                     description="Build the wheel and the environment archive for clusters.")
+                                     description="Build the wheel and the environment archive for clusters.",
+                                     epilog="example: batch-score package --out dist --python python3.11")
     add_build_arguments(parser)
     parser.add_argument("-r", "--requirement", action="append", default=[],
                         help="extra pip requirement to pack (repeatable)")

@@ -202,7 +202,11 @@ def _guarded(command, args: argparse.Namespace) -> int:
 
 
 def _parser(command: str, *, with_run: bool) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=f"batch-score {command}")
+    profile = "conf/emr.yaml" if command == "submit" else "conf/emr-serverless.yaml"
+    run_date = " --run-date 2026-11-22" if command == "submit" else ""
+    parser = argparse.ArgumentParser(
+        prog=f"batch-score {command}",
+        epilog=f"example: batch-score {command} --job conf/jobs/data_pricing.yaml --profile {profile}{run_date}")
     parser.add_argument("--job", required=True, help="job YAML file")
     parser.add_argument("--profile", required=True, help="platform profile YAML (target emr or emr-serverless)")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
