@@ -5,17 +5,18 @@
 start-up and writes nothing (not even a manifest). ``batch-score predict`` runs
 :func:`check_frame` on its records: the same schema and type check the job runs on the source.
 
-What is checked here (local paths only; ``s3://`` sources and registry models are checked
-after Spark starts, as before):
+What is checked here (local paths, and ``s3://`` sources as far as boto3's credentials reach,
+see :mod:`~batch_scoring.jobs.s3_preflight`; registry models are checked after Spark starts):
 
 * ``format: csv`` / ``json`` without ``source.schema`` -> :class:`ConfigError` (exit 2);
-* a local ``source.path`` that does not exist -> :class:`InputError` (exit 3);
+* a local ``source.path`` that does not exist, or an S3 one with no object under it (or no
+  such bucket) -> :class:`InputError` (exit 3);
 * a local ``model.uri`` (or route fallback) folder that does not exist, or holds no
   ``MLmodel`` -> :class:`ConfigError` (exit 2, as the model resolution in the job);
 * the job's ``requirements`` and a local model's libraries (requirements.txt, the flavor's
   version in MLmodel) against this environment
   (:mod:`~batch_scoring.jobs.model_environment`) -> :class:`ConfigError` (exit 2);
-* for a local Parquet source, its footers (read with pyarrow, partition folders included):
+* for a local or S3 Parquet source, its footers (read with pyarrow, partition folders included):
   columns a function job reads (keys, ``order_by``, declared inputs) and, for a local model,
   the model's inputs against its signature (missing columns, incompatible types) ->
   :class:`InputError` (exit 3), with the same words as the Spark-side checks.
@@ -34,6 +35,7 @@ import pyarrow.dataset as ds
 from pyspark.sql import types as T
 from pyspark.sql.pandas.types import from_arrow_schema
 
+from batch_scoring.jobs import s3_preflight
 from batch_scoring.jobs.config import JobConfig, ModelConfig, SourceConfig
 from batch_scoring.jobs.errors import ConfigError, InputError
 from batch_scoring.jobs.locations import local_path
@@ -71,16 +73,23 @@ def check_source_config(source: SourceConfig) -> None:
         )
     if is_local(source.path) and not _exists(source.path):
         raise InputError(f"source.path {source.path} does not exist; check the path or run date")
+    if s3_preflight.is_s3(source.path) and not _is_pattern(source.path):
+        s3_preflight.check_exists(source.path)
 
 
 def parquet_schema(source: SourceConfig) -> T.StructType | None:
-    """The Spark schema of a local Parquet source from its footers (pyarrow), or None.
+    """The Spark schema of a local or S3 Parquet source from its footers (pyarrow), or None.
 
     Hive partition folders (``sale_month=2026-05``) become columns, as in Spark. None when
-    the source is not local Parquet, or pyarrow cannot read it (Spark then reports the file).
-    Cost: pyarrow reads the first file's footer and lists the files; no data is read.
+    the source is not Parquet, is a glob, or pyarrow cannot read it (Spark then reports the
+    file). Cost: pyarrow reads the first file's footer and lists the files; no data is read.
     """
-    if source.format != "parquet" or not is_local(source.path) or any(c in source.path for c in "*?["):
+    if source.format != "parquet" or _is_pattern(source.path):
+        return None
+    if s3_preflight.is_s3(source.path):
+        schema = s3_preflight.parquet_schema(source.path)
+        return arrow_to_spark(schema) if schema is not None else None
+    if not is_local(source.path):
         return None
     try:
         schema = ds.dataset(local_path(source.path), format="parquet", partitioning="hive").schema
@@ -88,6 +97,10 @@ def parquet_schema(source: SourceConfig) -> T.StructType | None:
     except Exception as error:  # noqa: BLE001 - a footer pyarrow cannot read: Spark reports it
         log.debug("pre-flight could not read the footers of %s: %s", source.path, error)
         return None
+
+
+def _is_pattern(path: str) -> bool:
+    return any(c in path for c in "*?[")
 
 
 def arrow_to_spark(schema: pa.Schema) -> T.StructType:

@@ -190,3 +190,47 @@ def test_predict_output_refuses_an_existing_file_unless_overwrite(folder, diabet
 
     assert predict.main([*args, "--overwrite"]) == 0
     assert len(pd.read_parquet(out)) == 50
+
+
+@pytest.fixture
+def s3_source(aws, folder):
+    """Bucket ``data`` on the moto server holding the folder's diabetes source under ``src/``."""
+    s3 = aws.client("s3")
+    s3.create_bucket(Bucket="data", CreateBucketConfiguration={"LocationConstraint": aws.region})
+    s3.upload_file(str(folder / "src" / "part-0.parquet"), "data", "src/part-0.parquet")
+    return s3
+
+
+def test_an_s3_source_with_no_object_under_it_is_exit_3_before_spark(folder, diabetes_model, s3_source, capsys, spark_starts):
+    code, error = refused(folder, capsys, spark_starts, "--job", str(model_job(folder, diabetes_model, "s3://data/srcs")))
+    assert code == 3
+    assert "source.path s3://data/srcs does not exist (no object under it)" in error
+
+
+def test_an_s3_source_in_a_missing_bucket_is_exit_3_before_spark(folder, diabetes_model, s3_source, capsys, spark_starts):
+    code, error = refused(folder, capsys, spark_starts, "--job", str(model_job(folder, diabetes_model, "s3a://nobucket/src")))
+    assert code == 3
+    assert "bucket 'nobucket' does not exist" in error
+
+
+def test_an_s3_parquet_footer_is_checked_against_the_signature_before_spark(folder, diabetes_model, s3_source, capsys, spark_starts):
+    rows = pd.read_parquet(folder / "src").drop(columns=["bp"])
+    rows.to_parquet(folder / "no_bp.parquet")
+    s3_source.upload_file(str(folder / "no_bp.parquet"), "data", "no_bp/part-0.parquet")
+    code, error = refused(folder, capsys, spark_starts, "--job", str(model_job(folder, diabetes_model, "s3://data/no_bp")))
+    assert code == 3
+    assert "source s3://data/no_bp cannot feed model" in error and "required input column 'bp' is missing" in error
+
+
+def test_without_credentials_an_s3_source_is_left_to_spark(monkeypatch, folder):
+    from batch_scoring.jobs.config import SourceConfig
+    from batch_scoring.jobs.preflight import check_source_config, parquet_schema
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(folder / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(folder / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    source = SourceConfig(path="s3://data/src", format="parquet")
+    check_source_config(source)  # boto3 cannot ask S3: nothing is refused here
+    assert parquet_schema(source) is None
