@@ -210,7 +210,7 @@ def _last_unit_start(batch: pd.DataFrame, keys: Sequence[str]) -> int:
     for key in keys:
         column = batch[key]
         last = column.iloc[-1]
-        same &= (column.isna() if pd.isna(last) else column.eq(last)).to_numpy(dtype=bool)
+        same &= (column.isna() if pd.isna(last) else column.eq(last)).to_numpy(dtype=bool, na_value=False)
     different = np.flatnonzero(~same)
     return int(different[-1]) + 1 if len(different) else 0
 
@@ -358,7 +358,7 @@ def unit_starts(chunk: pd.DataFrame, keys: Sequence[str]) -> np.ndarray:
         values = chunk[key]
         previous = values.shift(1)
         same = values.eq(previous) | (values.isna() & previous.isna())
-        new |= ~same.to_numpy(dtype=bool)
+        new |= ~same.to_numpy(dtype=bool, na_value=False)
     if len(new):
         new[0] = True
     return np.flatnonzero(new)

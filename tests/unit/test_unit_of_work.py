@@ -581,3 +581,13 @@ def test_check_unit_rows_and_the_message_found_in_a_spark_error_text():
     )
     assert unit_too_large_message(spark_text) == message
     assert unit_too_large_message("ValueError: something else") is None
+
+
+def test_a_nullable_integer_key_holding_na_splits_units_at_each_change():
+    """An Int64 key with <NA> (Arrow gives nullable dtypes) compares NA == NA, value != NA."""
+    from batch_scoring.udfs.unit_of_work import _last_unit_start, unit_starts
+
+    chunk = pd.DataFrame({"k": pd.array([1, 1, None, None, 2], dtype="Int64")})
+    assert unit_starts(chunk, ["k"]).tolist() == [0, 2, 4]
+    assert _last_unit_start(chunk, ["k"]) == 4
+    assert _last_unit_start(chunk.iloc[:4], ["k"]) == 2
