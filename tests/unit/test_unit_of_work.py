@@ -18,11 +18,13 @@ import pytest
 from batch_scoring.udfs.unit_of_work import (
     FunctionOutputError,
     UnitTooLargeError,
+    _last_unit_start,
     apply_to_units,
     check_unit_rows,
     conform_output,
     iter_whole_units,
     join_batches,
+    unit_starts,
     unit_too_large_message,
 )
 
@@ -585,8 +587,6 @@ def test_check_unit_rows_and_the_message_found_in_a_spark_error_text():
 
 def test_a_nullable_integer_key_holding_na_splits_units_at_each_change():
     """An Int64 key with <NA> (Arrow gives nullable dtypes) compares NA == NA, value != NA."""
-    from batch_scoring.udfs.unit_of_work import _last_unit_start, unit_starts
-
     chunk = pd.DataFrame({"k": pd.array([1, 1, None, None, 2], dtype="Int64")})
     assert unit_starts(chunk, ["k"]).tolist() == [0, 2, 4]
     assert _last_unit_start(chunk, ["k"]) == 4
