@@ -32,6 +32,8 @@ RUNTIME = [
     "rich==15.0.0",
     "javaproperties==0.8.2",  # the run's properties file, and spark-defaults.conf on Spark 3.5 (jobs/session.py)
     "Pillow==13.0.0",  # image preprocessing before a model
+    "matplotlib==3.11.2",  # the run report's charts (jobs/report_charts.py)
+    "Jinja2==3.1.6",  # the run report's HTML page, autoescaped (jobs/report_html.py)
     "venv-pack==0.2.0",  # packs the environment archive shipped to clusters
 ]
 

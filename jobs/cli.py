@@ -6,6 +6,7 @@
     batch-score entry-point
     batch-score predict --model URI (--record JSON | --input FILE --output FILE)
     batch-score show OUTPUT [--run-date D] [--limit N] [--profile P]
+    batch-score report OUTPUT [--run-date D] [--run-id ID] [--profile P]
     batch-score sample-model --data data/sample/bundle_sales --out data/sample/models/bundle_demand
     batch-score package [--out dist] [--python python3.11]
     batch-score submit --job J.yaml --profile conf/emr.yaml [--run-date D] [--no-wait]
@@ -37,7 +38,7 @@ from batch_scoring.udfs.contract import did_you_mean
 
 DEPLOY_COMMANDS = ("submit", "schedule", "unschedule")
 COMMANDS = (
-    "run", "sample-data", "submit-args", "entry-point", "predict", "show", "sample-model",
+    "run", "sample-data", "submit-args", "entry-point", "predict", "show", "report", "sample-model",
     "package", *DEPLOY_COMMANDS,
 )
 
@@ -69,6 +70,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from batch_scoring.jobs import show  # starts Spark: only for this command
 
         return show.main(rest)
+    if command == "report":
+        from batch_scoring.jobs import report_cli  # starts Spark: only for this command
+
+        return report_cli.main(rest)
     if command == "sample-model":
         return sample_model.main(rest)
     if command == "package":

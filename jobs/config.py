@@ -287,6 +287,22 @@ class ScheduleConfig(StrictModel):
         return value
 
 
+class ReportConfig(StrictModel):
+    """The run report written beside each succeeded run's manifest (:mod:`~batch_scoring.jobs.run_report`)."""
+
+    enabled: bool = Field(True, description="write the HTML run report after the commit")
+    columns: list[str] | None = Field(
+        None, description="output columns to chart; default every numeric, text and boolean "
+        "column the function or model produced (up to 12)",
+    )
+    group_by: str | None = Field(
+        None, description="column whose largest groups get per-group spreads; default the first unit key",
+    )
+    unit_sizes: bool = Field(
+        True, description="chart rows per unit of work and per bucket (reads the source's key columns once more)",
+    )
+
+
 class JobConfig(StrictModel):
     """One job: source -> unit of work -> function -> output."""
 
@@ -307,6 +323,7 @@ class JobConfig(StrictModel):
         default_factory=list,
         description="extra pip requirements packed for clusters, e.g. scikit-learn==1.7.2 for its models",
     )
+    report: ReportConfig = Field(default_factory=ReportConfig, description="the run report")
 
     @field_validator("job")
     @classmethod

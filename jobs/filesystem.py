@@ -143,6 +143,27 @@ def delete(spark: SparkSession, path: str, recursive: bool = False) -> bool:
     return bool(filesystem.delete(hadoop_path, recursive))
 
 
+def write_text(spark: SparkSession, path: str, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path``, replacing it: a hidden temporary file beside it,
+    renamed into place (atomic on local and HDFS file systems; on S3 the object appears whole).
+
+    Raises:
+        py4j.protocol.Py4JJavaError: when the folder cannot be written.
+        OSError: when the rename fails.
+    """
+    filesystem, final = hadoop_filesystem(spark, path)
+    jvm = spark.sparkContext._jvm
+    temporary = jvm.org.apache.hadoop.fs.Path(final.getParent(), f".{final.getName()}.tmp")
+    stream = filesystem.create(temporary, True)
+    try:
+        stream.write(bytearray(text.encode("utf-8")))
+    finally:
+        stream.close()
+    filesystem.delete(final, False)
+    if not filesystem.rename(temporary, final):
+        raise OSError(f"could not rename {temporary} to {final}")
+
+
 def writes_without_jvm(path: str) -> bool:
     """True when :func:`write_text_without_jvm` can write ``path`` (local or S3)."""
     return urlsplit(path).scheme.lower() in ("", "file", "s3", "s3a", "s3n")

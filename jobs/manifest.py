@@ -18,12 +18,14 @@ Fields: ``job``, ``run_date``, ``run_id``, ``status`` (``committing`` | ``succee
 ``started_at`` / ``finished_at`` (UTC ISO), ``seconds``, ``config`` (the job as run, secrets
 redacted) and ``config_sha256``, ``code`` (package version and a hash of its source files),
 ``spark`` (application id, version, master), ``inputs`` (source files with sizes in bytes, or
-the Delta table version; at most 10,000 files are listed, all are counted), ``model`` (URI, version, SHA-256), ``rows`` (in, out, rejected, and
-rejected by reason; for a run stopped by a budget, exit 4, the counts it had made), ``phases``
+the Delta table version; at most 10,000 files are listed, all are counted), ``model`` (URI, version, SHA-256), ``rows`` (in, out, rejected, units,
+buckets, and rejected by reason; for a run stopped by a budget, exit 4, the counts it had made), ``phases``
 (seconds per phase, :mod:`~batch_scoring.jobs.phases`), ``commit`` (the tables the attempt
 commits and, in order, those that committed; null when it never reached its commit),
 ``replaces`` (the rows of the run date the commit replaces and the runs that wrote them, null
-when the date held none), ``error`` (type, message, exit code, phase, signal).
+when the date held none), ``error`` (type, message, exit code, phase, signal), and, once the
+run report is written (:mod:`~batch_scoring.jobs.run_report`), ``report`` (its path, the
+previous run compared with, and the drift per column).
 
 An attempt writes its manifest twice more while it commits: with ``status: committing``
 before its first write (which also proves the folder writable before anything is committed),
@@ -48,7 +50,12 @@ from pyspark.sql import SparkSession
 from batch_scoring.jobs.commit import CommitJournal, RunSummary
 from batch_scoring.jobs.config import JobConfig
 from batch_scoring.jobs.errors import ConfigError
-from batch_scoring.jobs.filesystem import hadoop_filesystem, write_text_without_jvm, writes_without_jvm
+from batch_scoring.jobs.filesystem import (
+    hadoop_filesystem,
+    write_text,
+    write_text_without_jvm,
+    writes_without_jvm,
+)
 from batch_scoring.jobs.redaction import redact, redact_text
 from batch_scoring.jobs.run_ids import manifest_file_name
 from batch_scoring.jobs.sources import resolve_path
@@ -80,6 +87,7 @@ class ManifestRecorder(CommitJournal):
     commit: dict[str, Any] | None = None
 
     replaces: dict[str, Any] | None = None
+    last_document: dict[str, Any] | None = dataclasses.field(default=None, repr=False)
 
     @property
     def path(self) -> str:
@@ -187,27 +195,22 @@ class ManifestRecorder(CommitJournal):
         except Exception as error:  # noqa: BLE001 - a manifest of a failed read still gets written
             return {"path": self.job.source.path, "error": f"could not list the source: {error}"[:500]}
 
+    def reported(self, report: dict[str, Any]) -> str:
+        """Rewrite the succeeded manifest with its ``report`` (path, previous run, drift) and
+        the phases so far (``report`` included); return its path."""
+        document = {**self.last_document, "phases": {k: round(v, 3) for k, v in self.phases.seconds.items()},
+                    "report": report}
+        return self._write(document)
+
     def _write(self, document: dict[str, Any]) -> str:
+        self.last_document = document
+        text = json.dumps(document, indent=2, default=str)
         try:
-            return self._write_through_hadoop(document)
+            write_text(self.spark, self.path, text)
         except Exception:
             if not writes_without_jvm(self.path):
                 raise
-            write_text_without_jvm(self.path, json.dumps(document, indent=2, default=str))
-            return self.path
-
-    def _write_through_hadoop(self, document: dict[str, Any]) -> str:
-        filesystem, final = hadoop_filesystem(self.spark, self.path)
-        jvm = self.spark.sparkContext._jvm
-        temporary = jvm.org.apache.hadoop.fs.Path(final.getParent(), f".{final.getName()}.tmp")
-        stream = filesystem.create(temporary, True)
-        try:
-            stream.write(bytearray(json.dumps(document, indent=2, default=str).encode()))
-        finally:
-            stream.close()
-        filesystem.delete(final, False)
-        if not filesystem.rename(temporary, final):
-            raise OSError(f"could not rename {temporary} to {final}")
+            write_text_without_jvm(self.path, text)
         return self.path
 
 
@@ -308,7 +311,7 @@ def _rows(spark: SparkSession, summary: RunSummary | None) -> dict[str, Any] | N
     if summary is None:
         return None
     return {"in": summary.rows_in, "out": summary.rows_out, "rejected": summary.rows_rejected,
-            "units": summary.units, "rejected_by_reason": _rejects_by_reason(spark, summary)}
+            "units": summary.units, "buckets": summary.buckets, "rejected_by_reason": _rejects_by_reason(spark, summary)}
 
 
 def _rejects_by_reason(spark: SparkSession, summary: RunSummary) -> dict[str, int]:

@@ -39,6 +39,7 @@ from batch_scoring.jobs.progress import CONSOLE, DEFAULT_INTERVAL_SECONDS, stage
 from batch_scoring.jobs.quarantine import FUNCTION_RAISED
 from batch_scoring.jobs.redaction import install_log_redaction, redact, redact_text
 from batch_scoring.jobs.run_ids import check_run_id
+from batch_scoring.jobs.run_report import write_run_report
 from batch_scoring.jobs.session import build_session, set_worker_python, spark_settings
 from batch_scoring.jobs.sinks import read_run
 from batch_scoring.jobs.stop_signals import (
@@ -111,7 +112,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     before the first write (an unwritable manifest folder stops the run there, exit 2, so a
     non-zero exit never follows a commit), after the outputs committed, or, for a failed run,
     with the error; SIGTERM and SIGINT are answered with one too
-    (:mod:`~batch_scoring.jobs.stop_signals`) and exit 143 / 130. Log lines, printed errors and
+    (:mod:`~batch_scoring.jobs.stop_signals`) and exit 143 / 130. After the commit the run
+    report is written beside the manifest (:mod:`~batch_scoring.jobs.run_report`); a report
+    that fails is a warning, and a signal then stops the process with the run succeeded. Log lines, printed errors and
     the manifest go through :mod:`~batch_scoring.jobs.redaction`.
     """
     args = parse_args(argv)
@@ -147,12 +150,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if stop is None:
             return failed_run(error, recorder)
         return stopped_run(stop, spark, recorder, args.stop_timeout)
+    with stage_progress(spark, lambda: recorder.phases.current, args.progress_interval, quiet=args.quiet):
+        report = write_run_report(spark, job, summary, recorder)
     details = run_details(spark, job, summary)
     if args.json:
-        print(json.dumps({**summary.as_dict(), **details, "manifest": manifest}, indent=2))
+        print(json.dumps({**summary.as_dict(), **details, "manifest": manifest, "report": report}, indent=2))
     else:
         print_summary(summary, job, details)
         print(f"manifest: {manifest}")
+        if report:
+            print(f"report: {report}")
     if args.summary_json:
         with open(args.summary_json, "w") as file:
             json.dump({**summary.as_dict(), **details}, file, indent=2)

@@ -1,0 +1,165 @@
+"""The run report as one self-contained HTML page (inline CSS, charts as base64 PNG).
+
+Rendered with Jinja2 with autoescaping on: values from the data (key values, rejected rows,
+column names) are escaped, so a value holding HTML shows as text and never runs.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from jinja2 import Environment
+
+from batch_scoring.jobs import report_charts as charts
+from batch_scoring.jobs.report_data import RunReport
+
+TEMPLATE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>{{ m.job }} run {{ m.run_date }} ({{ m.run_id }})</title>
+<style>
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 60em; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0 1em; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.2em 0.6em; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+td.text { text-align: left; font-family: monospace; }
+.failure { color: #b00; } .moderate { background: #fff3cd; } .major { background: #f8d7da; }
+img { display: block; margin: 0.5em 0; max-width: 100%; }
+.note { color: #555; font-style: italic; }
+</style></head><body>
+<h1>{{ m.job }}: run {{ m.run_date }}</h1>
+<p>run id <code>{{ m.run_id }}</code> · status <b>{{ m.status }}</b> · {{ m.seconds }} s ·
+started {{ m.started_at }} · finished {{ m.finished_at }}<br>
+Spark {{ m.spark.version }} on {{ m.spark.master }} ({{ m.spark.application_id }}) ·
+package {{ m.code.package_version }}
+{% if m.model %}<br>model {{ m.model.uri }}{% if m.model.version %} version {{ m.model.version }}{% endif %}
+ · sha256 <code>{{ m.model.sha256 }}</code>{% endif %}
+{% if links %}<br>{% for name, url in links.items() %}{{ name }}: <a href="{{ url }}">{{ url }}</a> {% endfor %}{% endif %}
+</p>
+
+<h2>Counts</h2>
+<table><tr><th>rows</th><th>this run</th>{% if previous %}<th>previous run ({{ previous.run_date }})</th><th>change</th>{% endif %}</tr>
+{% for name, now, before in counts %}<tr><td>{{ name }}</td><td>{{ "{:,}".format(now) }}</td>
+{% if previous %}<td>{{ "{:,}".format(before) if before is not none else "" }}</td>
+<td>{{ change(now, before) }}</td>{% endif %}</tr>{% endfor %}
+</table>
+{% if not previous %}<p class="note">No earlier run date of this job has a succeeded manifest: no comparison or drift.</p>{% endif %}
+
+<h2>Rejected rows</h2>
+{% if not m.rows.rejected_by_reason %}<p>No row was rejected.</p>{% endif %}
+{% for reason, rows in m.rows.rejected_by_reason.items() %}
+<h3 class="failure">{{ reason }}: {{ "{:,}".format(rows) }} rows</h3>
+{% set examples = report.reject_examples.get(reason, []) %}
+{% if examples %}<table><tr>{% for c in examples[0] %}<th>{{ c }}</th>{% endfor %}</tr>
+{% for row in examples %}<tr>{% for c in row %}<td class="text">{{ row[c] }}</td>{% endfor %}</tr>{% endfor %}
+</table>{% endif %}
+{% endfor %}
+
+<h2>Phases</h2>
+<table><tr><th>phase</th><th>seconds</th></tr>
+{% for name, seconds in m.phases.items() %}<tr><td>{{ name }}</td><td>{{ "%.2f"|format(seconds) }}</td></tr>{% endfor %}
+</table>
+{{ image(images.phases, "seconds per phase") }}
+
+{% if report.unit_sizes %}{% set u = report.unit_sizes %}
+<h2>Units of work and buckets</h2>
+<p>{{ "{:,}".format(u.units) }} units read{% if u.bucket_rows %} in {{ u.bucket_rows|length }} buckets
+ (largest bucket {{ "{:,}".format(u.bucket_rows.values()|max) }} rows, mean {{ "{:,.0f}".format(mean(u.bucket_rows.values())) }}){% endif %}.</p>
+{{ image(images.unit_sizes, "units per size") }}
+<table><tr><th>largest units</th><th>rows</th></tr>
+{% for key, rows in u.largest %}<tr><td class="text">{{ key_text(key) }}</td><td>{{ "{:,}".format(rows) }}</td></tr>{% endfor %}
+</table>
+{{ image(images.buckets, "rows per bucket") }}
+{% endif %}
+
+<h2>Output columns</h2>
+{% if report.numeric %}
+<table><tr><th>column</th><th>rows</th><th>nulls</th><th>mean</th><th>p1</th><th>p50</th><th>p99</th>
+<th>min</th><th>max</th>{% if previous %}<th>previous mean</th><th>PSI</th><th>drift</th>{% endif %}</tr>
+{% for c in report.numeric %}<tr class="{{ c.band or '' }}"><td>{{ c.name }}</td><td>{{ "{:,}".format(c.rows) }}</td>
+<td>{{ "{:,}".format(c.nulls) }}</td><td>{{ num(c.mean) }}</td><td>{{ num(c.quantiles.get(0.01)) }}</td>
+<td>{{ num(c.quantiles.get(0.5)) }}</td><td>{{ num(c.quantiles.get(0.99)) }}</td><td>{{ num(c.minimum) }}</td>
+<td>{{ num(c.maximum) }}</td>{% if previous %}<td>{{ num(c.previous_mean) }}</td><td>{{ num(c.psi) }}</td>
+<td>{{ c.band or "" }}</td>{% endif %}</tr>{% endfor %}
+</table>{% endif %}
+{% for c in report.numeric %}<h3>{{ c.name }}</h3>{{ image(images.columns[c.name], c.name + " distribution") }}{% endfor %}
+{% for c in report.text %}<h3>{{ c.name }}{% if c.psi is not none %} (PSI {{ num(c.psi) }}, {{ c.band }}){% endif %}</h3>
+{{ image(images.columns[c.name], c.name + " values") }}{% endfor %}
+
+{% if report.spreads %}<h2>Per {{ report.spreads[0].group_by }}</h2>
+{% for s in report.spreads %}<h3>{{ s.column }} per {{ s.group_by }}</h3>{{ image(images.spreads[s.column], s.column + " per group") }}{% endfor %}
+{% endif %}
+
+{% if previous %}<h2>Drift against run {{ previous.run_date }} ({{ previous.run_id }})</h2>
+<p>Population stability index per column over the previous run's deciles (text: its values):
+below 0.1 stable, 0.1 to 0.25 moderate, 0.25 and above major (Siddiqi, <i>Credit Risk Scorecards</i>, 2006).</p>
+{{ image(images.drift, "drift per column") }}
+{% endif %}
+
+{% if report.notes %}<h2>Notes</h2><ul>{% for n in report.notes %}<li>{{ n }}</li>{% endfor %}</ul>{% endif %}
+</body></html>
+"""
+
+ENVIRONMENT = Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True)
+
+
+def render_report(report: RunReport, links: dict[str, str] | None = None) -> str:
+    """The report's HTML page (UTF-8 text).
+
+    Args:
+        report: the numbers (:func:`~batch_scoring.jobs.report_data.collect_report`).
+        links: name -> URL shown under the title (a remote run's logs, its Spark UI).
+    """
+    manifest = report.manifest
+    template = ENVIRONMENT.from_string(TEMPLATE)
+    return template.render(
+        m=manifest, report=report, previous=report.previous, links=links or {},
+        counts=_counts(manifest, report.previous), images=_images(report),
+        image=_image_tag, change=_change, num=_number, key_text=_key_text,
+        mean=lambda values: sum(values) / max(len(list(values)), 1),
+    )
+
+
+def _counts(manifest: dict[str, Any], previous: dict[str, Any] | None) -> list[tuple[str, int, int | None]]:
+    rows, before = manifest.get("rows") or {}, (previous or {}).get("rows") or {}
+    names = [("in", "read"), ("out", "out"), ("rejected", "rejected"), ("units", "units")]
+    return [(label, int(rows[key]), before.get(key)) for key, label in names if rows.get(key) is not None]
+
+
+def _images(report: RunReport) -> dict[str, Any]:
+    columns = {c.name: charts.histogram_chart(c) for c in report.numeric}
+    columns.update({c.name: charts.categories_chart(c) for c in report.text})
+    sizes = report.unit_sizes
+    return {
+        "phases": charts.phases_chart(report.manifest.get("phases") or {}),
+        "columns": columns,
+        "spreads": {s.column: charts.spread_chart(s) for s in report.spreads},
+        "drift": charts.drift_chart({name: d["psi"] for name, d in report.drift().items()}),
+        "unit_sizes": charts.unit_size_chart(sizes) if sizes else None,
+        "buckets": charts.bucket_chart(sizes.bucket_rows) if sizes else None,
+    }
+
+
+def _image_tag(png: bytes | None, alt: str):
+    from markupsafe import Markup, escape
+
+    if not png:
+        return Markup("")
+    data = base64.b64encode(png).decode("ascii")
+    return Markup(f'<img alt="{escape(alt)}" src="data:image/png;base64,{data}">')
+
+
+def _change(now: int, before: int | None) -> str:
+    if not before:
+        return ""
+    return f"{now - before:+,} ({(now - before) / before:+.1%})"
+
+
+def _number(value: float | None) -> str:
+    if value is None:
+        return ""
+    return f"{value:,.4g}" if abs(value) < 1e6 else f"{value:,.0f}"
+
+
+def _key_text(key: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in key.items())
