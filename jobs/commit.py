@@ -124,12 +124,20 @@ def persisted(df: DataFrame) -> Iterator[DataFrame]:
 
     Cost: the rows are kept once, serialised, on the executors; the first action over them
     computes them, every later one reads the cache instead of recomputing.
+
+    A block left by an exception keeps that exception: an unpersist that fails then (the JVM
+    stopping on the same stop signal) is logged, never raised in its place.
     """
     cached = df.persist(StorageLevel.MEMORY_AND_DISK)
     try:
         yield cached
-    finally:
-        cached.unpersist()
+    except BaseException:
+        try:
+            cached.unpersist()
+        except Exception:  # noqa: BLE001 - the block's own error is the one to report
+            log.debug("could not unpersist after the block failed", exc_info=True)
+        raise
+    cached.unpersist()
 
 
 def new_run_id(run_date: dt.date) -> str:

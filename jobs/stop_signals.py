@@ -60,12 +60,15 @@ def answered_signals() -> Iterator[None]:
 def stop_of(error: BaseException | None) -> RunStopped | None:
     """The :class:`RunStopped` behind ``error``: itself, or one in its cause or context chain
     (a cleanup that failed after the signal, e.g. a call to a JVM already gone)."""
-    seen = set()
-    while error is not None and id(error) not in seen:
+    seen, pending = set(), [error]
+    while pending:
+        error = pending.pop()
+        if error is None or id(error) in seen:
+            continue
         if isinstance(error, RunStopped):
             return error
         seen.add(id(error))
-        error = error.__cause__ or error.__context__
+        pending += [error.__context__, error.__cause__]
     return None
 
 

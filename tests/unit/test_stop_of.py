@@ -1,0 +1,38 @@
+"""A stop signal is recognised behind the errors of the cleanups it caused (jobs/stop_signals.py)."""
+
+from __future__ import annotations
+
+import signal
+
+from batch_scoring.jobs.stop_signals import RunStopped, stop_of
+
+
+def raised_while_handling(stop: BaseException, cause: BaseException | None = None) -> BaseException:
+    """A cleanup error raised while ``stop`` propagated, optionally ``raise ... from cause``."""
+    try:
+        try:
+            raise stop
+        except BaseException:
+            if cause is None:
+                raise RuntimeError("the JVM is gone")
+            raise RuntimeError("the JVM is gone") from cause
+    except RuntimeError as error:
+        return error
+
+
+def test_the_stop_itself_and_one_in_the_context_chain():
+    stop = RunStopped(signal.SIGTERM)
+    assert stop_of(stop) is stop
+    assert stop_of(raised_while_handling(stop)) is stop
+
+
+def test_a_stop_in_the_context_is_found_when_the_error_also_has_an_unrelated_cause():
+    stop = RunStopped(signal.SIGINT)
+    error = raised_while_handling(stop, cause=ValueError("py4j could not convert the Java error"))
+    assert error.__cause__ is not None and error.__context__ is stop
+    assert stop_of(error) is stop and stop_of(error).exit_code == 130
+
+
+def test_errors_without_a_stop_are_not_stops():
+    assert stop_of(None) is None
+    assert stop_of(raised_while_handling(ValueError("bad value"))) is None
