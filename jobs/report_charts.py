@@ -16,6 +16,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402 - after choosing the backend
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from batch_scoring.jobs.drift import MAJOR, MODERATE  # noqa: E402
 from batch_scoring.jobs.report_data import GroupSpread, NumericColumn, TextColumn, UnitSizes  # noqa: E402
@@ -121,12 +122,13 @@ def drift_chart(psi: dict[str, float]) -> bytes | None:
 
 
 def unit_size_chart(sizes: UnitSizes) -> bytes | None:
-    """Units per size class (rows read per unit, powers of two)."""
+    """Units per size class (rows read per unit, powers of two; empty classes between the
+    smallest and the largest are drawn as zero)."""
     if not sizes.size_counts:
         return None
     figure, axes = _figure()
-    labels = [_size_label(p) for p in sizes.size_counts]
-    axes.bar(labels, list(sizes.size_counts.values()), color=CURRENT)
+    powers = [2 ** k for k in range(min(sizes.size_counts).bit_length() - 1, max(sizes.size_counts).bit_length())]
+    axes.bar([_size_label(p) for p in powers], [sizes.size_counts.get(p, 0) for p in powers], color=CURRENT)
     axes.set_xlabel("rows read per unit of work")
     axes.set_ylabel("units")
     axes.tick_params(axis="x", labelrotation=45)
@@ -147,6 +149,7 @@ def bucket_chart(bucket_rows: dict[int, int]) -> bytes | None:
     mean = sum(bucket_rows.values()) / len(bucket_rows)
     axes.axhline(mean, color="grey", linestyle="--", label=f"mean {mean:,.0f} rows")
     axes.set_xlabel("bucket")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_ylabel("rows")
     axes.legend()
     return _png(figure)

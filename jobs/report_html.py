@@ -25,6 +25,7 @@ th:first-child, td:first-child { text-align: left; }
 td.text { text-align: left; font-family: monospace; }
 .failure { color: #b00; } .moderate { background: #fff3cd; } .major { background: #f8d7da; }
 img { display: block; margin: 0.5em 0; max-width: 100%; }
+.pair { display: grid; grid-template-columns: 1fr 1fr; gap: 1em; align-items: start; }
 .note { color: #555; font-style: italic; }
 </style></head><body>
 <h1>{{ m.job }}: run {{ m.run_date }}</h1>
@@ -73,6 +74,8 @@ package {{ m.code.package_version }}
 {% endif %}
 
 <h2>Output columns</h2>
+{% if report.spreads %}<p>Each number's histogram (left; the previous run's shares as a line) and its spread per
+{{ report.spreads[0].group_by }} over the largest groups (right; box p25 to p75, median, whiskers p10 to p90).</p>{% endif %}
 {% if report.numeric %}
 <table><tr><th>column</th><th>rows</th><th>nulls</th><th>mean</th><th>p1</th><th>p50</th><th>p99</th>
 <th>min</th><th>max</th>{% if previous %}<th>previous mean</th><th>PSI</th><th>drift</th>{% endif %}</tr>
@@ -82,13 +85,12 @@ package {{ m.code.package_version }}
 <td>{{ num(c.maximum) }}</td>{% if previous %}<td>{{ num(c.previous_mean) }}</td><td>{{ num(c.psi) }}</td>
 <td>{{ c.band or "" }}</td>{% endif %}</tr>{% endfor %}
 </table>{% endif %}
-{% for c in report.numeric %}<h3>{{ c.name }}</h3>{{ image(images.columns[c.name], c.name + " distribution") }}{% endfor %}
+{% for c in report.numeric %}<h3>{{ c.name }}</h3>
+<div class="pair">{{ image(images.columns[c.name], c.name + " distribution") }}
+{% if c.name in images.spreads %}{{ image(images.spreads[c.name], c.name + " per group") }}{% endif %}</div>{% endfor %}
 {% for c in report.text %}<h3>{{ c.name }}{% if c.psi is not none %} (PSI {{ num(c.psi) }}, {{ c.band }}){% endif %}</h3>
 {{ image(images.columns[c.name], c.name + " values") }}{% endfor %}
 
-{% if report.spreads %}<h2>Per {{ report.spreads[0].group_by }}</h2>
-{% for s in report.spreads %}<h3>{{ s.column }} per {{ s.group_by }}</h3>{{ image(images.spreads[s.column], s.column + " per group") }}{% endfor %}
-{% endif %}
 
 {% if previous %}<h2>Drift against run {{ previous.run_date }} ({{ previous.run_id }})</h2>
 <p>Population stability index per column over the previous run's deciles (text: its values):
