@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -47,3 +48,25 @@ def test_over_budget_names_counts_field_and_first_failures():
         "allows; nothing was committed. First: (unit='a'): TypeError: can't multiply sequence"
     )
     check_failed_work("function.max_failed_units", "2%", 10, 544, "units", [])  # 10 <= 10: fine
+
+
+def test_fewer_failures_than_the_budget_allows_pass():
+    check_failed_work("function.max_failed_units", "2%", 3, 544, "units raised in the function", [])
+    check_failed_work("model.max_failed_rows", 5, 0, 100, "rows raised in the model", [])
+
+
+def test_over_budget_rows_name_units_or_rows_by_the_first_word_of_what():
+    with pytest.raises(FailedWorkExceeded) as units:
+        check_failed_work("function.max_failed_units", 0, 2, 9, "units raised in the function", ["a"])
+    with pytest.raises(FailedWorkExceeded) as rows:
+        check_failed_work("model.max_failed_rows", "10%", 3, 20, "rows raised in the model", ["r1"])
+
+    assert units.value.rows == {"units_failed": 2, "units_reached": 9}
+    assert rows.value.rows == {"rows_failed": 3, "rows_reached": 20}
+
+
+def test_a_parsed_budget_is_frozen_and_hashable():
+    budget = parse_budget("2%")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        budget.fraction = 0.5
+    assert {budget: "share"}[parse_budget("2%")] == "share"

@@ -173,7 +173,22 @@ def test_join_batches_keeps_a_short_tail_and_passes_frames_through_at_one():
     batches = cut(df, [3, 3, 1])
     assert [len(j) for j in join_batches(iter(batches), 4)] == [6, 1]
     assert [len(j) for j in join_batches(iter(batches), 1)] == [3, 3, 1]
+    assert [list(j.index) for j in join_batches(iter(batches), 1)] == [[0, 1, 2], [3, 4, 5], [6]]
+    assert [list(j.index) for j in join_batches(iter(batches), 0)] == [[0, 1, 2], [3, 4, 5], [6]]
     assert list(join_batches(iter([df.iloc[:0]]), 4)) == []
+
+
+def test_join_batches_counts_afresh_after_each_joined_frame():
+    df = frame({"unit": list("abcdefghijkl")})
+    assert [len(j) for j in join_batches(iter(cut(df, [2] * 6)), 4)] == [4, 4, 4]
+
+
+def test_units_grouped_in_descending_key_order_are_not_merged_across_batches():
+    df = frame({"unit": ["b", "b", "a", "a"]})
+
+    chunks = list(iter_whole_units(cut(df, [2, 2]), ["unit"]))
+
+    assert [chunk["unit"].tolist() for chunk in chunks] == [["b", "b"], ["a", "a"]]
 
 
 def test_property_generator_covers_the_edge_cases():
@@ -373,6 +388,20 @@ def test_unit_shape_calls_fn_once_per_whole_unit_and_fills_keys():
     )
 
 
+def test_unit_shape_calls_units_in_input_order_not_sorted_order():
+    chunk = pd.DataFrame({"seg": ["b", "b", "a"], "loc": [2, 2, 1], "price": [1.0, 2.0, 5.0]})
+    seen = []
+
+    def total(key, pdf):
+        seen.append(key)
+        return pd.DataFrame({"total": [pdf["price"].sum()]})
+
+    out = list(apply_to_units([chunk], total, "unit", KEYS, ["seg", "loc", "total"], "f"))
+
+    assert seen == [("b", 2), ("a", 1)]
+    assert out[0].values.tolist() == [["b", 2, 3.0], ["a", 1, 5.0]]
+
+
 def test_unit_shape_keeps_key_columns_the_function_returned():
     def relabel(key, pdf):
         # returns `seg` (changed) but not `loc`, two rows per unit, columns out of order.
@@ -452,6 +481,22 @@ def test_batch_shape_calls_fn_once_per_chunk():
     )
 
 
+def test_a_batch_shape_read_from_config_text_is_compared_by_value():
+    shape = "".join(["bat", "ch"])  # equal to "batch" but not the same object, as parsed from YAML
+    calls = []
+
+    def totals(pdf, keys):
+        calls.append(len(pdf))
+        out = pdf.groupby(keys, as_index=False, sort=False)["price"].sum()
+        return out.rename(columns={"price": "total"})
+
+    out = list(apply_to_units([SALES], totals, shape, KEYS, ["seg", "loc", "total"], "f"))
+    isolated = list(apply_to_units([SALES], totals, shape, KEYS, ["seg", "loc", "total"], "f", True))
+
+    assert calls == [len(SALES), len(SALES)]
+    assert out[0]["total"].tolist() == isolated[0]["total"].tolist() == [4.0, 30.0, 12.0]
+
+
 def test_batch_shape_does_not_fill_keys():
     with pytest.raises(FunctionOutputError, match=r"function m:f .*missing \['seg', 'loc'\]"):
         list(
@@ -512,6 +557,15 @@ def test_conform_output_columnless_empty_frame_becomes_declared_empty():
     assert list(out.columns) == ["seg", "total"]
 
 
+def test_conform_output_checks_the_columns_of_an_empty_result_too():
+    with pytest.raises(FunctionOutputError, match=r"missing \['total'\], undeclared \['oops'\]"):
+        conform_output(pd.DataFrame({"seg": [], "oops": []}), ["seg", "total"], "f")
+
+    typed = pd.DataFrame({"total": pd.Series([], dtype="float64"), "seg": pd.Series([], dtype=object)})
+    out = conform_output(typed, ["seg", "total"], "f")
+    assert out.dtypes.astype(str).tolist() == ["object", "float64"]
+
+
 def test_function_output_error_is_a_value_error():
     assert issubclass(FunctionOutputError, ValueError)
 
@@ -555,6 +609,42 @@ def test_a_unit_over_the_limit_inside_one_batch_is_found_with_its_exact_size():
     assert str(info.value) == too_large_text("unit='big'", 30, 29)
 
 
+def test_a_trailing_unit_over_the_limit_in_its_first_batch_stops_the_stream():
+    df = frame({"unit": ["a"] * 2 + ["big"] * 8})
+    chunks = iter_whole_units([df, frame({"unit": ["z"]})], ["unit"], max_unit_rows=5)
+
+    assert next(chunks)["unit"].tolist() == ["a", "a"]
+    with pytest.raises(UnitTooLargeError) as info:
+        next(chunks)
+    assert str(info.value) == too_large_text("unit='big'", 8, 5)
+
+
+def test_of_two_units_over_the_limit_in_one_chunk_the_first_is_named():
+    df = frame({"unit": ["a"] * 2 + ["big"] * 30 + ["huge"] * 40 + ["z"] * 3})
+
+    with pytest.raises(UnitTooLargeError) as info:
+        list(iter_whole_units([df], ["unit"], max_unit_rows=29))
+
+    assert str(info.value) == too_large_text("unit='big'", 30, 29)
+
+
+def test_a_unit_starting_on_the_last_row_of_a_batch_is_named_when_it_grows_over_the_limit():
+    chunks = iter_whole_units([frame({"unit": ["a", "a", "big"]}), frame({"unit": ["big"] * 6})], ["unit"], 5)
+
+    assert next(chunks)["unit"].tolist() == ["a", "a"]
+    with pytest.raises(UnitTooLargeError) as info:
+        next(chunks)
+    assert str(info.value) == too_large_text("unit='big'", 7, 5)
+
+
+def test_a_unit_of_exactly_the_limit_passes_when_carried_and_inside_a_longer_chunk():
+    df = frame({"unit": ["a"] * 4 + ["b"] + ["c"] * 4 + ["d"]})
+
+    chunks = list(iter_whole_units(cut(df, [2, 2, 6]), ["unit"], max_unit_rows=4))
+
+    assert [chunk["unit"].tolist() for chunk in chunks] == [["a"] * 4 + ["b"] + ["c"] * 4, ["d"]]
+
+
 def test_units_at_the_limit_pass_unchanged():
     df = frame({"unit": ["a"] * 4 + ["b"] * 4 + ["c"] * 3})
     batches = cut(df, [3, 3, 5])
@@ -570,6 +660,7 @@ def test_units_at_the_limit_pass_unchanged():
 def test_check_unit_rows_and_the_message_found_in_a_spark_error_text():
     unit = frame({"cell": ["C1"] * 6, "hour": [np.int32(24)] * 6})
     check_unit_rows(unit, ["cell", "hour"], 6)
+    check_unit_rows(unit, ["cell", "hour"], 7)
     check_unit_rows(unit, ["cell", "hour"], None)
     with pytest.raises(UnitTooLargeError) as info:
         check_unit_rows(unit, ["cell", "hour"], 5)
@@ -591,3 +682,13 @@ def test_a_nullable_integer_key_holding_na_splits_units_at_each_change():
     assert unit_starts(chunk, ["k"]).tolist() == [0, 2, 4]
     assert _last_unit_start(chunk, ["k"]) == 4
     assert _last_unit_start(chunk.iloc[:4], ["k"]) == 2
+
+
+def test_a_batch_ending_on_an_na_key_is_not_merged_with_a_next_batch_starting_on_a_value():
+    first = pd.DataFrame({"k": pd.array([1, None], dtype="Int64"), "row": [0, 1]})
+    second = pd.DataFrame({"k": pd.array([2, 2], dtype="Int64"), "row": [2, 3]})
+    third = pd.DataFrame({"k": pd.array([None], dtype="Int64"), "row": [4]})
+
+    chunks = list(iter_whole_units([first, second, third], ["k"]))
+
+    assert [chunk["row"].tolist() for chunk in chunks] == [[0], [1], [2, 3], [4]]
