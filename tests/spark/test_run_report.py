@@ -6,10 +6,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from PIL import Image
 
 from batch_scoring.jobs import report_cli
 from batch_scoring.jobs.config import load_job
@@ -160,3 +163,25 @@ def test_batch_score_report_prints_the_run_and_its_drift(history, sources, tmp_p
     assert "--run-id needs --run-date" in capsys.readouterr().err
     assert report_cli.main([str(tmp_path / "nowhere")]) == 3
     assert "holds no run manifests" in capsys.readouterr().err
+
+
+CHROMIUM = shutil.which("chromium")
+CHART_BLUE = (31, 119, 180)  # report_charts.CURRENT, the bars of this run
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium); .ci/run installs it")
+def test_the_report_renders_its_charts_in_headless_chromium(history, tmp_path):
+    _, runs = history
+    page, screenshot = Path(runs["doubled"][0]), tmp_path / "report.png"
+    subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'profile'}", "--hide-scrollbars", "--window-size=1000,2400",
+         f"--screenshot={screenshot}", page.as_uri()],
+        check=True, capture_output=True, timeout=120,
+    )
+    image = Image.open(screenshot).convert("RGB")
+    assert image.size == (1000, 2400)
+    colours = dict((colour, count) for count, colour in image.getcolors(maxcolors=1 << 24))
+    assert colours.get(CHART_BLUE, 0) > 20_000  # the phase, unit-size and bucket bars, drawn
+    assert len(colours) > 200  # text, axes and bars: not a blank or broken-image page
