@@ -70,6 +70,12 @@ setup_venv() {
   echo "Installing the package and its test tools into $venv (line $line) ..."
   "$venv/bin/python" -m pip install --quiet --upgrade pip
   "$venv/bin/python" -m pip install --quiet -e "$ROOT[dev]" "${constraints[@]}"
+  # Resolve the line's Delta and hadoop-aws jars into Ivy's cache once, before any two Spark
+  # starts (the tests run two at a time) resolve them together into an empty cache.
+  require_java17
+  echo "Resolving the Delta and hadoop-aws jars of line $line into Ivy's cache ..."
+  "$venv/bin/batch-score" fetch-jars >/dev/null 2>"$venv/fetch-jars.log" \
+    || { cat "$venv/fetch-jars.log" >&2; die "could not resolve the jars (is Maven Central reachable?)"; }
 }
 
 setup() {

@@ -4,6 +4,7 @@
     batch-score sample-data --kind bundle_sales --out data/sample/bundle_sales [--rows N]
     batch-score submit-args --job conf/jobs/data_pricing.yaml --profile conf/local.yaml --properties-file F
     batch-score entry-point
+    batch-score fetch-jars
     batch-score predict --model URI (--record JSON | --input FILE --output FILE)
     batch-score show OUTPUT [--run-date D] [--limit N] [--profile P]
     batch-score report OUTPUT [--run-date D] [--run-id ID] [--profile P]
@@ -19,6 +20,8 @@ Errors go to standard error, with the exit codes of the README's table.
 ``submit-args`` writes the job's Spark settings to the properties file F (mode 0600; the caller
 removes it after the run) and prints the spark-submit flags, one per line, that point at it;
 ``entry-point`` the path of the spark-submit entry script; ``spark-submit.sh`` uses both.
+``fetch-jars`` resolves the runtime line's Delta and hadoop-aws jars into Ivy's cache once
+(``spark-submit.sh setup`` runs it).
 ``package``, ``submit``, ``schedule`` and ``unschedule`` run a job on EMR and EMR Serverless
 (:mod:`batch_scoring.jobs.deploy.submit`).
 """
@@ -38,7 +41,7 @@ from batch_scoring.udfs.contract import did_you_mean
 
 DEPLOY_COMMANDS = ("submit", "schedule", "unschedule")
 COMMANDS = (
-    "run", "sample-data", "submit-args", "entry-point", "predict", "show", "report", "sample-model",
+    "run", "sample-data", "submit-args", "entry-point", "fetch-jars", "predict", "show", "report", "sample-model",
     "package", *DEPLOY_COMMANDS,
 )
 
@@ -87,7 +90,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "entry-point":
         print(run_job.__file__)
         return 0
+    if command == "fetch-jars":
+        return _fetch_jars(rest)
     return _print_submit_args(rest)
+
+
+def _fetch_jars(argv: Sequence[str]) -> int:
+    argparse.ArgumentParser(
+        prog="batch-score fetch-jars",
+        description="Resolve the installed runtime line's Delta and hadoop-aws jars into Ivy's "
+                    "cache (~/.ivy2) and print their Maven coordinates.",
+        epilog="example: batch-score fetch-jars   # once, before working offline",
+    ).parse_args(argv)
+    from batch_scoring.jobs.session import fetch_jars
+
+    print("\n".join(fetch_jars()))
+    return 0
 
 
 def _print_submit_args(argv: Sequence[str]) -> int:

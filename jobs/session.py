@@ -272,6 +272,25 @@ def build_reader_session(profile: PlatformProfile, path: str) -> SparkSession:
     return _session("batch-score show", profile, _packages(profile, True, [path]), settings)
 
 
+def fetch_jars() -> list[str]:
+    """Resolve the Delta and hadoop-aws jars of the installed runtime line into Ivy's cache
+    (``~/.ivy2``) by starting and stopping a local session; return their Maven coordinates.
+
+    ``spark-submit.sh setup`` runs it once, so later Spark starts, several at a time as in the
+    tests' two processes, read the cache instead of resolving together (concurrent Ivy
+    resolutions into an empty cache can read each other's half-written files and fail).
+
+    Raises:
+        pyspark.errors.PySparkRuntimeError: when the JVM cannot start or Maven Central is not
+            reachable and the jars are not cached.
+    """
+    packages = [delta_package(), hadoop_aws_package()]
+    spark = _session("batch-score fetch-jars", PlatformProfile(name="fetch-jars", master="local[1]"),
+                     packages, {"spark.ui.enabled": "false", "spark.log.level": "WARN"})
+    spark.stop()
+    return packages
+
+
 def _session(name: str, profile: PlatformProfile, packages: list[str], settings: dict[str, str]) -> SparkSession:
     builder = SparkSession.builder.appName(name)
     if profile.master:

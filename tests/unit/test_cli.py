@@ -7,7 +7,7 @@ import pytest
 from batch_scoring.jobs import cli
 from batch_scoring.jobs.manifest import package_version
 
-WITH_HELP = ["run", "sample-data", "submit-args", "predict", "show", "sample-model", "package",
+WITH_HELP = ["run", "sample-data", "submit-args", "predict", "show", "report", "fetch-jars", "sample-model", "package",
              "submit", "schedule", "unschedule"]
 
 
