@@ -18,10 +18,11 @@ Fields: ``job``, ``run_date``, ``run_id``, ``status`` (``committing`` | ``succee
 ``started_at`` / ``finished_at`` (UTC ISO), ``seconds``, ``config`` (the job as run, secrets
 redacted) and ``config_sha256``, ``code`` (package version and a hash of its source files),
 ``spark`` (application id, version, master), ``inputs`` (source files with sizes in bytes, or
-the Delta table version; at most 10,000 files are listed, all are counted), ``model`` (URI, version, SHA-256), ``rows`` (in, out, rejected, units,
-buckets, and rejected by reason; for a run stopped by a budget, exit 4, the counts it had made), ``phases``
-(seconds per phase, :mod:`~batch_scoring.jobs.phases`), ``commit`` (the tables the attempt
-commits and, in order, those that committed; null when it never reached its commit),
+the Delta table version; at most 10,000 files are listed, all are counted), ``model`` (URI,
+version, SHA-256), ``rows`` (in, out, rejected, units, buckets, and rejected by reason; for a
+run stopped by a budget, exit 4, the counts it had made), ``phases`` (seconds per phase,
+:mod:`~batch_scoring.jobs.phases`), ``commit`` (the tables the attempt commits and, in order,
+those that committed; null when it never reached its commit),
 ``replaces`` (the rows of the run date the commit replaces and the runs that wrote them, null
 when the date held none), ``error`` (type, message, exit code, phase, signal), and, once the
 run report is written (:mod:`~batch_scoring.jobs.run_report`), ``report`` (its path, the
@@ -311,7 +312,8 @@ def _rows(spark: SparkSession, summary: RunSummary | None) -> dict[str, Any] | N
     if summary is None:
         return None
     return {"in": summary.rows_in, "out": summary.rows_out, "rejected": summary.rows_rejected,
-            "units": summary.units, "buckets": summary.buckets, "rejected_by_reason": _rejects_by_reason(spark, summary)}
+            "units": summary.units, "buckets": summary.buckets,
+            "rejected_by_reason": _rejects_by_reason(spark, summary)}
 
 
 def _rejects_by_reason(spark: SparkSession, summary: RunSummary) -> dict[str, int]:

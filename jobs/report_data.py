@@ -35,6 +35,7 @@ from batch_scoring.jobs.drift import (
     inner_edges,
     population_stability_index,
 )
+from batch_scoring.jobs.errors import InputError
 from batch_scoring.jobs.filesystem import list_children, path_exists
 from batch_scoring.jobs.manifest import MANIFEST_FOLDER, read_manifest
 from batch_scoring.jobs.sinks import read_run
@@ -449,15 +450,20 @@ def unit_sizes(
     spark: SparkSession, job: JobConfig, manifest: dict[str, Any], s3_scheme: str, notes: list[str],
 ) -> UnitSizes | None:
     """Rows read per unit of work, from the source's key columns (after ``source.filter``);
-    None for a model job, or when ``report.unit_sizes`` is off."""
+    None for a model job, when ``report.unit_sizes`` is off, or when the source lacks a key
+    column (a chained job keyed by a prediction; noted)."""
     if job.unit_of_work is None or job.function is None:
         return None
     if not job.report.unit_sizes:
         notes.append("unit sizes are off (report.unit_sizes: false)")
         return None
     keys = job.unit_of_work.keys
-    units = (read_source(spark, job.source, keys, s3_scheme).groupBy(*keys)
-             .agg(F.count(F.lit(1)).alias("_rows")).persist())
+    try:
+        source = read_source(spark, job.source, keys, s3_scheme)
+    except InputError as error:  # a chained job's keys may be the model's output columns
+        notes.append(f"unit sizes are not shown: {error}")
+        return None
+    units = source.groupBy(*keys).agg(F.count(F.lit(1)).alias("_rows")).persist()
     try:
         return _unit_sizes(units, keys, int((manifest.get("rows") or {}).get("buckets") or 0))
     finally:
@@ -471,7 +477,7 @@ def _unit_sizes(units: DataFrame, keys: list[str], buckets: int) -> UnitSizes:
                for r in units.orderBy(F.desc("_rows"), *keys).limit(LARGEST_UNITS).collect()]
     bucket_rows: dict[int, int] = {}
     if buckets:
-        bucket_rows = {int(r["b"]): int(r["rows"]) for r in
-                       units.groupBy(bucket_of(keys, buckets).alias("b")).agg(F.sum("_rows").alias("rows")).collect()}
+        per_bucket = units.groupBy(bucket_of(keys, buckets).alias("b")).agg(F.sum("_rows").alias("rows"))
+        bucket_rows = {int(r["b"]): int(r["rows"]) for r in per_bucket.collect()}
     return UnitSizes(units=int(np.sum(list(sizes.values()))), size_counts=dict(sorted(sizes.items())),
                      largest=largest, bucket_rows=dict(sorted(bucket_rows.items())))

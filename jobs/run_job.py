@@ -114,8 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     with the error; SIGTERM and SIGINT are answered with one too
     (:mod:`~batch_scoring.jobs.stop_signals`) and exit 143 / 130. After the commit the run
     report is written beside the manifest (:mod:`~batch_scoring.jobs.run_report`); a report
-    that fails is a warning, and a signal then stops the process with the run succeeded. Log lines, printed errors and
-    the manifest go through :mod:`~batch_scoring.jobs.redaction`.
+    that fails is a warning, and a signal then stops the process with the run succeeded.
+    Log lines, printed errors and the manifest go through :mod:`~batch_scoring.jobs.redaction`.
     """
     args = parse_args(argv)
     configure_logging(logging.WARNING if args.quiet else logging.DEBUG if args.verbose else logging.INFO)
