@@ -41,6 +41,7 @@ from batch_scoring.jobs.manifest import MANIFEST_FOLDER, read_manifest
 from batch_scoring.jobs.sinks import read_run
 from batch_scoring.jobs.sources import read_source
 from batch_scoring.udfs.contract import did_you_mean
+from batch_scoring.udfs.model_scoring import STAMP_COLUMNS
 from batch_scoring.udfs.spark_execution import bucket_of
 
 log = logging.getLogger("batch_scoring")
@@ -224,7 +225,8 @@ def chart_columns(job: JobConfig, schema: T.StructType, notes: list[str]) -> tup
 
     ``report.columns`` when set (a name the output lacks is noted, with the closest names);
     else every numeric, text and boolean column the function or model produced: not a unit
-    key, a model passthrough column, ``run_date`` or ``run_id``. At most :data:`MAX_COLUMNS`.
+    key, a model passthrough or stamp column (``model_uri``, ``model_version``, ...),
+    ``run_date`` or ``run_id``. At most :data:`MAX_COLUMNS`.
     """
     types = {f.name: f.dataType for f in schema.fields}
     chosen = job.report.columns
@@ -234,8 +236,8 @@ def chart_columns(job: JobConfig, schema: T.StructType, notes: list[str]) -> tup
                          f"{did_you_mean(name, list(types))}")
         names = [c for c in chosen if c in types]
     else:
-        inputs = {*(job.unit_of_work.keys if job.unit_of_work else []),
-                  *(job.model.passthrough if job.model else []), *RUN_COLUMNS}
+        inputs = {*(job.unit_of_work.keys if job.unit_of_work else []), *RUN_COLUMNS,
+                  *((*job.model.passthrough, *STAMP_COLUMNS) if job.model else ())}
         names = [c for c in types if c not in inputs]
     charted = [c for c in names if isinstance(types[c], NUMERIC + TEXT)]
     if len(charted) > MAX_COLUMNS:
