@@ -197,10 +197,12 @@ class ManifestRecorder(CommitJournal):
             return {"path": self.job.source.path, "error": f"could not list the source: {error}"[:500]}
 
     def reported(self, report: dict[str, Any]) -> str:
-        """Rewrite the succeeded manifest with its ``report`` (path, previous run, drift) and
-        the phases so far (``report`` included); return its path."""
-        document = {**self.last_document, "phases": {k: round(v, 3) for k, v in self.phases.seconds.items()},
-                    "report": report}
+        """Rewrite the succeeded manifest with its ``report`` (path, previous run, drift), the
+        phases so far (``report`` included) and ``finished_at`` / ``seconds`` now; return its path."""
+        finished = dt.datetime.now(dt.timezone.utc)
+        document = {**self.last_document, "finished_at": finished.isoformat(),
+                    "seconds": round((finished - self.started_at).total_seconds(), 3),
+                    "phases": {k: round(v, 3) for k, v in self.phases.seconds.items()}, "report": report}
         return self._write(document)
 
     def _write(self, document: dict[str, Any]) -> str:

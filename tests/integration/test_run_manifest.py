@@ -55,7 +55,8 @@ def test_a_committed_run_has_a_complete_manifest(spark, sales, tmp_path):
     expected_hash = hashlib.sha256(json.dumps(document["config"], sort_keys=True).encode()).hexdigest()
     assert document["config_sha256"] == expected_hash
     assert document["started_at"] < document["finished_at"]
-    assert list(document["phases"]) == ["checks", "read", "quarantine", "bucket", "price", "reconcile", "write"]
+    assert list(document["phases"]) == ["checks", "read", "quarantine", "bucket", "price", "reconcile", "write",
+                                        "report"]
     assert all(seconds >= 0 for seconds in document["phases"].values())
     assert sum(document["phases"].values()) <= document["seconds"]
     assert document["replaces"] is None  # the date held no rows
@@ -88,7 +89,7 @@ def test_each_attempt_keeps_its_own_manifest(spark, sales, tmp_path):
     assert run(sales, out, "attempt-2") == 0
     folder = out / "_manifests" / "run_date=2026-11-22"
     names = sorted(p.name for p in folder.iterdir() if not p.name.endswith(".crc"))  # Hadoop's local checksums
-    assert names == ["attempt-1.json", "attempt-2.json"]
+    assert names == ["attempt-1.html", "attempt-1.json", "attempt-2.html", "attempt-2.json"]  # each its report
     assert spark.read.parquet(str(out)).count() == 25  # the rerun replaced the run, no duplicates
     first, second = manifest(out, "attempt-1"), manifest(out, "attempt-2")
     assert second["replaces"] == {"rows": 25, "runs": {"attempt-1": first["finished_at"]}}
