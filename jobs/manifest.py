@@ -53,6 +53,8 @@ from batch_scoring.jobs.config import JobConfig
 from batch_scoring.jobs.errors import ConfigError
 from batch_scoring.jobs.filesystem import (
     hadoop_filesystem,
+    list_children,
+    path_exists,
     write_text,
     write_text_without_jvm,
     writes_without_jvm,
@@ -219,8 +221,37 @@ class ManifestRecorder(CommitJournal):
 
 def manifest_path(output_root: str, run_date: dt.date, run_id: str) -> str:
     """The manifest of run ``run_id`` of ``run_date`` under the (resolved) output root."""
-    folder = f"{output_root.rstrip('/')}/{MANIFEST_FOLDER}/run_date={run_date.isoformat()}"
-    return f"{folder}/{manifest_file_name(run_id)}"
+    return f"{manifest_folder(output_root, run_date)}/{manifest_file_name(run_id)}"
+
+
+def manifest_folder(output_root: str, run_date: dt.date) -> str:
+    """The folder of ``run_date``'s manifests under the (resolved) output root."""
+    return f"{output_root.rstrip('/')}/{MANIFEST_FOLDER}/run_date={run_date.isoformat()}"
+
+
+def manifest_dates(spark: SparkSession, output_root: str) -> list[dt.date]:
+    """The run dates that have a manifest folder under the (resolved) output root, latest first;
+    empty when there is no ``_manifests`` folder."""
+    folder = f"{output_root.rstrip('/')}/{MANIFEST_FOLDER}"
+    if not path_exists(spark, folder):
+        return []
+    names = [_name(child) for child in list_children(spark, folder)]
+    return sorted((dt.date.fromisoformat(n.removeprefix("run_date=")) for n in names
+                   if n.startswith("run_date=")), reverse=True)
+
+
+def run_date_manifests(spark: SparkSession, output_root: str, run_date: dt.date) -> list[dict[str, Any]]:
+    """Every attempt's manifest of ``run_date`` (hidden temporary files skipped), latest
+    ``finished_at`` first."""
+    folder = manifest_folder(output_root, run_date)
+    names = [_name(child) for child in list_children(spark, folder)]
+    manifests = [read_manifest(spark, f"{folder}/{name}") for name in names
+                 if name.endswith(".json") and not name.startswith((".", "_"))]
+    return sorted(manifests, key=lambda m: m.get("finished_at") or "", reverse=True)
+
+
+def _name(path: str) -> str:
+    return path.rstrip("/").rsplit("/", 1)[-1]
 
 
 def replaced_run(

@@ -21,8 +21,14 @@ from pyspark.sql import SparkSession
 
 from batch_scoring.jobs.config import load_profile
 from batch_scoring.jobs.errors import ConfigError, InputError, JobError
-from batch_scoring.jobs.filesystem import list_children, path_exists
-from batch_scoring.jobs.manifest import MANIFEST_FOLDER, manifest_path, read_manifest
+from batch_scoring.jobs.filesystem import path_exists
+from batch_scoring.jobs.manifest import (
+    MANIFEST_FOLDER,
+    manifest_dates,
+    manifest_path,
+    read_manifest,
+    run_date_manifests,
+)
 from batch_scoring.jobs.redaction import redact_text
 from batch_scoring.jobs.run_report import report_path
 from batch_scoring.jobs.show import LOCAL
@@ -72,31 +78,25 @@ def find_manifest(
             ``run_id`` (naming what there is).
         ConfigError: ``--run-id`` without ``--run-date``.
     """
-    folder = f"{output.rstrip('/')}/{MANIFEST_FOLDER}"
     if run_id is not None and run_date is None:
         raise ConfigError("--run-id needs --run-date: a run id is looked up within its run date")
-    dates = sorted(_names(spark, folder, "run_date="), reverse=True) if path_exists(spark, folder) else []
+    dates = manifest_dates(spark, output)
     if not dates:
-        raise InputError(f"{output} holds no run manifests ({folder} is missing or empty); "
-                         "give the job's output.path")
-    date = run_date.isoformat() if run_date else dates[0]
+        raise InputError(f"{output} holds no run manifests ({output.rstrip('/')}/{MANIFEST_FOLDER} is "
+                         "missing or empty); give the job's output.path")
+    date = run_date or dates[0]
     if date not in dates:
-        raise InputError(f"{output} has no run of run_date {date}; it has {', '.join(dates[:10])}")
+        raise InputError(f"{output} has no run of run_date {date}; it has "
+                         f"{', '.join(str(d) for d in dates[:10])}")
     if run_id is not None:
-        path = manifest_path(output, dt.date.fromisoformat(date), run_id)
+        path = manifest_path(output, date, run_id)
         if not path_exists(spark, path):
             raise InputError(f"{output} has no manifest of run {run_id!r} on run_date {date} ({path})")
         return read_manifest(spark, path)
-    day = f"{folder}/run_date={date}"
-    manifests = [read_manifest(spark, f"{day}/{name}") for name in _names(spark, day, "") if name.endswith(".json")]
+    manifests = run_date_manifests(spark, output, date)
     if not manifests:
-        raise InputError(f"{day} holds no manifest")
-    return max(manifests, key=lambda m: m.get("finished_at") or "")
-
-
-def _names(spark: SparkSession, folder: str, prefix: str) -> list[str]:
-    names = [child.rstrip("/").rsplit("/", 1)[-1] for child in list_children(spark, folder)]
-    return [n[len(prefix):] for n in names if n.startswith(prefix) and not n.startswith((".", "_"))]
+        raise InputError(f"{output} holds no manifest of run_date {date}")
+    return manifests[0]
 
 
 def _existing_report(spark: SparkSession, manifest: dict[str, Any], output: str) -> str | None:

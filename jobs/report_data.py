@@ -22,7 +22,6 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -36,8 +35,7 @@ from batch_scoring.jobs.drift import (
     population_stability_index,
 )
 from batch_scoring.jobs.errors import InputError
-from batch_scoring.jobs.filesystem import list_children, path_exists
-from batch_scoring.jobs.manifest import MANIFEST_FOLDER, read_manifest
+from batch_scoring.jobs.manifest import manifest_dates, run_date_manifests
 from batch_scoring.jobs.sinks import read_run
 from batch_scoring.jobs.sources import read_source
 from batch_scoring.udfs.contract import did_you_mean
@@ -251,22 +249,11 @@ def chart_columns(job: JobConfig, schema: T.StructType, notes: list[str]) -> tup
 def previous_manifest(spark: SparkSession, output_path: str, run_date: dt.date) -> dict[str, Any] | None:
     """The succeeded manifest of the latest run date before ``run_date`` (its latest attempt by
     ``finished_at``), or None when there is none."""
-    folder = f"{output_path.rstrip('/')}/{MANIFEST_FOLDER}"
-    if not path_exists(spark, folder):
-        return None
-    dates = sorted((name.split("=", 1)[1] for name in _child_names(spark, folder)
-                    if name.startswith("run_date=")), reverse=True)
-    for date in (d for d in dates if d < run_date.isoformat()):
-        manifests = [read_manifest(spark, f"{folder}/run_date={date}/{name}")
-                     for name in _child_names(spark, f"{folder}/run_date={date}") if name.endswith(".json")]
-        succeeded = [m for m in manifests if m.get("status") == "succeeded"]
+    for date in (d for d in manifest_dates(spark, output_path) if d < run_date):
+        succeeded = [m for m in run_date_manifests(spark, output_path, date) if m.get("status") == "succeeded"]
         if succeeded:
-            return max(succeeded, key=lambda m: m.get("finished_at") or "")
+            return succeeded[0]
     return None
-
-
-def _child_names(spark: SparkSession, folder: str) -> list[str]:
-    return [child.rstrip("/").rsplit("/", 1)[-1] for child in list_children(spark, folder)]
 
 
 def numeric_columns(output: DataFrame, previous: DataFrame | None, names: list[str]) -> list[NumericColumn]:
@@ -363,13 +350,12 @@ def _decile_bin(name: str, edges: list[float]) -> Column:
 def text_column(output: DataFrame, previous: DataFrame | None, name: str) -> TextColumn:
     """Top values of a text or boolean column, and their drift against the previous run."""
     value = F.col(name).cast("string")
-    total = output.agg(F.count(F.lit(1)).alias("rows"), F.count(value).alias("values")).first()
     runs = [output] if previous is None else [output, previous]
     top_values = list(dict.fromkeys(v for df in runs for v in _top_values(df, value)))
-    column = TextColumn(name=name, rows=int(total["rows"]), nulls=int(total["rows"]) - int(total["values"]),
-                        top=_category_counts(output, value, top_values))
+    top, nulls = _category_counts(output, value, top_values)
+    column = TextColumn(name=name, rows=sum(c for _, c in top) + nulls, nulls=nulls, top=top)
     if previous is not None:
-        column.previous_top = _category_counts(previous, value, top_values)
+        column.previous_top, _ = _category_counts(previous, value, top_values)
         column.psi = population_stability_index([c for _, c in column.previous_top],
                                                 [c for _, c in column.top])
     return column
@@ -380,13 +366,12 @@ def _top_values(df: DataFrame, value: Column) -> list[str]:
             .orderBy(F.desc("count"), "v").limit(TOP_VALUES).collect()]
 
 
-def _category_counts(df: DataFrame, value: Column, categories: list[str]) -> list[tuple[str, int]]:
-    category = F.when(value.isin(categories), value).otherwise(F.lit(OTHER))
-    counts = {r["c"]: int(r["count"]) for r in
-              df.where(value.isNotNull()).groupBy(category.alias("c")).count().collect()}
-    if OTHER in categories:
-        categories = [c for c in categories if c != OTHER]
-    return [(c, counts.get(c, 0)) for c in categories] + [(OTHER, counts.get(OTHER, 0))]
+def _category_counts(df: DataFrame, value: Column, categories: list[str]) -> tuple[list[tuple[str, int]], int]:
+    """Rows per category (the rest as :data:`OTHER`), and the null rows, in one aggregation."""
+    category = F.when(value.isNull(), None).when(value.isin(categories), value).otherwise(F.lit(OTHER))
+    counts = {r["c"]: int(r["count"]) for r in df.groupBy(category.alias("c")).count().collect()}
+    named = [c for c in categories if c != OTHER]
+    return [(c, counts.get(c, 0)) for c in named] + [(OTHER, counts.get(OTHER, 0))], counts.get(None, 0)
 
 
 def _group_by(job: JobConfig, output: DataFrame, notes: list[str]) -> str | None:
@@ -481,5 +466,5 @@ def _unit_sizes(units: DataFrame, keys: list[str], buckets: int) -> UnitSizes:
     if buckets:
         per_bucket = units.groupBy(bucket_of(keys, buckets).alias("b")).agg(F.sum("_rows").alias("rows"))
         bucket_rows = {int(r["b"]): int(r["rows"]) for r in per_bucket.collect()}
-    return UnitSizes(units=int(np.sum(list(sizes.values()))), size_counts=dict(sorted(sizes.items())),
+    return UnitSizes(units=sum(sizes.values()), size_counts=dict(sorted(sizes.items())),
                      largest=largest, bucket_rows=dict(sorted(bucket_rows.items())))
