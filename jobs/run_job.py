@@ -47,7 +47,6 @@ from batch_scoring.jobs.stop_signals import (
     RunStopped,
     answered_signals,
     start_watchdog,
-    stop_of,
 )
 
 log = logging.getLogger("batch_scoring")
@@ -140,15 +139,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.dry_run:
         return dry_run(spark, job, run_date, profile.s3_scheme)
     recorder = ManifestRecorder(spark, job, run_date, run_id or new_run_id(run_date), profile.s3_scheme)
+    signals = answered_signals()
     try:
-        with answered_signals(), stage_progress(spark, lambda: recorder.phases.current,
-                                                 args.progress_interval, quiet=args.quiet):
-            summary = run(spark, job, run_date, recorder.run_id, profile.s3_scheme, journal=recorder)
-            manifest = recorder.succeeded(summary)
+        with signals, stage_progress(spark, lambda: recorder.phases.current,
+                                     args.progress_interval, quiet=args.quiet):
+            try:
+                summary = run(spark, job, run_date, recorder.run_id, profile.s3_scheme, journal=recorder)
+                manifest = recorder.succeeded(summary)
+            except BaseException as error:
+                if signals.stop_behind(error) is None:
+                    return failed_run(error, recorder)  # a signal meanwhile still raises
+                raise
     except BaseException as error:
-        stop = stop_of(error)
+        stop = signals.stop_behind(error)
         if stop is None:
-            return failed_run(error, recorder)
+            raise
         return stopped_run(stop, spark, recorder, args.stop_timeout)
     with stage_progress(spark, lambda: recorder.phases.current, args.progress_interval, quiet=args.quiet):
         report = write_run_report(spark, job, summary, recorder)

@@ -15,8 +15,6 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 DEFAULT_STOP_TIMEOUT_SECONDS = 30.0
@@ -37,24 +35,47 @@ class RunStopped(BaseException):
         super().__init__(f"stopped by {self.name}")
 
 
-@contextmanager
-def answered_signals() -> Iterator[None]:
-    """Within the block, SIGTERM and SIGINT raise :class:`RunStopped` in the main thread.
+class StopSignals:
+    """While active (``with``), SIGTERM and SIGINT raise :class:`RunStopped` in the main
+    thread, and the first one is kept in ``received`` (``None`` until then).
 
-    The previous handlers come back when the block ends. A second signal while the first is
-    being answered is ignored (the watchdog bounds the time).
+    Kept because the JVM, stopping on the same signal to the process group, may answer a call
+    with its own error, which can reach the entry point before the ``RunStopped`` or without
+    it in its chain; the run is still answered as a stop. The previous handlers come back when
+    the block ends. A second signal while the first is being answered is ignored (the
+    watchdog bounds the time).
+
+    Raises:
+        ValueError: on entering outside the main thread (Python handles signals there only).
     """
-    def handler(signum, frame):
+
+    def __init__(self) -> None:
+        self.received: RunStopped | None = None
+        self._previous: dict = {}
+
+    def __enter__(self) -> StopSignals:
+        self._previous = {number: signal.signal(number, self._handle) for number in STOP_SIGNALS}
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        for number, old in self._previous.items():
+            signal.signal(number, old)
+
+    def stop_behind(self, error: BaseException | None) -> RunStopped | None:
+        """The stop that ended the run: one in ``error``'s chain (:func:`stop_of`), else the
+        signal received while the block was active, else ``None``."""
+        return stop_of(error) or self.received
+
+    def _handle(self, signum, frame):
         for number in STOP_SIGNALS:
             signal.signal(number, signal.SIG_IGN)
-        raise RunStopped(signum)
+        self.received = RunStopped(signum)
+        raise self.received
 
-    previous = {number: signal.signal(number, handler) for number in STOP_SIGNALS}
-    try:
-        yield
-    finally:
-        for number, old in previous.items():
-            signal.signal(number, old)
+
+def answered_signals() -> StopSignals:
+    """A :class:`StopSignals` to use as ``with answered_signals() as signals:``."""
+    return StopSignals()
 
 
 def stop_of(error: BaseException | None) -> RunStopped | None:

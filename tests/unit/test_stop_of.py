@@ -1,10 +1,11 @@
-"""A stop signal is recognised behind the errors of the cleanups it caused (jobs/stop_signals.py)."""
+"""A stop signal is recognised behind the errors of the cleanups it caused, and kept for the errors
+that reach the entry point without it (jobs/stop_signals.py)."""
 
 from __future__ import annotations
 
 import signal
 
-from batch_scoring.jobs.stop_signals import RunStopped, stop_of
+from batch_scoring.jobs.stop_signals import RunStopped, answered_signals, stop_of
 
 
 def raised_while_handling(stop: BaseException, cause: BaseException | None = None) -> BaseException:
@@ -36,3 +37,40 @@ def test_a_stop_in_the_context_is_found_when_the_error_also_has_an_unrelated_cau
 def test_errors_without_a_stop_are_not_stops():
     assert stop_of(None) is None
     assert stop_of(raised_while_handling(ValueError("bad value"))) is None
+
+
+def test_a_signal_is_kept_for_an_error_that_reaches_the_entry_point_without_it():
+    with answered_signals() as signals:
+        assert signals.stop_behind(ValueError("bad value")) is None
+        try:
+            signal.raise_signal(signal.SIGTERM)
+        except RunStopped:
+            pass
+        jvm_error = RuntimeError("Py4JJavaError: SparkContext was shut down")
+        assert jvm_error.__context__ is None
+        stop = signals.stop_behind(jvm_error)
+        assert stop is signals.received
+        assert (stop.name, stop.exit_code) == ("SIGTERM", 143)
+
+
+def test_a_second_signal_is_ignored_and_the_first_is_kept():
+    with answered_signals() as signals:
+        try:
+            signal.raise_signal(signal.SIGINT)
+        except RunStopped:
+            pass
+        signal.raise_signal(signal.SIGTERM)
+        assert signals.received.name == "SIGINT" and signals.received.exit_code == 130
+
+
+def test_the_previous_handlers_come_back_after_the_block():
+    def previous(signum, frame):
+        raise AssertionError("not expected")
+
+    before = signal.signal(signal.SIGTERM, previous)
+    try:
+        with answered_signals():
+            assert signal.getsignal(signal.SIGTERM) is not previous
+        assert signal.getsignal(signal.SIGTERM) is previous
+    finally:
+        signal.signal(signal.SIGTERM, before)
