@@ -246,6 +246,11 @@ class OutputConfig(StrictModel):
         description="largest share of rows read that may be rejected; above it the run fails "
         "(exit 4) and commits nothing. Default: no limit",
     )
+    max_cost: float | None = Field(
+        None, gt=0,
+        description="largest estimated cost of a run, in the profile's prices.currency; "
+        "--dry-run refuses a plan estimated above it (exit 3). Default: no limit",
+    )
 
     @property
     def empty_token(self) -> str | None:
@@ -444,6 +449,27 @@ class EmrServerlessConfig(StrictModel):
     )
 
 
+class PricesConfig(StrictModel):
+    """Prices that turn a run's resources into money (:mod:`~batch_scoring.jobs.cost`).
+
+    The defaults are AWS's public on-demand prices of EMR Serverless in us-east-1 for x86
+    workers, as given in issue 12 (taken 2026-12): per vCPU-hour, per GB-hour of memory and
+    per GB-hour of ephemeral storage beyond the 20 GB per worker that is free. ``core_hour``
+    prices an executor core-hour of a local run, a standalone cluster or EMR on EC2 (an
+    instance's hourly price divided by its vCPUs); without it those runs report core-seconds
+    and no amount.
+    """
+
+    currency: str = Field("USD", description="currency of every price below")
+    vcpu_hour: float = Field(0.052624, ge=0, description="EMR Serverless, per vCPU-hour")
+    memory_gb_hour: float = Field(0.005786, ge=0, description="EMR Serverless, per GB-hour of memory")
+    storage_gb_hour: float = Field(0.000111, ge=0, description="EMR Serverless, per billed storage GB-hour")
+    core_hour: float | None = Field(
+        None, ge=0, description="local / cluster / EMR on EC2: per executor core-hour; default none",
+    )
+    as_of: str = Field("2026-12", description="when the prices were taken (shown with every cost)")
+
+
 class PlatformProfile(StrictModel):
     """Everything platform-specific of one place a job runs (``conf/<name>.yaml``).
 
@@ -467,6 +493,7 @@ class PlatformProfile(StrictModel):
     aws: AwsConfig | None = None
     emr: EmrConfig | None = None
     emr_serverless: EmrServerlessConfig | None = None
+    prices: PricesConfig = Field(default_factory=PricesConfig, description="what a run's resources cost")
 
     @model_validator(mode="after")
     def _target_has_its_fields(self) -> PlatformProfile:

@@ -12,6 +12,8 @@
 | 3         | :class:`InputError`        | the source breaks the job's input contract              |
 | 4         | :class:`RejectBudgetExceeded` | more rows were rejected than                         |
 |           |                            | ``output.max_reject_fraction`` allows; nothing committed |
+| 4         | :class:`CostLimitExceeded` | ``--dry-run``: the run's estimated cost is above        |
+|           |                            | ``output.max_cost``                                     |
 | 5         | :class:`DeployError`       | packaging, upload or submission to a cluster failed, or |
 |           |                            | the submitted run did not end in success                |
 | 130, 143  | ``RunStopped``             | stopped by SIGINT / SIGTERM; manifest written (see      |
@@ -70,6 +72,16 @@ class RejectBudgetExceeded(JobError):
     def __init__(self, message: str, rows: dict | None = None) -> None:
         super().__init__(message)
         self.rows = rows
+
+
+class CostLimitExceeded(JobError):
+    """``--dry-run`` estimated the run's cost above ``output.max_cost``; nothing was run.
+
+    The message gives the estimate, the limit, the currency and how the estimate was made
+    (:mod:`~batch_scoring.jobs.cost_estimate`).
+    """
+
+    exit_code = 4
 
 
 class ReconciliationError(JobError):

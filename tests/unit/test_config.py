@@ -148,10 +148,10 @@ def test_profile_rejects_unknown_field_and_wrong_literal(tmp_path):
          "job, description, source, unit_of_work, function, model, output, spark_conf, schedule, requirements, report"),
         ("output", "formatt", "output.formatt", " (did you mean 'format'?)",
          "path, format, partition_by, mode, schema_change, empty_partition_value, "
-         "long_partition_value, rejects_path, max_reject_fraction"),
+         "long_partition_value, rejects_path, max_reject_fraction, max_cost"),
         ("output", "partiton_by", "output.partiton_by", " (did you mean 'partition_by'?)",
          "path, format, partition_by, mode, schema_change, empty_partition_value, "
-         "long_partition_value, rejects_path, max_reject_fraction"),
+         "long_partition_value, rejects_path, max_reject_fraction, max_cost"),
         ("unit_of_work", "bucket", "unit_of_work.bucket", " (did you mean 'buckets'?)",
          "keys, order_by, buckets, target_bucket_mb, engine, max_unit_rows, rows_per_call"),
         ("source", "filters", "source.filters", " (did you mean 'filter'?)",
