@@ -32,6 +32,8 @@ from batch_scoring.jobs.config import PricesConfig
 log = logging.getLogger("batch_scoring")
 
 REST_TIMEOUT_SECONDS = 5.0
+LABELS = {"allocated_core_seconds": "executor core-seconds allocated", "busy_core_seconds": "busy",
+          "vcpu_hours": "vCPU-hours", "memory_gb_hours": "memory GB-hours", "storage_gb_hours": "storage GB-hours"}
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,7 @@ class RunCost:
 
     def describe(self) -> str:
         """One line, e.g. ``USD 0.0123 (USD 0.41 per million rows; 3.2 vCPU-hours ...)``."""
-        measured = ", ".join(f"{value:,.4g} {name.replace('_', ' ')}" for name, value in self.resources.items())
+        measured = ", ".join(f"{value:,.4g} {LABELS.get(name, name)}" for name, value in self.resources.items())
         if self.amount is None:
             return f"{measured} (no price for {self.basis}: set prices.core_hour in the profile)"
         per_million = (f", {self.currency} {self.per_million_rows:,.4f} per million rows"
@@ -117,16 +119,20 @@ def executor_core_seconds(spark) -> tuple[float, float] | None:
     or does not answer within :data:`REST_TIMEOUT_SECONDS`.
     """
     context = spark.sparkContext
-    if not context.uiWebUrl:
+    try:  # a stopped run may have lost the JVM
+        ui, task_cpus = context.uiWebUrl, int(context.getConf().get("spark.task.cpus", "1"))
+    except Exception as error:  # noqa: BLE001 - py4j errors of a JVM that is gone
+        log.debug("no executor core-seconds: %s", error)
         return None
-    url = f"{context.uiWebUrl.rstrip('/')}/api/v1/applications/{context.applicationId}/allexecutors"
+    if not ui:
+        return None
+    url = f"{ui.rstrip('/')}/api/v1/applications/{context.applicationId}/allexecutors"
     try:
         with urllib.request.urlopen(url, timeout=REST_TIMEOUT_SECONDS) as response:  # noqa: S310 - the driver's own UI
             executors = json.load(response)
     except (OSError, ValueError) as error:
         log.debug("no executor core-seconds from %s: %s", url, error)
         return None
-    task_cpus = int(context.getConf().get("spark.task.cpus", "1"))
     now = time.time()
     allocated = sum(e.get("totalCores", 0) * _seconds_up(e, now) for e in executors)
     busy = sum(e.get("totalDuration", 0) for e in executors) / 1000 * task_cpus

@@ -11,9 +11,12 @@ run starts Spark and, writing nothing anywhere:
   files' metadata columns (``_metadata.file_path`` / ``file_size``: a scan that reads no data
   column);
 * estimates the units of work (``approx_count_distinct`` of the keys, HyperLogLog++, relative
-  standard deviation 5 %) and the buckets the run would use.
+  standard deviation 5 %) and the buckets the run would use;
+* counts the rows it would read and estimates the run's cost from the job's latest priced run
+  (:mod:`~batch_scoring.jobs.cost_estimate`), which ``output.max_cost`` is checked against.
 
-Cost: one metadata scan of the pruned files and one pass over the key columns.
+Cost: one metadata scan of the pruned files, one row count (for Parquet and Delta answered
+from file metadata where Spark can) and one pass over the key columns.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from pyspark.sql import functions as F
 
 from batch_scoring.jobs.commit import prepare_targets
 from batch_scoring.jobs.config import JobConfig
+from batch_scoring.jobs.cost_estimate import CostEstimate, estimate_cost
 from batch_scoring.jobs.quarantine import check_columns
 from batch_scoring.jobs.sources import choose_buckets, read_source
 
@@ -36,8 +40,9 @@ LISTED_FILES = 20
 @dataclass
 class RunPlan:
     """What a run of the job would do: ``files`` (path, bytes) read after pruning, ``input_bytes``,
-    ``units`` (estimated distinct unit-of-work keys; None for a model job), ``buckets`` (None for
-    a model job or the reference engine), ``model`` (URI, version, SHA-256 of the model)."""
+    ``rows`` read, ``units`` (estimated distinct unit-of-work keys; None for a model job),
+    ``buckets`` (None for a model job or the reference engine), ``model`` (URI, version,
+    SHA-256 of the model), ``cost`` (the estimate, None without an earlier priced run)."""
 
     job: str
     run_date: str
@@ -48,6 +53,8 @@ class RunPlan:
     units: int | None = None
     buckets: int | None = None
     model: dict[str, str | None] | None = None
+    rows: int = 0
+    cost: CostEstimate | None = None
 
     def describe(self) -> str:
         """The plan as the text ``--dry-run`` prints."""
@@ -64,6 +71,10 @@ class RunPlan:
             lines.append(f"  units    about {self.units:,} (approx_count_distinct of the keys)")
         if self.buckets is not None:
             lines.append(f"  buckets  {self.buckets:,}")
+        lines.append(f"  rows     {self.rows:,} read")
+        lines.append(f"  cost     {self.cost.describe()}" if self.cost else
+                     "  cost     no estimate: no earlier run of this output recorded a cost "
+                     "(output.max_cost is not checked)")
         return "\n".join(lines)
 
 
@@ -80,6 +91,8 @@ def plan_run(spark: SparkSession, job: JobConfig, run_date: dt.date, s3_scheme: 
     plan = RunPlan(job.job, run_date.isoformat(), targets.output, targets.rejects)
     plan.files = input_files(source)
     plan.input_bytes = sum(size for _, size in plan.files)
+    plan.rows = source.count()
+    plan.cost = estimate_cost(spark, targets.output, plan.rows)
     if job.model is not None and job.model.route is None:
         plan.model = _checked_model(job, source)
     if job.function is not None:

@@ -24,7 +24,10 @@ run stopped by a budget, exit 4, the counts it had made), ``phases`` (seconds pe
 :mod:`~batch_scoring.jobs.phases`), ``commit`` (the tables the attempt commits and, in order,
 those that committed; null when it never reached its commit),
 ``replaces`` (the rows of the run date the commit replaces and the runs that wrote them, null
-when the date held none), ``error`` (type, message, exit code, phase, signal), and, once the
+when the date held none), ``error`` (type, message, exit code, phase, signal), ``cost`` (the
+executor core-seconds of the attempt, allocated and busy, and their amount at the profile's
+``prices.core_hour``: :mod:`~batch_scoring.jobs.cost`; null while committing or without the
+Spark UI), and, once the
 run report is written (:mod:`~batch_scoring.jobs.run_report`), ``report`` (its path, the
 previous run compared with, and the drift per column).
 
@@ -49,7 +52,8 @@ from typing import Any
 from pyspark.sql import SparkSession
 
 from batch_scoring.jobs.commit import CommitJournal, RunSummary
-from batch_scoring.jobs.config import JobConfig
+from batch_scoring.jobs.config import JobConfig, PricesConfig
+from batch_scoring.jobs.cost import core_seconds_cost, executor_core_seconds
 from batch_scoring.jobs.errors import ConfigError
 from batch_scoring.jobs.filesystem import (
     hadoop_filesystem,
@@ -79,6 +83,7 @@ class ManifestRecorder(CommitJournal):
         run_date: the run date.
         run_id: the attempt's id.
         s3_scheme: how ``s3://`` paths are reached (the profile's).
+        prices: the profile's prices, for the run's ``cost``.
     """
 
     spark: SparkSession
@@ -86,6 +91,7 @@ class ManifestRecorder(CommitJournal):
     run_date: dt.date
     run_id: str
     s3_scheme: str = "s3a"
+    prices: PricesConfig = dataclasses.field(default_factory=PricesConfig)
     started_at: dt.datetime = dataclasses.field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
     commit: dict[str, Any] | None = None
 
@@ -174,12 +180,19 @@ class ManifestRecorder(CommitJournal):
             "spark": self._spark_facts(),
             "inputs": redact(self._inputs()),
             "model": redact(_model(summary)),
-            "rows": _rows(self.spark, summary) if summary else rows,
+            "rows": (rows := _rows(self.spark, summary) if summary else rows),
             "phases": {k: round(v, 3) for k, v in self.phases.seconds.items()},
             "commit": self.commit,
             "replaces": self.replaces,
             "error": error,
+            "cost": self._cost(rows) if status != "committing" else None,
         }
+
+    def _cost(self, rows: dict[str, Any] | None) -> dict[str, Any] | None:
+        measured = executor_core_seconds(self.spark)
+        if measured is None:
+            return None
+        return core_seconds_cost(*measured, self.prices, (rows or {}).get("in")).as_dict()
 
     def __post_init__(self) -> None:
         context = self.spark.sparkContext  # read now: a stopped run may have lost the JVM
@@ -204,7 +217,8 @@ class ManifestRecorder(CommitJournal):
         finished = dt.datetime.now(dt.timezone.utc)
         document = {**self.last_document, "finished_at": finished.isoformat(),
                     "seconds": round((finished - self.started_at).total_seconds(), 3),
-                    "phases": {k: round(v, 3) for k, v in self.phases.seconds.items()}, "report": report}
+                    "phases": {k: round(v, 3) for k, v in self.phases.seconds.items()}, "report": report,
+                    "cost": self._cost(self.last_document.get("rows"))}
         return self._write(document)
 
     def _write(self, document: dict[str, Any]) -> str:

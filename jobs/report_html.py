@@ -12,6 +12,7 @@ from typing import Any
 from jinja2 import Environment
 
 from batch_scoring.jobs import report_charts as charts
+from batch_scoring.jobs.cost import RunCost
 from batch_scoring.jobs.report_data import RunReport
 
 TEMPLATE = """<!DOCTYPE html>
@@ -60,6 +61,7 @@ package {{ m.code.package_version }}
 <table><tr><th>phase</th><th>seconds</th></tr>
 {% for name, seconds in m.phases.items() %}<tr><td>{{ name }}</td><td>{{ "%.2f"|format(seconds) }}</td></tr>{% endfor %}
 </table>
+{% if cost %}<p>cost (the run up to its commit): {{ cost }}</p>{% endif %}
 {{ image(images.phases, "seconds per phase") }}
 
 {% if report.unit_sizes %}{% set u = report.unit_sizes %}
@@ -117,6 +119,7 @@ def render_report(report: RunReport, links: dict[str, str] | None = None) -> str
     return template.render(
         m=manifest, report=report, previous=report.previous, links=links or {},
         counts=_counts(manifest, report.previous), images=_images(report),
+        cost=RunCost(**manifest["cost"]).describe() if manifest.get("cost") else None,
         image=_image_tag, change=_change, num=_number, key_text=_key_text,
         mean=lambda values: sum(values) / max(len(list(values)), 1),
     )

@@ -30,6 +30,8 @@ from pyspark.sql import functions as F
 from batch_scoring.jobs.config import JobConfig, PlatformProfile, load_job, load_profile, parse_run_date
 from batch_scoring.jobs.errors import JobError
 from batch_scoring.jobs.commit import RunSummary, new_run_id
+from batch_scoring.jobs.cost import RunCost
+from batch_scoring.jobs.cost_estimate import check_cost_limit
 from batch_scoring.jobs.dry_run import plan_run
 from batch_scoring.jobs.manifest import ManifestRecorder, package_version
 from batch_scoring.jobs.ownership import OwnershipError
@@ -137,8 +139,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         spark.sparkContext.setLogLevel("ERROR" if args.quiet else "INFO")
     log.info("Spark settings: %s", redact(spark_settings(profile, job)))
     if args.dry_run:
-        return dry_run(spark, job, run_date, profile.s3_scheme)
-    recorder = ManifestRecorder(spark, job, run_date, run_id or new_run_id(run_date), profile.s3_scheme)
+        return dry_run(spark, job, run_date, profile)
+    recorder = ManifestRecorder(spark, job, run_date, run_id or new_run_id(run_date), profile.s3_scheme,
+                                profile.prices)
     signals = answered_signals()
     try:
         with signals, stage_progress(spark, lambda: recorder.phases.current,
@@ -158,13 +161,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     with stage_progress(spark, lambda: recorder.phases.current, args.progress_interval, quiet=args.quiet):
         report = write_run_report(spark, job, summary, recorder)
     details = run_details(spark, job, summary)
+    cost = recorder.last_document.get("cost")
     if args.json:
-        print(json.dumps({**summary.as_dict(), **details, "manifest": manifest, "report": report}, indent=2))
+        print(json.dumps({**summary.as_dict(), **details, "manifest": manifest, "report": report,
+                          "cost": cost}, indent=2))
     else:
         print_summary(summary, job, details)
         print(f"manifest: {manifest}")
         if report:
             print(f"report: {report}")
+        if cost:
+            print(f"cost: {RunCost(**cost).describe()}")
     if args.summary_json:
         with open(args.summary_json, "w") as file:
             json.dump({**summary.as_dict(), **details}, file, indent=2)
@@ -190,11 +197,14 @@ def configure_logging(level: int) -> None:
     log.setLevel(level)
 
 
-def dry_run(spark, job: JobConfig, run_date: dt.date, s3_scheme: str) -> int:
-    """Print the run's plan (:mod:`~batch_scoring.jobs.dry_run`); return the exit code. Writes
-    nothing: no manifest, no output, no rejects."""
+def dry_run(spark, job: JobConfig, run_date: dt.date, profile: PlatformProfile) -> int:
+    """Print the run's plan (:mod:`~batch_scoring.jobs.dry_run`) and check its estimated cost
+    against ``output.max_cost`` (exit 4 above it); return the exit code. Writes nothing: no
+    manifest, no output, no rejects."""
     try:
-        print(plan_run(spark, job, run_date, s3_scheme).describe())
+        plan = plan_run(spark, job, run_date, profile.s3_scheme)
+        print(plan.describe())
+        check_cost_limit(plan.cost, job.output.max_cost, profile.prices.currency)
     except JobError as error:
         print(f"error: {redact_text(str(error))}", file=sys.stderr)
         return error.exit_code

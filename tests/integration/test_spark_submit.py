@@ -43,6 +43,13 @@ def test_local_submit_prices_every_unit_and_writes_a_summary(workdir):
     assert "rows in" in result.stdout and "units" in result.stdout
     out = pd.read_parquet(workdir / "out" / "run_date=2026-11-22")
     assert len(out) == 30 and out["price"].gt(0).all()
+    # the driver's executor core-seconds, from its own Spark UI's REST API
+    manifest = workdir / "out" / "_manifests" / "run_date=2026-11-22" / f"{summary['run_id']}.json"
+    cost = json.loads(manifest.read_text())["cost"]
+    allocated, busy = cost["resources"]["allocated_core_seconds"], cost["resources"]["busy_core_seconds"]
+    assert 0 < busy <= allocated and cost["basis"] == "executor core-seconds"
+    assert cost["amount"] is None  # conf/local.yaml sets no prices.core_hour
+    assert f"cost: {allocated:,.4g} executor core-seconds allocated, {busy:,.4g} busy" in result.stdout
 
 
 def test_unknown_config_field_exits_2_before_spark_starts(workdir):

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import pandas as pd
 
 from batch_scoring.jobs import run_job
+from batch_scoring.jobs.config import PricesConfig
+from batch_scoring.jobs.cost import core_seconds_cost
 from batch_scoring.jobs.sample_data import write_sample
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,3 +56,53 @@ def test_a_source_breaking_the_contract_is_refused_as_a_run_would_be(spark, tmp_
     assert "breaks the function's input contract: column 'price' is string, expected numeric" in \
         capsys.readouterr().err
     assert not out.exists()
+
+
+def priced_run(source: Path, out: Path, core_seconds: float, core_hour: float) -> dict:
+    """A committed run of ``source`` into ``out`` whose manifest holds a priced ``cost``.
+
+    The test session runs without the Spark UI, so the run records no core-seconds itself
+    (tests/integration/test_spark_submit.py checks the measured ones); its ``cost`` is set here
+    as the driver writes it, for ``core_seconds`` at ``core_hour`` USD.
+    """
+    assert run_job.main(["--job", str(ROOT / "conf/jobs/data_pricing.yaml"), "--run-date", "2026-11-21",
+                         "--run-id", "priced", "--set", f"source.path={source}", "--set", f"output.path={out}",
+                         "--set", "source.filter=null", "--set", "report.enabled=false"]) == 0
+    path = out / "_manifests" / "run_date=2026-11-21" / "priced.json"
+    manifest = json.loads(path.read_text())
+    manifest["cost"] = core_seconds_cost(core_seconds, core_seconds, PricesConfig(core_hour=core_hour),
+                                         manifest["rows"]["in"]).as_dict()
+    path.write_text(json.dumps(manifest))
+    return manifest
+
+
+def test_the_plan_estimates_the_cost_from_the_last_priced_run_and_max_cost_refuses_above_it(
+        spark, tmp_path, capsys):
+    source, out = tmp_path / "sales", tmp_path / "prices"
+    write_sample("bundle_sales", source, rows=20 * 50, units=20, seed=4)
+    earlier = priced_run(source, out, core_seconds=7200.0, core_hour=0.5)  # USD 1.00
+    rows_in = earlier["rows"]["in"]
+    planned = len(pd.read_parquet(source).query("sale_month >= '2026-09'"))
+    expected = round(1.0 / rows_in * planned, 4)
+    capsys.readouterr()
+
+    assert run_job.main(dry_run(source, out, "--set", "source.filter=sale_month >= '2026-09'")) == 0
+    printed = capsys.readouterr().out
+    assert f"rows     {planned:,} read" in printed
+    assert f"cost     about USD {expected:,.4f} ({planned:,} rows at USD {1e6 / rows_in:,.4f} per million " \
+           f"rows, the executor core-seconds of run priced of 2026-11-21)" in printed
+
+    below = dry_run(source, out, "--set", "source.filter=sale_month >= '2026-09'",
+                    "--set", f"output.max_cost={expected / 2}")
+    assert run_job.main(below) == 4
+    assert f"above output.max_cost USD {expected / 2:,.4f}" in capsys.readouterr().err
+    above = dry_run(source, out, "--set", "source.filter=sale_month >= '2026-09'",
+                    "--set", f"output.max_cost={expected * 2}")
+    assert run_job.main(above) == 0
+
+
+def test_without_a_priced_run_there_is_no_estimate_and_max_cost_refuses_nothing(spark, tmp_path, capsys):
+    source, out = tmp_path / "sales", tmp_path / "prices"
+    write_sample("bundle_sales", source, rows=200, units=5, seed=4)
+    assert run_job.main(dry_run(source, out, "--set", "source.filter=null", "--set", "output.max_cost=0.01")) == 0
+    assert "cost     no estimate: no earlier run of this output recorded a cost" in capsys.readouterr().out
