@@ -20,6 +20,7 @@ from typing import Any
 from pyspark.sql import SparkSession
 
 from batch_scoring.jobs.config import load_profile
+from batch_scoring.jobs.cost import RunCost
 from batch_scoring.jobs.errors import ConfigError, InputError, JobError
 from batch_scoring.jobs.filesystem import path_exists
 from batch_scoring.jobs.manifest import (
@@ -120,6 +121,8 @@ def describe(manifest: dict[str, Any], report: str | None) -> str:
     phases = manifest.get("phases") or {}
     if phases:
         lines.append("phases: " + ", ".join(f"{name} {seconds:,.1f} s" for name, seconds in phases.items()))
+    if manifest.get("cost"):
+        lines.append(f"cost: {RunCost(**manifest['cost']).describe()}")
     facts = manifest.get("report") or {}
     previous = facts.get("previous_run")
     if previous:

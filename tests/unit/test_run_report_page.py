@@ -96,10 +96,11 @@ def test_a_failed_run_shows_its_error_and_no_report():
     ]
 
 
-def test_the_run_cost_is_shown_beside_the_phases_when_the_manifest_has_one():
+def test_the_run_cost_is_shown_beside_the_phases_and_by_batch_score_report():
     cost = {"basis": "executor core-seconds", "resources": {"allocated_core_seconds": 7200.0, "busy_core_seconds": 3600.0},
             "amount": 0.5, "currency": "USD", "prices_as_of": "2026-12", "per_million_rows": 500.0}
     page = render_report(report(manifest={**MANIFEST, "cost": cost}))
     assert ("cost (the run up to its commit): USD 0.5000, USD 500.0000 per million rows; 7,200 executor "
             "core-seconds allocated, 3,600 busy at prices of 2026-12") in page
     assert "cost (the run" not in render_report(report())
+    assert "cost: USD 0.5000, USD 500.0000 per million rows;" in describe({**MANIFEST, "cost": cost}, None)
