@@ -187,7 +187,7 @@ def collect_report(
     earlier = _bounded(previous_rows, previous, "the previous run", notes) if previous else None
     try:
         numeric = numeric_columns(current, earlier, numeric_names)
-        text = [text_column(current, earlier, name) for name in text_names]
+        text = text_columns(current, earlier, text_names)
         group_by = _group_by(job, current, notes)
         spreads = group_spreads(current, group_by, [c.name for c in numeric]) if group_by else []
     finally:
@@ -347,31 +347,61 @@ def _decile_bin(name: str, edges: list[float]) -> Column:
     return F.when(value.isNull() | F.isnan(value), None).otherwise(index.cast("int"))
 
 
-def text_column(output: DataFrame, previous: DataFrame | None, name: str) -> TextColumn:
-    """Top values of a text or boolean column, and their drift against the previous run."""
-    value = F.col(name).cast("string")
+def text_columns(output: DataFrame, previous: DataFrame | None, names: list[str]) -> list[TextColumn]:
+    """Top values of each text or boolean column in ``names``, and their drift against the
+    previous run: two aggregations per run, whatever the number of columns."""
+    if not names:
+        return []
     runs = [output] if previous is None else [output, previous]
-    top_values = list(dict.fromkeys(v for df in runs for v in _top_values(df, value)))
-    top, nulls = _category_counts(output, value, top_values)
-    column = TextColumn(name=name, rows=sum(c for _, c in top) + nulls, nulls=nulls, top=top)
-    if previous is not None:
-        column.previous_top, _ = _category_counts(previous, value, top_values)
-        column.psi = population_stability_index([c for _, c in column.previous_top],
-                                                [c for _, c in column.top])
-    return column
+    tops = [_top_values(df, names) for df in runs]
+    categories = {n: list(dict.fromkeys(v for top in tops for v in top[n])) for n in names}
+    counts = _category_counts(output, categories)
+    before = _category_counts(previous, categories) if previous is not None else {}
+    columns = []
+    for name in names:
+        top, nulls = counts[name]
+        column = TextColumn(name=name, rows=sum(c for _, c in top) + nulls, nulls=nulls, top=top)
+        if previous is not None:
+            column.previous_top = before[name][0]
+            column.psi = population_stability_index([c for _, c in column.previous_top],
+                                                    [c for _, c in column.top])
+        columns.append(column)
+    return columns
 
 
-def _top_values(df: DataFrame, value: Column) -> list[str]:
-    return [r["v"] for r in df.where(value.isNotNull()).groupBy(value.alias("v")).count()
-            .orderBy(F.desc("count"), "v").limit(TOP_VALUES).collect()]
+def _as_pairs(names: list[str], value_of) -> Column:
+    """One ``(i, v)`` row per column ``names[i]`` of each input row, ``v`` = ``value_of(name)``."""
+    return F.explode(F.array(*[F.struct(F.lit(i).alias("i"), value_of(n).alias("v"))
+                               for i, n in enumerate(names)])).alias("p")
 
 
-def _category_counts(df: DataFrame, value: Column, categories: list[str]) -> tuple[list[tuple[str, int]], int]:
-    """Rows per category (the rest as :data:`OTHER`), and the null rows, in one aggregation."""
-    category = F.when(value.isNull(), None).when(value.isin(categories), value).otherwise(F.lit(OTHER))
-    counts = {r["c"]: int(r["count"]) for r in df.groupBy(category.alias("c")).count().collect()}
-    named = [c for c in categories if c != OTHER]
-    return [(c, counts.get(c, 0)) for c in named] + [(OTHER, counts.get(OTHER, 0))], counts.get(None, 0)
+def _top_values(df: DataFrame, names: list[str]) -> dict[str, list[str]]:
+    """The :data:`TOP_VALUES` most frequent non-null values of each column (ties by value)."""
+    pairs = df.select(_as_pairs(names, lambda n: F.col(n).cast("string")))
+    counted = pairs.where(F.col("p.v").isNotNull()).groupBy("p.i", "p.v").count()
+    rank = F.row_number().over(Window.partitionBy("i").orderBy(F.desc("count"), "v"))
+    rows = counted.withColumn("_r", rank).where(F.col("_r") <= TOP_VALUES).orderBy("i", "_r").collect()
+    out: dict[str, list[str]] = {n: [] for n in names}
+    for row in rows:
+        out[names[row["i"]]].append(row["v"])
+    return out
+
+
+def _category_counts(
+    df: DataFrame, categories: dict[str, list[str]],
+) -> dict[str, tuple[list[tuple[str, int]], int]]:
+    """Per column, rows per category (the rest as :data:`OTHER`) and its null rows, in one
+    aggregation over every column."""
+    def category(name: str) -> Column:
+        value = F.col(name).cast("string")
+        return F.when(value.isNull(), None).when(value.isin(categories[name]), value).otherwise(F.lit(OTHER))
+
+    names = list(categories)
+    counts: dict[str, dict[str | None, int]] = {n: {} for n in names}
+    for row in df.select(_as_pairs(names, category)).groupBy("p.i", "p.v").count().collect():
+        counts[names[row["i"]]][row["v"]] = int(row["count"])
+    return {n: ([(c, counts[n].get(c, 0)) for c in categories[n] if c != OTHER]
+                + [(OTHER, counts[n].get(OTHER, 0))], counts[n].get(None, 0)) for n in names}
 
 
 def _group_by(job: JobConfig, output: DataFrame, notes: list[str]) -> str | None:
