@@ -31,6 +31,12 @@ def add_bad_rows(sales: Path) -> None:
     pq.write_table(bad, partition / "bad-rows.parquet")
 
 
+# Job flags for a run whose report is not the test's subject: the report costs a few Spark
+# jobs after every commit (tests/spark/test_run_report.py, test_run_manifest.py and the
+# spark-submit, S3 and tutorial tests keep it on).
+NO_REPORT = ("--set", "report.enabled=false")
+
+
 def run_spark_submit(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     """Run ``./spark-submit.sh <args>`` in ``cwd`` with this interpreter as the job's Python;
     output captured as text, at most 600 s."""

@@ -24,6 +24,7 @@ import pytest
 
 import boosting_libs
 from boosting_libs import NULL_ID, REQUIREMENT
+from job_inputs import NO_REPORT
 
 pytestmark = pytest.mark.spark  # the jobs with the libraries start Spark in a child process
 
@@ -74,7 +75,7 @@ def run_job(folder: Path, library: str, output_root: Path, env: dict[str, str]) 
     return subprocess.run(
         [sys.executable, "-m", "batch_scoring.jobs.run_job",
          "--job", str(write_job(folder, library, output_root)),
-         "--profile", str(ROOT / "conf/local.yaml"), "--run-date", "2026-11-22"],
+         "--profile", str(ROOT / "conf/local.yaml"), "--run-date", "2026-11-22", *NO_REPORT],
         cwd=folder, env=env, capture_output=True, text=True, timeout=600,
     )
 

@@ -21,7 +21,7 @@ from pyspark.testing import assertDataFrameEqual
 
 from batch_scoring.jobs.sample_data import write_sample
 from batch_scoring.jobs.sample_model import save_sample_model
-from job_inputs import BAD_ROWS, add_bad_rows
+from job_inputs import NO_REPORT, BAD_ROWS, add_bad_rows
 
 # Not in the EMR 7 pass: the standalone cluster on Spark 3.5 is covered there by
 # test_fault_injection.py's cluster test (the same job on a cluster, output equal to local).
@@ -58,7 +58,7 @@ def spark_submit(workdir: Path, target: str, job: str, name: str, *extra: str) -
     return subprocess.run(
         [str(ROOT / "spark-submit.sh"), target, str(ROOT / f"conf/jobs/{job}.yaml"),
          "--run-date", RUN_DATE, "--summary-json", str(workdir / f"{name}.json"),
-         "--set", f"source.path={workdir / 'sales'}", "--set", "source.filter=null",
+         "--set", f"source.path={workdir / 'sales'}", "--set", "source.filter=null", *NO_REPORT,
          "--set", f"output.path={workdir / name}", *extra],
         cwd=workdir, env=env, capture_output=True, text=True, timeout=600,
     )

@@ -44,7 +44,7 @@ from pyspark.testing import assertDataFrameEqual
 from batch_scoring.jobs.sample_data import write_sample
 from batch_scoring.udfs.data_pricing import DataPricingParams, data_pricing_input_rules, price_data
 from batch_scoring.udfs.pandas_quarantine import split_rejects_pandas
-from job_inputs import BAD_ROWS, add_bad_rows
+from job_inputs import NO_REPORT, BAD_ROWS, add_bad_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN_DATE = "2026-11-22"
@@ -169,7 +169,7 @@ def job_args(workdir: Path, output: str, *extra: str) -> list[str]:
     return [
         str(ROOT / "conf/jobs/data_pricing.yaml"), "--run-date", RUN_DATE,
         "--summary-json", str(workdir / f"{output}.json"),
-        "--set", f"source.path={sales}", "--set", "source.filter=null",
+        "--set", f"source.path={sales}", "--set", "source.filter=null", *NO_REPORT,
         "--set", f"output.path={workdir / output}", "--set", f"unit_of_work.buckets={BUCKETS}",
         "--set", "function.name=fault_pricing:price", "--set", "function.allowed_modules=[fault_pricing]",
         "--set", f"function.params.source={sales}", *extra,

@@ -14,7 +14,7 @@ from batch_scoring.jobs import pipeline
 from batch_scoring.jobs.config import load_job
 from batch_scoring.jobs.errors import ReconciliationError
 from batch_scoring.jobs.sample_data import make_bundle_sales
-from job_inputs import run_spark_submit
+from job_inputs import NO_REPORT, run_spark_submit
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN_DATE = "2026-11-22"
@@ -38,7 +38,7 @@ def job_args(folder: Path, source: str, *extra: str) -> list[str]:
     return [
         "local", str(ROOT / "conf/jobs/data_pricing.yaml"), "--run-date", RUN_DATE,
         "--set", f"source.path={folder / source}", "--set", f"output.path={folder / 'out'}",
-        "--set", "output.format=parquet", "--set", "source.filter=null",
+        "--set", "output.format=parquet", "--set", "source.filter=null", *NO_REPORT,
         "--set", "output.max_reject_fraction=0.1", *extra,
     ]
 

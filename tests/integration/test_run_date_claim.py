@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from batch_scoring.jobs.sample_data import write_sample
+from job_inputs import NO_REPORT
 
 ROOT = Path(__file__).resolve().parents[2]
 DAY = "2026-11-22"
@@ -23,7 +24,7 @@ def start(source: Path, output: Path, fmt: str, run_id: str) -> subprocess.Popen
     return subprocess.Popen(
         [sys.executable, "-m", "batch_scoring.jobs.run_job", "--job", "conf/jobs/data_pricing.yaml",
          "--profile", "conf/local.yaml", "--run-date", DAY, "--run-id", run_id,
-         "--set", f"source.path={source}", "--set", "source.filter=null",
+         "--set", f"source.path={source}", "--set", "source.filter=null", *NO_REPORT,
          "--set", f"output.path={output}", "--set", f"output.format={fmt}",
          "--set", "output.mode=fail_if_run_exists", "--set", "unit_of_work.buckets=2"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

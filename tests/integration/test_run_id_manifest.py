@@ -12,6 +12,7 @@ import pytest
 from batch_scoring.jobs import run_job
 from batch_scoring.jobs.run_ids import manifest_file_name
 from batch_scoring.jobs.sample_data import write_sample
+from job_inputs import NO_REPORT
 
 pytestmark = pytest.mark.one_line  # run ids and manifest names: same on both Spark lines
 
@@ -30,7 +31,7 @@ def run(sales: Path, out: Path, run_id: str) -> int:
     return run_job.main([
         "--job", str(ROOT / "conf/jobs/data_pricing.yaml"), "--run-date", DAY, "--run-id", run_id,
         "--set", f"source.path={sales}", "--set", f"output.path={out}", "--set", "output.format=parquet",
-        "--set", "source.filter=null",
+        "--set", "source.filter=null", *NO_REPORT,
     ])
 
 

@@ -26,6 +26,7 @@ from batch_scoring.jobs.config import load_job
 from batch_scoring.jobs.manifest import ManifestRecorder
 from batch_scoring.jobs.sample_data import write_sample
 from batch_scoring.jobs.session import write_properties_file
+from job_inputs import NO_REPORT
 
 pytestmark = pytest.mark.one_line  # the process list: same on both Spark lines
 
@@ -88,7 +89,7 @@ def test_spark_submit_run_shows_no_secret_in_ps_and_removes_its_properties_file(
         str(ROOT / "spark-submit.sh"), "local", str(workdir / "job.yaml"), "--run-date", "2026-11-22",
         "--run-id", "scheduled__2026-11-22T02:00:00+00:00",
         "--set", f"source.path={workdir / 'sales'}", "--set", f"output.path={workdir / 'out'}",
-        "--set", "source.filter=null",
+        "--set", "source.filter=null", *NO_REPORT,
     ]
     process = subprocess.Popen(command, cwd=workdir, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
