@@ -79,6 +79,7 @@ def manifest(output: Path, run_id: str) -> dict:
     return json.loads((output / "_manifests" / "run_date=2026-11-22" / f"{run_id}.json").read_text())
 
 
+@pytest.mark.one_line  # the manifest's commit record is ours; both lines' commits: test_fault_injection
 def test_a_run_killed_between_its_two_commits_leaves_a_manifest_saying_what_committed(spark, tmp_path):
     source, output = sales(tmp_path / "sales"), tmp_path / "prices"
     rejects = tmp_path / "prices_rejects"
