@@ -21,7 +21,7 @@ from pyspark.testing import assertDataFrameEqual
 
 from batch_scoring.jobs.sample_data import write_sample
 from batch_scoring.jobs.sample_model import save_sample_model
-from job_inputs import NO_REPORT, BAD_ROWS, add_bad_rows
+from job_inputs import BAD_ROWS, NO_REPORT, add_bad_rows
 
 # Not in the EMR 7 pass: the standalone cluster on Spark 3.5 is covered there by
 # test_fault_injection.py's cluster test (the same job on a cluster, output equal to local).

@@ -378,7 +378,6 @@ def wait_for_cluster_state(cluster, alive_workers: int, completed_apps: int, tim
         time.sleep(0.5)
 
 
-@pytest.mark.one_line  # executor loss is Spark's; the rerun tests below run on both lines
 def test_a_cluster_worker_killed_mid_job_is_survived_with_the_same_output(spark, workdir, baseline, tmp_path):
     """A standalone cluster of two workers (1 core, 2 GiB each: one 2 GiB executor each, so
     the survivor can run every task). Every call of the function is held until released; while
