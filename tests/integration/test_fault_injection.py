@@ -44,7 +44,7 @@ from pyspark.testing import assertDataFrameEqual
 from batch_scoring.jobs.sample_data import write_sample
 from batch_scoring.udfs.data_pricing import DataPricingParams, data_pricing_input_rules, price_data
 from batch_scoring.udfs.pandas_quarantine import split_rejects_pandas
-from job_inputs import NO_REPORT, BAD_ROWS, add_bad_rows
+from job_inputs import BAD_ROWS, NO_REPORT, add_bad_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN_DATE = "2026-11-22"
