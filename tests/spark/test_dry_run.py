@@ -11,6 +11,7 @@ import pandas as pd
 from batch_scoring.jobs import run_job
 from batch_scoring.jobs.config import PricesConfig
 from batch_scoring.jobs.cost import core_seconds_cost
+from batch_scoring.jobs.filesystem import write_text
 from batch_scoring.jobs.sample_data import write_sample
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,7 +59,7 @@ def test_a_source_breaking_the_contract_is_refused_as_a_run_would_be(spark, tmp_
     assert not out.exists()
 
 
-def priced_run(source: Path, out: Path, core_seconds: float, core_hour: float) -> dict:
+def priced_run(spark, source: Path, out: Path, core_seconds: float, core_hour: float) -> dict:
     """A committed run of ``source`` into ``out`` whose manifest holds a priced ``cost``.
 
     The test session runs without the Spark UI, so the run records no core-seconds itself
@@ -72,7 +73,7 @@ def priced_run(source: Path, out: Path, core_seconds: float, core_hour: float) -
     manifest = json.loads(path.read_text())
     manifest["cost"] = core_seconds_cost(core_seconds, core_seconds, PricesConfig(core_hour=core_hour),
                                          manifest["rows"]["in"]).as_dict()
-    path.write_text(json.dumps(manifest))
+    write_text(spark, str(path), json.dumps(manifest))  # through Hadoop: its checksum file follows
     return manifest
 
 
@@ -80,25 +81,26 @@ def test_the_plan_estimates_the_cost_from_the_last_priced_run_and_max_cost_refus
         spark, tmp_path, capsys):
     source, out = tmp_path / "sales", tmp_path / "prices"
     write_sample("bundle_sales", source, rows=20 * 50, units=20, seed=4)
-    earlier = priced_run(source, out, core_seconds=7200.0, core_hour=0.5)  # USD 1.00
+    earlier = priced_run(spark, source, out, core_seconds=7200.0, core_hour=0.5)  # USD 1.00
     rows_in = earlier["rows"]["in"]
-    rows = pd.read_parquet(source)
-    planned = int((rows["sale_month"].astype(str) >= "2026-09").sum())
+    months = pd.read_parquet(source)["sale_month"].astype(str)
+    cut = sorted(months.unique())[months.nunique() // 2]
+    planned = int((months >= cut).sum())
+    assert 0 < planned < rows_in
     expected = planned / rows_in  # USD 1.00 for rows_in rows
     capsys.readouterr()
+    recent = ("--set", f"source.filter=sale_month >= '{cut}'")
 
-    assert run_job.main(dry_run(source, out, "--set", "source.filter=sale_month >= '2026-09'")) == 0
+    assert run_job.main(dry_run(source, out, *recent)) == 0
     printed = capsys.readouterr().out
     assert f"rows     {planned:,} read" in printed
     assert f"cost     about USD {expected:,.4f} ({planned:,} rows at USD {1e6 / rows_in:,.4f} per million " \
            f"rows, the executor core-seconds of run priced of 2026-11-21)" in printed
 
-    below = dry_run(source, out, "--set", "source.filter=sale_month >= '2026-09'",
-                    "--set", f"output.max_cost={expected / 2}")
+    below = dry_run(source, out, *recent, "--set", f"output.max_cost={expected / 2}")
     assert run_job.main(below) == 4
     assert f"above output.max_cost USD {expected / 2:,.4f}" in capsys.readouterr().err
-    above = dry_run(source, out, "--set", "source.filter=sale_month >= '2026-09'",
-                    "--set", f"output.max_cost={expected * 2}")
+    above = dry_run(source, out, *recent, "--set", f"output.max_cost={expected * 2}")
     assert run_job.main(above) == 0
 
 
