@@ -329,7 +329,8 @@ def run_url(uri: str, experiment_id: str, run_id: str) -> str | None:
 def bounded_http(timeout_seconds: int) -> Iterator[None]:
     """Within the block, MLflow's HTTP calls wait at most ``timeout_seconds`` per try and are
     retried at most :data:`HTTP_MAX_RETRIES` times, at most 2 seconds apart (MLflow's
-    ``MLFLOW_HTTP_REQUEST_*`` environment variables, read on each call, are set and restored)."""
+    ``MLFLOW_HTTP_REQUEST_*`` environment variables, read on each call, are set and restored),
+    and urllib3's line per retry is not logged (the caller reports the outcome once)."""
     bounds = {
         "MLFLOW_HTTP_REQUEST_TIMEOUT": str(timeout_seconds),
         "MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(HTTP_MAX_RETRIES),
@@ -337,10 +338,14 @@ def bounded_http(timeout_seconds: int) -> Iterator[None]:
         "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0",
     }
     saved = {name: os.environ.get(name) for name in bounds}
+    retries_log = logging.getLogger("urllib3.connectionpool")  # one warning per retry, else
+    saved_level = retries_log.level
     os.environ.update(bounds)
+    retries_log.setLevel(logging.ERROR)
     try:
         yield
     finally:
+        retries_log.setLevel(saved_level)
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)
