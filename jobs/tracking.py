@@ -145,18 +145,12 @@ def _record(spark: SparkSession, uri: str, experiment: str, manifest: Mapping[st
     client = mlflow.MlflowClient(tracking_uri=uri)
     experiment_id = experiment_id_of(client, experiment)
     tags = run_tags(manifest, manifest_path)
-    earlier = [run.info.run_id for run in client.search_runs(
-        [experiment_id], f"tags.`{TAG}attempt_key` = '{tags[TAG + 'attempt_key']}'")]
-    run = client.create_run(experiment_id, start_time=_millis(manifest.get("started_at")),
-                            tags=tags, run_name=manifest["run_id"])
-    run_id = run.info.run_id
+    earlier = _runs_of_attempt(client, experiment_id, tags[TAG + "attempt_key"])
+    run_id = client.create_run(experiment_id, start_time=_millis(manifest.get("started_at")),
+                               tags=tags, run_name=manifest["run_id"]).info.run_id
     try:
         _log_values(client, run_id, run_params(manifest.get("config") or {}), run_metrics(manifest))
-        with tempfile.TemporaryDirectory(prefix="batch-score-tracking-") as folder:
-            for path in filter(None, [manifest_path, report_path]):
-                local = Path(folder) / _file_name(path)
-                local.write_text(read_text(spark, path), encoding="utf-8")
-                client.log_artifact(run_id, str(local))
+        _log_files(client, spark, run_id, [p for p in (manifest_path, report_path) if p])
     except Exception as error:
         _flag_incomplete(client, run_id, error)
         raise
@@ -166,6 +160,21 @@ def _record(spark: SparkSession, uri: str, experiment: str, manifest: Mapping[st
         client.delete_run(replaced)
     return TrackedRun(redact_text(uri), experiment_id, run_id, run_url(uri, experiment_id, run_id),
                       tuple(earlier))
+
+
+def _runs_of_attempt(client, experiment_id: str, key: str) -> list[str]:
+    """Ids of the active MLflow runs recorded for the manifest whose :func:`attempt_key` is ``key``."""
+    found = client.search_runs([experiment_id], f"tags.`{TAG}attempt_key` = '{key}'")
+    return [run.info.run_id for run in found]
+
+
+def _log_files(client, spark: SparkSession, run_id: str, paths: list[str]) -> None:
+    """Log each file (any Hadoop file system) as an artifact of the run, under its own name."""
+    with tempfile.TemporaryDirectory(prefix="batch-score-tracking-") as folder:
+        for path in paths:
+            local = Path(folder) / _file_name(path)
+            local.write_text(read_text(spark, path), encoding="utf-8")
+            client.log_artifact(run_id, str(local))
 
 
 def experiment_id_of(client, name: str) -> str:
