@@ -11,11 +11,13 @@ created when missing). The MLflow run is named after the run id and holds:
 * metrics: ``rows_in``, ``rows_out``, ``rows_rejected``, ``units``, ``buckets``,
   ``rows_rejected.<reason>``, ``seconds``, ``phase_seconds.<phase>``, ``drift_psi.<column>``
   (when the report compared the run with an earlier one) and ``cost.<field>`` for every
-  number in the manifest's ``cost`` (when it has one);
+  number in the manifest's ``cost`` (``cost.amount``, ``cost.per_million_rows``,
+  ``cost.resources.busy_core_seconds``), when it has one;
 * tags: ``batch_scoring.run_id``, ``.run_date``, ``.job``, ``.status``, ``.manifest`` (its path),
   ``.version`` (the package's), ``.source_sha256``, ``.replaces`` (the run ids whose rows of
-  the run date this run replaced), ``.attempt_key`` (see below) and, for model jobs,
-  ``.model_uri``, ``.model_version``, ``.model_sha256``;
+  the run date this run replaced), ``.attempt_key`` (see below), ``.cost_currency`` (the
+  currency of ``cost.amount``) and, for model jobs, ``.model_uri``, ``.model_version``,
+  ``.model_sha256``;
 * artifacts: the manifest (``<run id>.json``) and the run report (``<run id>.html``) when one
   was written, read from wherever the run wrote them (local, ``s3a://``, HDFS).
 
@@ -283,6 +285,7 @@ def run_tags(manifest: Mapping[str, Any], manifest_path: str) -> dict[str, str]:
         "model_uri": model.get("uri"),
         "model_version": model.get("version"),
         "model_sha256": model.get("sha256"),
+        "cost_currency": (manifest.get("cost") or {}).get("currency"),
     }
     return {TAG + name: truncate(str(value), MAX_TAG_VALUE_LENGTH)
             for name, value in values.items() if value not in (None, "")}

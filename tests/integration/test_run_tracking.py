@@ -16,7 +16,7 @@ from mlflow.entities import ViewType
 from batch_scoring.jobs.config import load_job
 from batch_scoring.jobs.sample_data import write_sample
 from batch_scoring.jobs.tracking import record_run
-from job_inputs import run_spark_submit
+from job_inputs import NO_REPORT, run_spark_submit
 from mlflow_server import free_port
 
 pytestmark = [pytest.mark.spark, pytest.mark.one_line]
@@ -64,6 +64,8 @@ def test_a_submitted_run_is_an_mlflow_run_with_its_config_counts_tags_and_files(
     assert run.data.metrics["rows_out"] == manifest["rows"]["out"] == 20
     assert run.data.metrics["rows_in"] == manifest["rows"]["in"]
     assert run.data.metrics["phase_seconds.price"] == manifest["phases"]["price"]
+    core_seconds = manifest["cost"]["resources"]["allocated_core_seconds"]  # local[2]: the driver's UI answers
+    assert run.data.metrics["cost.resources.allocated_core_seconds"] == core_seconds > 0
     assert run.data.tags["batch_scoring.run_id"] == "tracked-1"
     assert run.data.tags["batch_scoring.run_date"] == RUN_DATE
     assert run.data.tags["batch_scoring.manifest"].endswith("/tracked/_manifests/run_date=2026-11-22/tracked-1.json")
@@ -74,8 +76,7 @@ def test_a_submitted_run_is_an_mlflow_run_with_its_config_counts_tags_and_files(
 
 def test_an_unreachable_tracking_server_is_a_warning_and_the_run_succeeds(workdir):
     uri = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    result = submit(workdir, "untracked", "untracked-1", "--set", f"tracking.uri={uri}",
-                    "--set", "report.enabled=false")
+    result = submit(workdir, "untracked", "untracked-1", "--set", f"tracking.uri={uri}", *NO_REPORT)
     output = result.stdout + result.stderr  # spark-submit merges the driver's stderr into stdout
     assert result.returncode == 0, output[-3000:]
     warnings = [line for line in output.splitlines() if "could not be recorded in MLflow" in line]

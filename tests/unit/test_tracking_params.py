@@ -143,16 +143,18 @@ def test_a_manifest_becomes_count_timing_and_drift_metrics():
 def test_cost_numbers_become_metrics_and_the_rest_is_left_out():
     manifest = {**MANIFEST, "rows": {"in": 10, "out": 10, "rejected": 0, "units": None, "buckets": None},
                 "report": None,
-                "cost": {"currency": "USD", "total": 0.42, "per_million_rows": 3.5,
-                         "emr_serverless": {"vcpu_hours": 1.25, "prices_taken": "2026-11-01"},
-                         "estimated": True, "nan": float("nan")}}
+                "cost": {"basis": "executor core-seconds", "currency": "USD", "prices_as_of": "2026-12",
+                         "amount": 0.42, "per_million_rows": None, "estimated": True, "nan": float("nan"),
+                         "resources": {"allocated_core_seconds": 52.1, "busy_core_seconds": 31}}}
 
     metrics = run_metrics(manifest)
 
     assert {k: v for k, v in metrics.items() if k.startswith("cost.")} == {
-        "cost.total": 0.42, "cost.per_million_rows": 3.5, "cost.emr_serverless.vcpu_hours": 1.25}
+        "cost.amount": 0.42, "cost.resources.allocated_core_seconds": 52.1,
+        "cost.resources.busy_core_seconds": 31.0}
     assert "units" not in metrics and "buckets" not in metrics
     assert not any(k.startswith("drift_psi.") for k in metrics)
+    assert run_tags(manifest, "m.json")["batch_scoring.cost_currency"] == "USD"
 
 
 def test_tags_name_the_run_its_manifest_and_its_model():
