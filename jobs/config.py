@@ -308,6 +308,25 @@ class ReportConfig(StrictModel):
     )
 
 
+class TrackingConfig(StrictModel):
+    """Each succeeded run recorded as an MLflow run (:mod:`~batch_scoring.jobs.tracking`).
+
+    Off unless a tracking URI is given here or in ``$MLFLOW_TRACKING_URI``.
+    """
+
+    uri: str | None = Field(
+        None, description="MLflow tracking URI (http://host:5000, databricks, file:...); default "
+        "$MLFLOW_TRACKING_URI; neither set = no tracking",
+    )
+    experiment: str | None = Field(
+        None, min_length=1, max_length=500, description="experiment the runs go to; default the job name",
+    )
+    enabled: bool = Field(True, description="false: no tracking, even with a URI")
+    timeout_seconds: PositiveInt = Field(
+        10, description="seconds each HTTP call to the tracking server may take (retried twice)",
+    )
+
+
 class JobConfig(StrictModel):
     """One job: source -> unit of work -> function -> output."""
 
@@ -329,6 +348,7 @@ class JobConfig(StrictModel):
         description="extra pip requirements packed for clusters, e.g. scikit-learn==1.7.2 for its models",
     )
     report: ReportConfig = Field(default_factory=ReportConfig, description="the run report")
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig, description="MLflow run tracking")
 
     @field_validator("job")
     @classmethod

@@ -50,6 +50,7 @@ from batch_scoring.jobs.stop_signals import (
     answered_signals,
     start_watchdog,
 )
+from batch_scoring.jobs.tracking import record_run
 
 log = logging.getLogger("batch_scoring")
 
@@ -116,6 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     (:mod:`~batch_scoring.jobs.stop_signals`) and exit 143 / 130. After the commit the run
     report is written beside the manifest (:mod:`~batch_scoring.jobs.run_report`); a report
     that fails is a warning, and a signal then stops the process with the run succeeded.
+    Then, with ``tracking.uri`` or ``$MLFLOW_TRACKING_URI`` set, the run is recorded in MLflow
+    (:mod:`~batch_scoring.jobs.tracking`); a tracking failure is a warning too.
     Log lines, printed errors and the manifest go through :mod:`~batch_scoring.jobs.redaction`.
     """
     args = parse_args(argv)
@@ -160,11 +163,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return stopped_run(stop, spark, recorder, args.stop_timeout)
     with stage_progress(spark, lambda: recorder.phases.current, args.progress_interval, quiet=args.quiet):
         report = write_run_report(spark, job, summary, recorder)
+    tracked = record_run(spark, job, recorder.last_document, manifest, report)
     details = run_details(spark, job, summary)
     cost = recorder.last_document.get("cost")
     if args.json:
         print(json.dumps({**summary.as_dict(), **details, "manifest": manifest, "report": report,
-                          "cost": cost}, indent=2))
+                          "cost": cost, "mlflow": tracked.as_dict() if tracked else None}, indent=2))
     else:
         print_summary(summary, job, details)
         print(f"manifest: {manifest}")
@@ -172,6 +176,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"report: {report}")
         if cost:
             print(f"cost: {RunCost(**cost).describe()}")
+        if tracked:
+            print(f"mlflow run: {tracked.describe()}")
     if args.summary_json:
         with open(args.summary_json, "w") as file:
             json.dump({**summary.as_dict(), **details}, file, indent=2)

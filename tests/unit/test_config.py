@@ -145,7 +145,8 @@ def test_profile_rejects_unknown_field_and_wrong_literal(tmp_path):
     ("section", "field", "dotted", "hint", "fields"),
     [
         (None, "colour", "colour", "",
-         "job, description, source, unit_of_work, function, model, output, spark_conf, schedule, requirements, report"),
+         "job, description, source, unit_of_work, function, model, output, spark_conf, schedule, requirements, "
+         "report, tracking"),
         ("output", "formatt", "output.formatt", " (did you mean 'format'?)",
          "path, format, partition_by, mode, schema_change, empty_partition_value, "
          "long_partition_value, rejects_path, max_reject_fraction, max_cost"),

@@ -358,6 +358,29 @@ def test_report_defaults_are_the_documented_ones(tmp_path):
     assert documented("report.unit_sizes") == "bool, `true`"
 
 
+def test_tracking_defaults_are_the_documented_ones(tmp_path):
+    tracking = load_job(minimal_job(tmp_path)).tracking
+
+    assert (tracking.uri, tracking.experiment, tracking.enabled, tracking.timeout_seconds) == (None, None, True, 10)
+    assert documented("tracking.uri") == "string, `$MLFLOW_TRACKING_URI`"
+    assert documented("tracking.experiment") == "string, the job name"
+    assert documented("tracking.enabled") == "bool, `true`"
+    assert documented("tracking.timeout_seconds") == "int > 0, `10`"
+
+
+@pytest.mark.parametrize(("override", "problem"), [
+    ("tracking.timeout_seconds=0", "Input should be greater than 0"),
+    ("tracking.experiment=", None),
+    ("tracking.experiment=''", "String should have at least 1 character"),
+    ("tracking.enable=false", "unknown field (did you mean 'enabled'?)"),
+])
+def test_tracking_fields_are_checked(override, problem):
+    if problem is None:
+        assert load_job(JOB_FILE, [override]).tracking.experiment is None
+    else:
+        assert problem in config_error(load_job, JOB_FILE, [override])
+
+
 @pytest.mark.parametrize(("value", "problem"), [
     (0, None), (0.25, None), (1, None),
     (-0.01, "Input should be greater than or equal to 0"), (1.01, "Input should be less than or equal to 1"),
