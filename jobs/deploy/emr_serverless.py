@@ -11,7 +11,8 @@ and ``stdout.gz``, one folder per executor). The same run from the AWS CLI::
     aws emr-serverless start-job-run --application-id 00f... --execution-role-arn arn:... \\
       --name data_pricing-2026-11-22 --client-token data_pricing-2026-11-22-1 \\
       --job-driver '{"sparkSubmit": {"entryPoint": "s3://.../run_job-<sha>.py",
-        "entryPointArguments": ["--job", "s3://...", "--profile", "s3://...", "--run-date", "2026-11-22"],
+        "entryPointArguments": ["--job", "s3://...", "--profile", "s3://...", "--run-date", "2026-11-22",
+                                "--run-id", "20261122-020031-9f1c2ab0"],
         "sparkSubmitParameters": "--conf spark.archives=s3://...#environment --conf ..."}}'
 
 Once a run ended, :func:`job_run_facts` reads what it was billed (``GetJobRun``'s
