@@ -15,9 +15,8 @@ Spark 4 line, EMR 7 (``emr-7.x``) the Spark 3.5 line. A prebuilt ``--archive`` i
 the line it records; an archive built by the command by the line of the pyspark installed
 where it runs. Exit codes: see :mod:`batch_scoring.jobs.errors`.
 
-The submitter names the attempt: ``--run-id`` or a generated id
-(:func:`~batch_scoring.jobs.commit.new_run_id`), passed to the entry script and printed, so it
-knows where the attempt's manifest and report are. After an EMR Serverless run ended it prints
+The submitter names the attempt (:func:`default_run_id`, or ``--run-id``), passes the name to
+the entry script and prints it, so it knows where the attempt's manifest and report are. After an EMR Serverless run ended it prints
 the run's Spark UI link and cost and records them with the run
 (:mod:`~batch_scoring.jobs.deploy.remote_run`).
 """
@@ -63,7 +62,7 @@ def _submit(args: argparse.Namespace) -> int:
     run_id = check_run_id(args.run_id) if args.run_id is not None else None
     job, profile = _load(args, AWS_TARGETS)
     run_date = parse_run_date(args.run_date)
-    run_id = run_id or new_run_id(run_date)
+    run_id = run_id or default_run_id(profile, job, run_date, args.attempt)
     s3 = aws.client("s3", profile.aws)
     remote = aws.client(profile.target, profile.aws)
     release = _check_target(remote, profile)
@@ -73,6 +72,21 @@ def _submit(args: argparse.Namespace) -> int:
     else:
         outcome = _run_emr_serverless(remote, s3, profile, job, staged, run_date, run_id, args)
     return _report(outcome, job)
+
+
+def default_run_id(profile: PlatformProfile, job: JobConfig, run_date: dt.date, attempt: int) -> str:
+    """The run id of a submission without ``--run-id``.
+
+    EMR Serverless: the run's client token, ``<job>-<run date>-<attempt>``
+    (:func:`~batch_scoring.jobs.deploy.emr_serverless.client_token`). The id is part of the
+    request, and a request repeated with the same token must be the same request to be
+    answered with the run it started (AWS's idempotent APIs refuse a token reused with other
+    parameters), so submitting the same attempt again gives the same id. EMR steps have no
+    token: a fresh id (:func:`~batch_scoring.jobs.commit.new_run_id`, ``20261122-020031-9f1c2ab0``).
+    """
+    if profile.target == "emr-serverless":
+        return emr_serverless.client_token(job.job, run_date.isoformat(), attempt)
+    return new_run_id(run_date)
 
 
 def _schedule(args: argparse.Namespace) -> int:

@@ -446,9 +446,9 @@ def test_an_ended_run_shows_and_records_its_cost_logs_and_spark_ui(billed_submis
 
     assert status == 0, err[-3000:]
     started = re.search(r"started job run (\w+) on EMR Serverless application \w+ "
-                        r"\(data_pricing-2026-11-22, run id (20261122-\d{6}-[0-9a-f]{8})\)", out)
+                        r"\(data_pricing-2026-11-22, run id data_pricing-2026-11-22-1\)", out)
     assert started, out
-    job_run_id, run_id = started.groups()
+    job_run_id, run_id = started.group(1), "data_pricing-2026-11-22-1"  # the client token
     command = f"aws emr-serverless get-dashboard-for-job-run --application-id {app_id} --job-run-id {job_run_id}"
     url = DASHBOARD.format(app=app_id, run=job_run_id)
     assert f"Spark UI: {url} (valid for about an hour; again with: {command})" in out
@@ -492,8 +492,7 @@ def test_a_run_whose_driver_never_started_says_so_and_still_reports_its_cost(bil
     status, out, err = submit_with_driver(billed_submission, capsys, write=False, state="FAILED")
 
     assert status == 5
-    run_id = re.search(r"run id (20261122-\d{6}-[0-9a-f]{8})\)", out).group(1)
-    manifest_uri = manifest_path(DATA, dt.date(2026, 11, 22), run_id)
+    manifest_uri = manifest_path(DATA, dt.date(2026, 11, 22), "data_pricing-2026-11-22-1")
     assert (f"manifest: none at {manifest_uri} (the driver did not write one: it may never have started; "
             "see the logs)") in out
     amount = 3.25 * 0.052624 + 14.5 * 0.005786 + 72.0 * 0.000111

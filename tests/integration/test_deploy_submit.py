@@ -73,6 +73,7 @@ def serverless(aws, tmp_path):
 
 def test_emr_serverless_run_is_staged_submitted_and_followed_to_success(aws, serverless, tmp_path):
     app_id, env, profile = serverless
+    aws.client("s3").create_bucket(Bucket="data-bucket", CreateBucketConfiguration={"LocationConstraint": aws.region})
     archive = venv_archive(tmp_path / "env.tar.gz", "3.11")
     result = spark_submit(aws, env, "emr-serverless", "conf/jobs/data_pricing.yaml", "--profile", str(profile),
                           "--run-date", "2026-11-22", "--archive", str(archive), "--out", str(tmp_path / "dist"),
@@ -92,7 +93,8 @@ def test_emr_serverless_run_is_staged_submitted_and_followed_to_success(aws, ser
     assert read_object(aws, driver["entryPoint"]) == Path(run_job.__file__).read_bytes()
     assert f"spark.archives=s3://{BUCKET}/{keys[1]}#environment" in driver["sparkSubmitParameters"]
     job_uri, profile_uri = driver["entryPointArguments"][1], driver["entryPointArguments"][3]
-    run_id = re.search(r"run id (20261122-\d{6}-[0-9a-f]{8})\)", result.stdout).group(1)
+    run_id = "data_pricing-2026-11-22-1"  # the client token: the same request when submitted again
+    assert f"(data_pricing-2026-11-22, run id {run_id})" in result.stdout
     assert driver["entryPointArguments"] == ["--job", job_uri, "--profile", profile_uri, "--run-date", "2026-11-22",
                                              "--run-id", run_id]
     # moto runs no driver: no manifest to record the cost in, which is one line, not an error
