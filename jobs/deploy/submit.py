@@ -266,8 +266,9 @@ def _parser(command: str, *, with_run: bool) -> argparse.ArgumentParser:
     parser.add_argument("--archive", help="a prebuilt environment archive instead of building one")
     if with_run:
         parser.add_argument("--run-date", help="the run's date, YYYY-MM-DD (default: today, UTC)")
-        parser.add_argument("--run-id", help="the attempt's id, passed to the job and printed "
-                            "(any printable text up to 512 characters; default: generated)")
+        parser.add_argument("--run-id", help="the attempt's id, passed to the job and printed (any "
+                            "printable text up to 512 characters; default: EMR Serverless "
+                            "<job>-<run date>-<attempt>, EMR a generated id)")
         parser.add_argument("--attempt", type=int, default=1,
                             help="EMR Serverless: a new attempt for a run date already submitted")
         parser.add_argument("--no-wait", action="store_true", help="return once the run is submitted")
