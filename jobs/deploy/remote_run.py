@@ -165,8 +165,8 @@ def _manifest(s3, run: RemoteRun, out: TextIO) -> dict[str, Any] | None:
         _warn(f"the run's manifest could not be read: {error}")
         return None
     if content is None:
-        print(f"manifest: none at {uri} (the driver did not write one: it may never have started; "
-              "see the logs)", file=out)
+        print(f"manifest: none at {uri} (the driver wrote none: it never started, or refused the run "
+              "before Spark started; see the logs)", file=out)
         return None
     try:
         return json.loads(content)

@@ -493,8 +493,8 @@ def test_a_run_whose_driver_never_started_says_so_and_still_reports_its_cost(bil
 
     assert status == 5
     manifest_uri = manifest_path(DATA, dt.date(2026, 11, 22), "data_pricing-2026-11-22-1")
-    assert (f"manifest: none at {manifest_uri} (the driver did not write one: it may never have started; "
-            "see the logs)") in out
+    assert (f"manifest: none at {manifest_uri} (the driver wrote none: it never started, or refused the run "
+            "before Spark started; see the logs)") in out
     amount = 3.25 * 0.052624 + 14.5 * 0.005786 + 72.0 * 0.000111
     assert f"cost: USD {amount:,.4f}; 3.25 vcpu hours" in out  # no rows: no cost per million rows
     assert "error: the run ended FAILED" in err
