@@ -20,7 +20,11 @@
 #                   and wait for it (profile conf/emr.yaml). --no-wait returns after submitting.
 #   emr-serverless  The same, as a job run on the EMR Serverless application
 #                   emr_serverless.application_id (profile conf/emr-serverless.yaml).
-#                   --attempt N starts a new run for a run date already submitted.
+#                   --attempt N starts a new run for a run date already submitted. Once the
+#                   run ended it prints its Spark UI link and cost, and records them (with
+#                   the log folder) in the run's manifest and report. --run-id R names the
+#                   attempt (emr and emr-serverless; printed; default <job>-<date>-<attempt>
+#                   on EMR Serverless, a generated id on EMR).
 #   schedule        Create or update the EventBridge Scheduler schedule that starts the job on
 #                   EMR Serverless at the job's schedule.expression (profile conf/emr-serverless.yaml).
 #   unschedule      Delete that schedule.

@@ -10,7 +10,7 @@
     batch-score report OUTPUT [--run-date D] [--run-id ID] [--profile P]
     batch-score sample-model --data data/sample/bundle_sales --out data/sample/models/bundle_demand
     batch-score package [--out dist] [--python python3.11]
-    batch-score submit --job J.yaml --profile conf/emr.yaml [--run-date D] [--no-wait]
+    batch-score submit --job J.yaml --profile conf/emr.yaml [--run-date D] [--run-id R] [--no-wait]
     batch-score schedule --job J.yaml --profile conf/emr-serverless.yaml
     batch-score unschedule --job J.yaml --profile conf/emr-serverless.yaml
 

@@ -31,6 +31,14 @@ Spark UI), and, once the
 run report is written (:mod:`~batch_scoring.jobs.run_report`), ``report`` (its path, the
 previous run compared with, and the drift per column).
 
+For an EMR Serverless run that ``batch-score submit`` waited for, the submitter rewrites the
+manifest once the run ended with ``remote``
+(:func:`~batch_scoring.jobs.deploy.remote_run.remote_field`): the job run (``service``,
+``region``, ``application_id``, ``job_run_id``), its final ``state``, ``log_uri``,
+``spark_ui_command`` and ``spark_ui_requested_at`` (how to open its Spark UI; the pre-signed
+link itself is never stored), ``execution_seconds``, ``billed`` (GetJobRun's
+``billedResourceUtilization``) and ``cost``.
+
 An attempt writes its manifest twice more while it commits: with ``status: committing``
 before its first write (which also proves the folder writable before anything is committed),
 and again after each table committed. So an attempt killed at any moment of its commit leaves

@@ -5,7 +5,9 @@
     batch-score report s3://bucket/prices --profile conf/emr.yaml
 
 Prints the run (status, seconds, rows in / out / rejected and rejected per reason, phases, the
-drift per column against the previous run, the notes) and the path of its HTML report.
+drift per column against the previous run, the notes), for an EMR Serverless run the facts
+``batch-score submit`` recorded (``remote``: the job run, its log folder, how to open its Spark
+UI, its cost) and the path of its HTML report.
 Exit codes: 0, 2 (bad flags or profile), 3 (no manifest of that run under ``OUTPUT``).
 """
 
@@ -105,6 +107,21 @@ def _existing_report(spark: SparkSession, manifest: dict[str, Any], output: str)
     return path if path_exists(spark, path) else None
 
 
+def remote_lines(remote: dict[str, Any] | None) -> list[str]:
+    """The lines of a manifest's ``remote`` field (none without one): the job run and its
+    state, its logs, the command that opens its Spark UI, and its cost."""
+    if not remote:
+        return []
+    cost = remote.get("cost")
+    return [
+        f"remote: {remote.get('service')} application {remote.get('application_id')}, "
+        f"job run {remote.get('job_run_id')}: {remote.get('state')}",
+        f"logs: {remote.get('log_uri') or 'none recorded'}",
+        f"Spark UI: a link valid for about an hour from: {remote.get('spark_ui_command')}",
+        f"cost: {RunCost(**cost).describe() if cost else 'unknown (GetJobRun did not answer)'}",
+    ]
+
+
 def describe(manifest: dict[str, Any], report: str | None) -> str:
     """The text ``batch-score report`` prints for one manifest (see the module docstring)."""
     lines = [f"{manifest['job']} run_date={manifest['run_date']} run_id={manifest['run_id']}: "
@@ -131,5 +148,6 @@ def describe(manifest: dict[str, Any], report: str | None) -> str:
     elif facts:
         lines.append("drift: no earlier run date to compare with")
     lines += [f"note: {note}" for note in facts.get("notes", [])]
+    lines += remote_lines(manifest.get("remote"))
     lines.append(f"report: {report}" if report else "report: none (the run failed, or report.enabled is false)")
     return "\n".join(lines)

@@ -2,14 +2,21 @@
 
 Rendered with Jinja2 with autoescaping on: values from the data (key values, rejected rows,
 column names) are escaped, so a value holding HTML shows as text and never runs.
+
+A page leaves :data:`REMOTE_MARKER` under its title, where its links are; ``batch-score
+submit`` puts a "Remote run" section there once an EMR Serverless run ended
+(:func:`insert_remote_section`): the log folder, how to open the Spark UI, and the cost.
 """
 
 from __future__ import annotations
 
 import base64
+import re
 from typing import Any
+from urllib.parse import quote
 
 from jinja2 import Environment
+from markupsafe import Markup
 
 from batch_scoring.jobs import report_charts as charts
 from batch_scoring.jobs.cost import RunCost
@@ -36,8 +43,9 @@ Spark {{ m.spark.version }} on {{ m.spark.master }} ({{ m.spark.application_id }
 package {{ m.code.package_version }}
 {% if m.model %}<br>model {{ m.model.uri }}{% if m.model.version %} version {{ m.model.version }}{% endif %}
  · sha256 <code>{{ m.model.sha256 }}</code>{% endif %}
-{% if links %}<br>{% for name, url in links.items() %}{{ name }}: <a href="{{ url }}">{{ url }}</a> {% endfor %}{% endif %}
+{% if links %}<br>{{ link_list(links) }}{% endif %}
 </p>
+<!-- batch-scoring:remote -->
 
 <h2>Counts</h2>
 <table><tr><th>rows</th><th>this run</th>{% if previous %}<th>previous run ({{ previous.run_date }})</th><th>change</th>{% endif %}</tr>
@@ -104,6 +112,21 @@ below 0.1 stable, 0.1 to 0.25 moderate, 0.25 and above major (Siddiqi, <i>Credit
 </body></html>
 """
 
+LINKS = """{% for name, url in links.items() %}{{ name }}: <a href="{{ url }}">{{ url }}</a> {% endfor %}"""
+
+REMOTE_MARKER = "<!-- batch-scoring:remote -->"
+REMOTE_SECTION = """<section id="batch-scoring-remote">
+<h2>Remote run</h2>
+<p>{{ r.service }} application <code>{{ r.application_id }}</code>, job run <code>{{ r.job_run_id }}</code>:
+<b>{{ r.state }}</b>{% if r.execution_seconds is not none %} · {{ "{:,}".format(r.execution_seconds) }} s of execution{% endif %}<br>
+{% if r.log_uri %}logs: <code>{{ r.log_uri }}</code> · {{ link_list(log_links) }}<br>{% endif %}
+Spark UI: <code>{{ r.spark_ui_command }}</code> prints a link to it, valid for about an hour
+(the EMR Studio and EMR Serverless consoles open it too)<br>
+cost: {{ cost }}</p>
+</section>
+"""
+_REMOTE_SECTION = re.compile(r'\n<section id="batch-scoring-remote">.*?</section>', re.DOTALL)
+
 ENVIRONMENT = Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True)
 
 
@@ -118,11 +141,58 @@ def render_report(report: RunReport, links: dict[str, str] | None = None) -> str
     template = ENVIRONMENT.from_string(TEMPLATE)
     return template.render(
         m=manifest, report=report, previous=report.previous, links=links or {},
-        counts=_counts(manifest, report.previous), images=_images(report),
+        counts=_counts(manifest, report.previous), images=_images(report), link_list=_link_list,
         cost=RunCost(**manifest["cost"]).describe() if manifest.get("cost") else None,
         image=_image_tag, change=_change, num=_number, key_text=_key_text,
         mean=lambda values: sum(values) / max(len(list(values)), 1),
     )
+
+
+def insert_remote_section(html: str, remote: dict[str, Any]) -> str:
+    """``html`` (a rendered report) with a "Remote run" section at :data:`REMOTE_MARKER`.
+
+    The section shows the job run and its final state, the log folder (with a link to it in
+    the S3 console), the command that makes a Spark UI link (the pre-signed link itself is
+    never put in the page: it expires after an hour and opens the UI to whoever holds it) and
+    the cost. Every value is escaped. A section inserted before is replaced, so inserting twice
+    gives one section; a page without the marker (an older report) gets it before ``</body>``.
+
+    Args:
+        html: the report page (UTF-8 text).
+        remote: the manifest's ``remote`` field
+            (:func:`~batch_scoring.jobs.deploy.remote_run.remote_field`).
+
+    Returns:
+        The page with the section.
+    """
+    section = ENVIRONMENT.from_string(REMOTE_SECTION).render(
+        r=remote, cost=_cost_text(remote.get("cost")), link_list=_link_list,
+        log_links=_log_links(remote.get("log_uri"), remote.get("region")),
+    )
+    page = _REMOTE_SECTION.sub("", html, count=1)
+    if REMOTE_MARKER in page:
+        return page.replace(REMOTE_MARKER, f"{REMOTE_MARKER}\n{section}", 1)
+    head, body_end, tail = page.rpartition("</body>")
+    return f"{head}\n{section}{body_end}{tail}" if body_end else f"{page}\n{section}"
+
+
+def _link_list(links: dict[str, str]) -> Markup:
+    """``name: <a href="url">url</a>`` per link, escaped (the title's links and the remote section's)."""
+    return Markup(ENVIRONMENT.from_string(LINKS).render(links=links))
+
+
+def _log_links(log_uri: str | None, region: str | None) -> dict[str, str]:
+    """The S3 console's page of the log folder ``s3://bucket/prefix/``, when there is one."""
+    if not log_uri or not log_uri.startswith("s3://"):
+        return {}
+    bucket, _, prefix = log_uri.removeprefix("s3://").partition("/")
+    region_query = f"region={quote(region)}&" if region else ""
+    return {"S3 console": f"https://s3.console.aws.amazon.com/s3/buckets/{quote(bucket)}?{region_query}"
+                          f"prefix={quote(prefix)}"}
+
+
+def _cost_text(cost: dict[str, Any] | None) -> str:
+    return RunCost(**cost).describe() if cost else "unknown (GetJobRun did not answer)"
 
 
 def _counts(manifest: dict[str, Any], previous: dict[str, Any] | None) -> list[tuple[str, int, int | None]]:

@@ -46,6 +46,38 @@ def check_bucket(s3, uri: str, field: str) -> None:
     call(lambda: s3.head_bucket(Bucket=bucket), f"bucket {bucket!r} of {field}")
 
 
+def read_object(s3, uri: str) -> bytes | None:
+    """The content of the S3 object ``uri``, or None when there is no such object.
+
+    Raises:
+        ConfigError: when ``uri`` is not an ``s3://`` URI.
+        DeployError: when S3 refuses the read (access denied, no such bucket) or cannot be reached.
+    """
+    bucket, key = split_s3_uri(uri)
+
+    def get() -> bytes | None:
+        try:
+            return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise
+
+    return call(get, f"reading {uri}")
+
+
+def write_object(s3, uri: str, content: bytes, content_type: str) -> None:
+    """Write ``content`` to the S3 object ``uri`` (replacing it), with ``content_type``.
+
+    Raises:
+        ConfigError: when ``uri`` is not an ``s3://`` URI.
+        DeployError: when S3 refuses the write or cannot be reached.
+    """
+    bucket, key = split_s3_uri(uri)
+    call(lambda: s3.put_object(Bucket=bucket, Key=key, Body=content, ContentType=content_type),
+         f"writing {uri}")
+
+
 def call(request, what: str):
     """Run one AWS ``request`` (a no-argument callable), turning failures into :class:`DeployError`.
 

@@ -11,12 +11,19 @@ and ``stdout.gz``, one folder per executor). The same run from the AWS CLI::
     aws emr-serverless start-job-run --application-id 00f... --execution-role-arn arn:... \\
       --name data_pricing-2026-11-22 --client-token data_pricing-2026-11-22-1 \\
       --job-driver '{"sparkSubmit": {"entryPoint": "s3://.../run_job-<sha>.py",
-        "entryPointArguments": ["--job", "s3://...", "--profile", "s3://...", "--run-date", "2026-11-22"],
+        "entryPointArguments": ["--job", "s3://...", "--profile", "s3://...", "--run-date", "2026-11-22",
+                                "--run-id", "20261122-020031-9f1c2ab0"],
         "sparkSubmitParameters": "--conf spark.archives=s3://...#environment --conf ..."}}'
+
+Once a run ended, :func:`job_run_facts` reads what it was billed (``GetJobRun``'s
+``billedResourceUtilization``) and a link to its Spark UI (``GetDashboardForJobRun``); the
+same link again, for an hour each time, with :func:`dashboard_command`'s command.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import hashlib
 import re
 import shlex
@@ -240,6 +247,86 @@ def wait_for_job_run(
         detail=detail,
         log_uri=job_run_log_uri(log_uri_prefix, application_id, job_run_id),
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class JobRunFacts:
+    """What EMR Serverless tells about a job run once it ended.
+
+    Attributes:
+        billed: ``billedResourceUtilization`` as AWS returns it: ``vCPUHour``, ``memoryGBHour``,
+            ``storageGBHour`` (floats, hours; EMR Serverless rounds up to its billing minimums);
+            empty when the response has none.
+        execution_seconds: ``totalExecutionDurationSeconds`` (int), or None when absent.
+        spark_ui_url: ``GetDashboardForJobRun``'s pre-signed URL of the Spark UI (the history
+            server for an ended run), valid for about an hour; None when that call failed.
+        spark_ui_requested_at: when the URL was asked for (UTC, ISO 8601); None with no URL.
+        spark_ui_error: why there is no URL (the :class:`DeployError`'s text), else None.
+    """
+
+    billed: dict[str, float]
+    execution_seconds: int | None
+    spark_ui_url: str | None
+    spark_ui_requested_at: str | None
+    spark_ui_error: str | None = None
+
+
+def job_run_facts(client, application_id: str, job_run_id: str) -> JobRunFacts:
+    """Read an ended job run's billed resources and a link to its Spark UI.
+
+    One ``GetJobRun`` and one ``GetDashboardForJobRun``. A dashboard call that fails is not
+    raised: the facts then hold no URL and ``spark_ui_error`` says why.
+
+    Args:
+        client: a boto3 ``emr-serverless`` client.
+        application_id: the application's id.
+        job_run_id: the run's id.
+
+    Raises:
+        DeployError: when ``GetJobRun`` fails (the run does not exist, the endpoint cannot be
+            reached, access is denied).
+    """
+    run = aws.call(
+        lambda: client.get_job_run(applicationId=application_id, jobRunId=job_run_id)["jobRun"],
+        f"job run {job_run_id} on EMR Serverless application {application_id}",
+    )
+    requested_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    try:
+        url = aws.call(
+            lambda: client.get_dashboard_for_job_run(applicationId=application_id, jobRunId=job_run_id)["url"],
+            f"the Spark UI of job run {job_run_id} (GetDashboardForJobRun)",
+        )
+        error = None
+    except DeployError as failure:
+        url, requested_at, error = None, None, str(failure)
+    return JobRunFacts(
+        billed=dict(run.get("billedResourceUtilization") or {}),
+        execution_seconds=run.get("totalExecutionDurationSeconds"),
+        spark_ui_url=url, spark_ui_requested_at=requested_at, spark_ui_error=error,
+    )
+
+
+def dashboard_command(application_id: str, job_run_id: str) -> str:
+    """The AWS CLI command that prints a fresh Spark UI link of a job run (valid for an hour)."""
+    return (f"aws emr-serverless get-dashboard-for-job-run --application-id {application_id} "
+            f"--job-run-id {job_run_id}")
+
+
+def submitted_run_id(client, application_id: str, job_run_id: str) -> str | None:
+    """The ``--run-id`` a job run's entry script was started with, or None when it has none.
+
+    A ``StartJobRun`` whose client token an earlier request already used answers with that
+    earlier run, whose arguments hold the run id it was given then; this reads it back.
+
+    Raises:
+        DeployError: when ``GetJobRun`` fails.
+    """
+    run = aws.call(
+        lambda: client.get_job_run(applicationId=application_id, jobRunId=job_run_id)["jobRun"],
+        f"job run {job_run_id} on EMR Serverless application {application_id}",
+    )
+    arguments = run.get("jobDriver", {}).get("sparkSubmit", {}).get("entryPointArguments") or []
+    return next((value for flag, value in zip(arguments, arguments[1:]) if flag == "--run-id"), None)
 
 
 def job_run_log_uri(log_uri_prefix: str, application_id: str, job_run_id: str) -> str:

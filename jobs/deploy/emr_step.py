@@ -14,7 +14,8 @@ before the upload. The same submission from a shell on the primary node would be
       --conf spark.yarn.appMasterEnv.PYSPARK_PYTHON=./environment/bin/python \\
       --conf spark.executorEnv.PYSPARK_PYTHON=./environment/bin/python \\
       --conf spark.sql.session.timeZone=UTC ... \\
-      s3://bucket/.../entry/run_job-<sha>.py --job s3://... --profile s3://... --run-date 2026-11-22
+      s3://bucket/.../entry/run_job-<sha>.py --job s3://... --profile s3://... --run-date 2026-11-22 \\
+      --run-id 20261122-020031-9f1c2ab0
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The deploy commands: submit to EMR / EMR Serverless, schedule and unschedule.
 
     batch-score submit --job J.yaml --profile conf/emr.yaml [--run-date D] [--set f=v ...]
-                       [--attempt N] [--no-wait] [--archive A.tar.gz]
+                       [--run-id R] [--attempt N] [--no-wait] [--archive A.tar.gz]
     batch-score schedule --job J.yaml --profile conf/emr-serverless.yaml [--archive A.tar.gz]
     batch-score unschedule --job J.yaml --profile conf/emr-serverless.yaml
 
@@ -14,22 +14,31 @@ anything is uploaded or submitted. A release must run the Spark line of the arch
 Spark 4 line, EMR 7 (``emr-7.x``) the Spark 3.5 line. A prebuilt ``--archive`` is checked by
 the line it records; an archive built by the command by the line of the pyspark installed
 where it runs. Exit codes: see :mod:`batch_scoring.jobs.errors`.
+
+The submitter names the attempt (:func:`default_run_id`, or ``--run-id``), passes the name to
+the entry script and prints it, so it knows where the attempt's manifest and report are. After an EMR Serverless run ended it prints
+the run's Spark UI link and cost and records them with the run
+(:mod:`~batch_scoring.jobs.deploy.remote_run`).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from batch_scoring.jobs.commit import new_run_id
 from batch_scoring.jobs.config import JobConfig, PlatformProfile, load_job, load_profile, parse_run_date
-from batch_scoring.jobs.deploy import archive_record, aws, emr_serverless, emr_step, packaging, schedule
+from batch_scoring.jobs.deploy import archive_record, aws, emr_serverless, emr_step, packaging, remote_run, schedule
 from batch_scoring.jobs.deploy.polling import RunOutcome
+from batch_scoring.jobs.deploy.remote_run import RemoteRun
 from batch_scoring.jobs.redaction import redact_text
 from batch_scoring.jobs.deploy.staging import StagedRun, check_no_credentials, stage
 from batch_scoring.jobs.errors import ConfigError, DeployError, JobError
 from batch_scoring.jobs.pipeline import preflight_job
+from batch_scoring.jobs.run_ids import check_run_id
 
 AWS_TARGETS = ("emr", "emr-serverless")
 
@@ -50,17 +59,34 @@ def unschedule_main(argv: Sequence[str]) -> int:
 
 
 def _submit(args: argparse.Namespace) -> int:
+    run_id = check_run_id(args.run_id) if args.run_id is not None else None
     job, profile = _load(args, AWS_TARGETS)
-    run_date = parse_run_date(args.run_date).isoformat()
+    run_date = parse_run_date(args.run_date)
+    run_id = run_id or default_run_id(profile, job, run_date, args.attempt)
     s3 = aws.client("s3", profile.aws)
     remote = aws.client(profile.target, profile.aws)
     release = _check_target(remote, profile)
     staged = _stage(args, s3, profile, job, release)
     if profile.target == "emr":
-        outcome = _run_emr_step(remote, profile, job, staged, run_date, args.no_wait)
+        outcome = _run_emr_step(remote, profile, job, staged, run_date.isoformat(), run_id, args.no_wait)
     else:
-        outcome = _run_emr_serverless(remote, profile, job, staged, run_date, args)
+        outcome = _run_emr_serverless(remote, s3, profile, job, staged, run_date, run_id, args)
     return _report(outcome, job)
+
+
+def default_run_id(profile: PlatformProfile, job: JobConfig, run_date: dt.date, attempt: int) -> str:
+    """The run id of a submission without ``--run-id``.
+
+    EMR Serverless: the run's client token, ``<job>-<run date>-<attempt>``
+    (:func:`~batch_scoring.jobs.deploy.emr_serverless.client_token`). The id is part of the
+    request, and a request repeated with the same token must be the same request to be
+    answered with the run it started (AWS's idempotent APIs refuse a token reused with other
+    parameters), so submitting the same attempt again gives the same id. EMR steps have no
+    token: a fresh id (:func:`~batch_scoring.jobs.commit.new_run_id`, ``20261122-020031-9f1c2ab0``).
+    """
+    if profile.target == "emr-serverless":
+        return emr_serverless.client_token(job.job, run_date.isoformat(), attempt)
+    return new_run_id(run_date)
 
 
 def _schedule(args: argparse.Namespace) -> int:
@@ -161,24 +187,47 @@ def _build(args: argparse.Namespace, job: JobConfig, release: str) -> packaging.
     return packaging.build(Path(args.out), args.python, job.requirements, args.python_prefix)
 
 
-def _run_emr_step(emr, profile, job, staged, run_date: str, no_wait: bool) -> RunOutcome | None:
+def _run_emr_step(emr, profile, job, staged, run_date: str, run_id: str, no_wait: bool) -> RunOutcome | None:
     cluster = profile.emr.cluster_id
-    step_id = emr_step.add_step(emr, profile, job, staged, run_date)
-    print(f"submitted step {step_id} to EMR cluster {cluster} ({job.job}, run date {run_date})")
+    step_id = emr_step.add_step(emr, profile, job, staged, run_date, ["--run-id", run_id])
+    print(f"submitted step {step_id} to EMR cluster {cluster} ({job.job}, run date {run_date}, run id {run_id})")
     if no_wait:
         return None
     return emr_step.wait_for_step(emr, cluster, step_id, profile.aws.poll)
 
 
-def _run_emr_serverless(client, profile, job, staged, run_date: str, args) -> RunOutcome | None:
-    request = emr_serverless.job_run_request(profile, job, staged, run_date, args.attempt)
-    run_id = emr_serverless.start_job_run(client, request)
+def _run_emr_serverless(client, s3, profile, job, staged, run_date: dt.date, run_id: str, args
+                        ) -> RunOutcome | None:
+    request = emr_serverless.job_run_request(profile, job, staged, run_date.isoformat(), args.attempt,
+                                             ["--run-id", run_id])
+    job_run_id = emr_serverless.start_job_run(client, request)
     app = profile.emr_serverless.application_id
-    print(f"started job run {run_id} on EMR Serverless application {app} ({request['name']})")
+    run_id = _started_run_id(client, app, job_run_id, run_id, args.attempt)
+    print(f"started job run {job_run_id} on EMR Serverless application {app} ({request['name']}, "
+          f"run id {run_id})")
     if args.no_wait:
         return None
-    return emr_serverless.wait_for_job_run(client, app, run_id, profile.aws.poll,
-                                           profile.emr_serverless.log_uri)
+    outcome = emr_serverless.wait_for_job_run(client, app, job_run_id, profile.aws.poll,
+                                              profile.emr_serverless.log_uri)
+    run = RemoteRun(application_id=app, job_run_id=job_run_id, region=profile.aws.region, run_id=run_id,
+                    run_date=run_date, output_path=job.output.path)
+    remote_run.record_remote_run(client, s3, profile.prices, run, outcome)
+    return outcome
+
+
+def _started_run_id(client, app: str, job_run_id: str, run_id: str, attempt: int) -> str:
+    """The run id the job run really got: an earlier request with the same client token (the
+    same job, run date and ``--attempt``) answers with its own run, started with its own id."""
+    try:
+        started = emr_serverless.submitted_run_id(client, app, job_run_id)
+    except DeployError as error:
+        print(f"warning: the job run's run id could not be read back: {redact_text(str(error))}", file=sys.stderr)
+        return run_id
+    if started and started != run_id:
+        print(f"job run {job_run_id} was started before with the same client token (attempt {attempt}); "
+              f"its run id is {started} (give --attempt {attempt + 1} to run the date again)")
+        return started
+    return run_id
 
 
 def _report(outcome: RunOutcome | None, job: JobConfig) -> int:
@@ -217,6 +266,9 @@ def _parser(command: str, *, with_run: bool) -> argparse.ArgumentParser:
     parser.add_argument("--archive", help="a prebuilt environment archive instead of building one")
     if with_run:
         parser.add_argument("--run-date", help="the run's date, YYYY-MM-DD (default: today, UTC)")
+        parser.add_argument("--run-id", help="the attempt's id, passed to the job and printed (any "
+                            "printable text up to 512 characters; default: EMR Serverless "
+                            "<job>-<run date>-<attempt>, EMR a generated id)")
         parser.add_argument("--attempt", type=int, default=1,
                             help="EMR Serverless: a new attempt for a run date already submitted")
         parser.add_argument("--no-wait", action="store_true", help="return once the run is submitted")

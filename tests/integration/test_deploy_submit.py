@@ -7,6 +7,7 @@ process and finishes the step in moto's backend from a second thread.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import threading
@@ -72,6 +73,7 @@ def serverless(aws, tmp_path):
 
 def test_emr_serverless_run_is_staged_submitted_and_followed_to_success(aws, serverless, tmp_path):
     app_id, env, profile = serverless
+    aws.client("s3").create_bucket(Bucket="data-bucket", CreateBucketConfiguration={"LocationConstraint": aws.region})
     archive = venv_archive(tmp_path / "env.tar.gz", "3.11")
     result = spark_submit(aws, env, "emr-serverless", "conf/jobs/data_pricing.yaml", "--profile", str(profile),
                           "--run-date", "2026-11-22", "--archive", str(archive), "--out", str(tmp_path / "dist"),
@@ -91,7 +93,14 @@ def test_emr_serverless_run_is_staged_submitted_and_followed_to_success(aws, ser
     assert read_object(aws, driver["entryPoint"]) == Path(run_job.__file__).read_bytes()
     assert f"spark.archives=s3://{BUCKET}/{keys[1]}#environment" in driver["sparkSubmitParameters"]
     job_uri, profile_uri = driver["entryPointArguments"][1], driver["entryPointArguments"][3]
-    assert driver["entryPointArguments"] == ["--job", job_uri, "--profile", profile_uri, "--run-date", "2026-11-22"]
+    run_id = "data_pricing-2026-11-22-1"  # the client token: the same request when submitted again
+    assert f"(data_pricing-2026-11-22, run id {run_id})" in result.stdout
+    assert driver["entryPointArguments"] == ["--job", job_uri, "--profile", profile_uri, "--run-date", "2026-11-22",
+                                             "--run-id", run_id]
+    # moto runs no driver: no manifest to record the cost in, which is one line, not an error
+    assert (f"manifest: none at s3://data-bucket/data_pricing/_manifests/run_date=2026-11-22/{run_id}.json"
+            in result.stdout)
+    assert "Spark UI: " in result.stdout and "cost: USD 0.0000; 0 vcpu hours" in result.stdout
     staged_job = tmp_path / "staged.yaml"
     staged_job.write_bytes(read_object(aws, job_uri))
     assert load_job(staged_job) == load_job(ROOT / "conf/jobs/data_pricing.yaml", [s for s in JOB_SETTINGS if s != "--set"])
@@ -225,6 +234,9 @@ def test_emr_step_exit_code_follows_the_step(aws, tmp_path, monkeypatch, capsys,
     steps = aws.client("emr").list_steps(ClusterId=cluster)["Steps"]
     assert [s["Name"] for s in steps] == ["data_pricing 2026-11-22"]
     assert f"submitted step {steps[0]['Id']} to EMR cluster {cluster}" in out
+    run_id = re.search(r"run id (20261122-\d{6}-[0-9a-f]{8})\)", out).group(1)
+    step_args = aws.client("emr").describe_step(ClusterId=cluster, StepId=steps[0]["Id"])["Step"]["Config"]["Args"]
+    assert step_args[-2:] == ["--run-id", run_id]
     if code:
         assert "the run ended FAILED" in err and f"s3://logs-bucket/emr/{cluster}/steps/{steps[0]['Id']}/" in err
     else:
