@@ -454,7 +454,7 @@ def test_an_ended_run_shows_and_records_its_cost_logs_and_spark_ui(billed_submis
     assert f"Spark UI: {url} (valid for about an hour; again with: {command})" in out
     amount = 3.25 * 0.052624 + 14.5 * 0.005786 + 72.0 * 0.000111
     per_million = amount / ROWS_IN * 1_000_000
-    assert f"cost: USD {amount:,.4f}, USD {per_million:,.4f} per million rows; 3.25 vcpu hours" in out
+    assert f"cost: USD {amount:,.4f}, USD {per_million:,.4f} per million rows; 3.25 vCPU-hours" in out
     log_uri = f"s3://artifacts-bucket/batch-scoring/logs/applications/{app_id}/jobs/{job_run_id}/"
     assert f"the run ended SUCCESS; logs: {log_uri}" in out
 
@@ -496,7 +496,7 @@ def test_a_run_whose_driver_never_started_says_so_and_still_reports_its_cost(bil
     assert (f"manifest: none at {manifest_uri} (the driver wrote none: it never started, or refused the run "
             "before Spark started; see the logs)") in out
     amount = 3.25 * 0.052624 + 14.5 * 0.005786 + 72.0 * 0.000111
-    assert f"cost: USD {amount:,.4f}; 3.25 vcpu hours" in out  # no rows: no cost per million rows
+    assert f"cost: USD {amount:,.4f}; 3.25 vCPU-hours" in out  # no rows: no cost per million rows
     assert "error: the run ended FAILED" in err
     assert s3.list_objects_v2(Bucket="data-bucket").get("KeyCount") == 0  # nothing made up
 

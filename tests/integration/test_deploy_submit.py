@@ -100,7 +100,7 @@ def test_emr_serverless_run_is_staged_submitted_and_followed_to_success(aws, ser
     # moto runs no driver: no manifest to record the cost in, which is one line, not an error
     assert (f"manifest: none at s3://data-bucket/data_pricing/_manifests/run_date=2026-11-22/{run_id}.json"
             in result.stdout)
-    assert "Spark UI: " in result.stdout and "cost: USD 0.0000; 0 vcpu hours" in result.stdout
+    assert "Spark UI: " in result.stdout and "cost: USD 0.0000; 0 vCPU-hours" in result.stdout
     staged_job = tmp_path / "staged.yaml"
     staged_job.write_bytes(read_object(aws, job_uri))
     assert load_job(staged_job) == load_job(ROOT / "conf/jobs/data_pricing.yaml", [s for s in JOB_SETTINGS if s != "--set"])

@@ -62,7 +62,7 @@ def test_the_cost_line_prices_the_billed_resources_per_run_and_per_million_rows(
     assert cost.amount == pytest.approx(AMOUNT) and cost.per_million_rows == pytest.approx(AMOUNT * 4)
     assert lines == [
         f"Spark UI: https://ui.example.invalid/?token=secret (valid for about an hour; again with: {COMMAND})",
-        "cost: USD 0.1950, USD 0.7799 per million rows; 2.5 vcpu hours, 10 memory gb hours, 50 storage gb hours "
+        "cost: USD 0.1950, USD 0.7799 per million rows; 2.5 vCPU-hours, 10 memory GB-hours, 50 storage GB-hours "
         "at prices of 2026-12",
     ]
 
@@ -136,7 +136,7 @@ def test_batch_score_report_prints_the_remote_facts():
         "remote: emr-serverless application 00fapp, job run 00frun: SUCCESS",
         f"logs: {OUTCOME.log_uri}",
         f"Spark UI: a link valid for about an hour from: {COMMAND}",
-        "cost: USD 0.1950, USD 0.7799 per million rows; 2.5 vcpu hours, 10 memory gb hours, 50 storage gb hours "
+        "cost: USD 0.1950, USD 0.7799 per million rows; 2.5 vCPU-hours, 10 memory GB-hours, 50 storage GB-hours "
         "at prices of 2026-12",
     ]
     assert report_remote_lines(None) == []
