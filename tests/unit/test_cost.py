@@ -59,6 +59,8 @@ def test_a_plan_above_max_cost_is_refused_and_one_at_or_below_it_passes():
                                                 r"USD 1\.5000"):
         check_cost_limit(estimate(2.0), 1.5, "USD")
     check_cost_limit(estimate(1.5), 1.5, "USD")
+    check_cost_limit(estimate(1.0), 1.5, "USD")
+    check_cost_limit(estimate(1.0, "".join(["U", "SD"])), 1.5, "USD")  # equal text, another object (JSON)
     check_cost_limit(None, 1.5, "USD")
     check_cost_limit(estimate(99.0), None, "USD")
 
@@ -74,6 +76,7 @@ def test_a_manifest_read_from_json_is_recognised_as_succeeded():
     run = json.loads(json.dumps({"status": "succeeded", "rows": {"in": 1_000_000},
                                  "cost": {"amount": 2.0, "currency": "USD", "basis": "executor core-seconds"}}))
     assert _priced_rate(run) == (2.0, "USD", "executor core-seconds")
+    assert _priced_rate({key: value for key, value in run.items() if key != "status"}) is None
 
 
 def test_the_rate_prefers_the_bill_and_needs_a_succeeded_priced_run_with_rows():
