@@ -15,6 +15,7 @@ from batch_scoring.jobs.config import (
     FunctionConfig,
     JobConfig,
     OutputConfig,
+    PricesConfig,
     load_job,
     load_profile,
 )
@@ -437,3 +438,25 @@ def test_a_job_needs_a_function_or_a_model_and_a_function_its_unit_of_work(overr
 
     assert lines[0] == f"config file {JOB_FILE} has 1 problem(s):"
     assert lines[1].startswith(f"  (top level): {message}")
+
+
+def test_prices_default_to_the_documented_emr_serverless_prices_and_are_never_negative():
+    prices = PricesConfig()
+    assert (prices.currency, prices.vcpu_hour, prices.memory_gb_hour, prices.storage_gb_hour,
+            prices.core_hour, prices.as_of) == ("USD", 0.052624, 0.005786, 0.000111, None, "2026-12")
+    assert "`0.052624`, `0.005786`, `0.000111`; `2026-12`" in README.read_text()
+    for field in ("vcpu_hour", "memory_gb_hour", "storage_gb_hour", "core_hour"):
+        with pytest.raises(pydantic.ValidationError, match="greater than or equal to 0"):
+            PricesConfig(**{field: -0.01})
+        assert getattr(PricesConfig(**{field: 0}), field) == 0
+
+
+def test_a_wrong_value_is_named_by_its_own_error_not_as_an_unknown_field():
+    message = config_error(load_job, JOB_FILE, ["report.enabled=maybe"])
+    assert "report.enabled" in message and "valid boolean" in message
+    assert "unknown field" not in message
+
+
+def test_an_empty_model_allow_list_is_refused():
+    message = config_error(load_job, MODEL_JOB_FILE, ["model.allowed_uris=[]"])
+    assert "model.allowed_uris" in message and "at least 1 item" in message

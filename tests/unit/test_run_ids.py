@@ -3,6 +3,7 @@ and ids that cannot be used are refused before Spark starts (issue 15, reproduct
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 
@@ -80,3 +81,15 @@ def test_the_entry_point_exits_2_before_spark_starts(run_id, tmp_path, capsys, s
     assert "--run-id" in capsys.readouterr().err
     assert spark_starts == []
     assert not (tmp_path / "out").exists()
+
+
+def test_a_plain_id_is_its_own_name_up_to_100_characters_and_hashed_beyond():
+    assert manifest_file_name("p" * 100) == "p" * 100 + ".json"
+    longer = manifest_file_name("p" * 101)
+    assert longer == "p" * 60 + "~" + hashlib.sha256(b"p" * 101).hexdigest()[:16] + ".json"
+
+
+def test_a_derived_name_is_the_readable_prefix_and_16_hex_digits_of_the_ids_sha256():
+    assert manifest_file_name("a b") == "a_b~" + hashlib.sha256(b"a b").hexdigest()[:16] + ".json"
+    assert manifest_file_name("a b") == "a_b~c8687a08aa5d6ed2.json"
+    assert manifest_file_name("日次") == "run~" + hashlib.sha256("日次".encode()).hexdigest()[:16] + ".json"

@@ -4,8 +4,11 @@ that reach the entry point without it (jobs/stop_signals.py)."""
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
+import time
 
-from batch_scoring.jobs.stop_signals import RunStopped, answered_signals, stop_of
+from batch_scoring.jobs.stop_signals import DEFAULT_STOP_TIMEOUT_SECONDS, RunStopped, answered_signals, stop_of
 
 
 def raised_while_handling(stop: BaseException, cause: BaseException | None = None) -> BaseException:
@@ -74,3 +77,55 @@ def test_the_previous_handlers_come_back_after_the_block():
         assert signal.getsignal(signal.SIGTERM) is previous
     finally:
         signal.signal(signal.SIGTERM, before)
+
+
+def test_a_stop_exits_with_the_shells_code_for_its_signal():
+    assert (RunStopped(signal.SIGTERM).exit_code, RunStopped(signal.SIGINT).exit_code) == (143, 130)
+    assert str(RunStopped(signal.SIGTERM)) == "stopped by SIGTERM"
+    assert DEFAULT_STOP_TIMEOUT_SECONDS == 30.0  # the documented default of --stop-timeout
+
+
+def test_a_stop_is_found_behind_a_cause_chain_and_a_cycle_ends():
+    stop = RunStopped(signal.SIGTERM)
+    wrapped = RuntimeError("py4j error")
+    wrapped.__cause__ = stop
+    outer = ValueError("cleanup failed")
+    outer.__context__ = wrapped
+    assert stop_of(outer) is stop
+    first, second = ValueError("a"), ValueError("b")
+    first.__context__, second.__context__ = second, first  # a cycle without a stop
+    assert stop_of(first) is None
+
+
+def test_an_error_behind_a_stop_wins_over_the_signal_received():
+    with answered_signals() as signals:
+        try:
+            signal.raise_signal(signal.SIGTERM)
+        except RunStopped:
+            pass
+        own = RunStopped(signal.SIGINT)
+        assert signals.stop_behind(own) is own
+
+
+WATCHDOG = """
+import sys, time
+from batch_scoring.jobs.stop_signals import start_watchdog
+start_watchdog(float(sys.argv[1]), 143)
+time.sleep(float(sys.argv[2]))
+"""
+
+
+def run_watchdog(seconds: float, work: float) -> tuple[int, float]:
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", WATCHDOG, str(seconds), str(work)], timeout=60, check=False)
+    return done.returncode, time.monotonic() - started
+
+
+def test_the_watchdog_ends_a_process_still_cleaning_up_with_the_signals_code():
+    code, _ = run_watchdog(0.2, 30)
+    assert code == 143
+
+
+def test_the_watchdog_does_not_keep_a_finished_process_alive():
+    code, took = run_watchdog(20, 0)
+    assert code == 0 and took < 15
