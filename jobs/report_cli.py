@@ -35,7 +35,7 @@ from batch_scoring.jobs.manifest import (
 from batch_scoring.jobs.redaction import redact_text
 from batch_scoring.jobs.run_report import report_path
 from batch_scoring.jobs.show import LOCAL
-from batch_scoring.jobs.sources import resolve_path
+from batch_scoring.jobs.locations import resolve_path
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
