@@ -445,7 +445,7 @@ def reconcile_buckets(
     Raises:
         ReconciliationError: naming the buckets whose counts differ (at most five).
     """
-    from batch_scoring.udfs.spark_execution import bucket_of
+    from batch_scoring.udfs.engine.spark_execution import bucket_of
 
     bucket = bucket_of(check.keys, check.buckets).alias("bucket")
     read = _counts_by(source.groupBy(bucket))

@@ -33,7 +33,7 @@ from pydantic import (
 
 from batch_scoring.jobs.errors import ConfigError
 from batch_scoring.jobs.failure_budget import parse_budget
-from batch_scoring.udfs.preprocessing import PreprocessStep
+from batch_scoring.udfs.models.preprocessing import PreprocessStep
 
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 

@@ -48,23 +48,23 @@ from batch_scoring.jobs.quarantine import REJECT_COLUMNS, split_rejects, union_r
 from batch_scoring.jobs.run_context import RunContext
 from batch_scoring.jobs.text_records import split_malformed
 from batch_scoring.udfs.contract import parse_ddl_columns
-from batch_scoring.udfs.model_resolution import (
+from batch_scoring.jobs.model_resolution import (
     ModelResolutionError,
     ResolvedModel,
     check_allowed,
     resolve_model,
 )
-from batch_scoring.udfs.model_routing import resolve_routes
-from batch_scoring.udfs.model_scoring import MODEL_RAISED, ModelStamp, ScoringSpec
-from batch_scoring.udfs.model_signature import (
+from batch_scoring.jobs.model_routing import resolve_routes
+from batch_scoring.udfs.models.model_scoring import MODEL_RAISED, ModelStamp, ScoringSpec
+from batch_scoring.udfs.models.model_signature import (
     SignatureMismatchError,
     check_signature,
     model_inputs,
     numeric_columns,
     output_columns_from_signature,
 )
-from batch_scoring.udfs.preprocessing import PreprocessingError, Preprocessor
-from batch_scoring.udfs.spark_scoring import (
+from batch_scoring.udfs.models.preprocessing import PreprocessingError, Preprocessor
+from batch_scoring.udfs.models.spark_scoring import (
     ERROR_COLUMN,
     ShippedModel,
     score_spark,
@@ -388,7 +388,7 @@ def score(valid: DataFrame, plan: ScoringPlan, model: ModelConfig, batches=None)
     """Score rows that passed quarantine with the plan's model(s), isolating raising rows.
 
     Returns:
-        :func:`~batch_scoring.udfs.spark_scoring.score_spark` output with
+        :func:`~batch_scoring.udfs.models.spark_scoring.score_spark` output with
         ``isolate_failures`` (split it with ``split_scored``).
     """
     for resolved in plan.models:

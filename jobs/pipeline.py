@@ -58,10 +58,10 @@ from batch_scoring.jobs.run_context import RunContext
 from batch_scoring.jobs.sources import Source, choose_buckets
 from batch_scoring.jobs.text_records import split_malformed
 from batch_scoring.udfs.contract import ColumnRule, ParamsError, UnitFunction
-from batch_scoring.udfs.model_scoring import model_broken_message
+from batch_scoring.udfs.models.model_scoring import model_broken_message
 from batch_scoring.udfs.registry import FunctionNotFoundError, resolve_function
-from batch_scoring.udfs.spark_execution import UnitStatus, apply_packed, apply_reference, split_status
-from batch_scoring.udfs.unit_of_work import unit_too_large_message
+from batch_scoring.udfs.engine.spark_execution import UnitStatus, apply_packed, apply_reference, split_status
+from batch_scoring.udfs.engine.unit_of_work import unit_too_large_message
 
 log = logging.getLogger("batch_scoring")
 
@@ -175,7 +175,7 @@ def run(
         ConfigError: bad function, model, parameters, paths, filter or partition columns.
         InputError: missing source, columns, incompatible column types, or a source that
             cannot satisfy the model's signature.
-        batch_scoring.udfs.unit_of_work.FunctionOutputError: (inside a Spark error) when the
+        batch_scoring.udfs.engine.unit_of_work.FunctionOutputError: (inside a Spark error) when the
             function returns undeclared or misses declared columns.
         RejectBudgetExceeded: more rows rejected than ``output.max_reject_fraction`` allows;
             nothing committed.

@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 
-from batch_scoring.udfs import data_pricing, voice_pricing
+from batch_scoring.udfs.pricing import data_pricing, voice_pricing
 from batch_scoring.udfs.contract import (
     ColumnRule,
     Shape,

@@ -25,7 +25,7 @@ from sklearn.linear_model import LogisticRegression
 
 from batch_scoring.jobs.config import load_job
 from batch_scoring.jobs.pipeline import run
-from batch_scoring.udfs.model_resolution import (
+from batch_scoring.jobs.model_resolution import (
     ModelNotFoundError,
     ModelResolutionError,
     content_hash,

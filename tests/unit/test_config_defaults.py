@@ -314,7 +314,7 @@ def test_a_set_of_a_sibling_with_a_common_prefix_is_not_named(tmp_path):
     ("{kind: image, width: 8, height: 8, gery: true}", "image.gery", None),
 ])
 def test_an_unknown_preprocess_field_lists_the_fields_of_its_own_kind(step, typo, fields):
-    from batch_scoring.udfs.preprocessing import EncodeStep, ImageStep, ScaleStep
+    from batch_scoring.udfs.models.preprocessing import EncodeStep, ImageStep, ScaleStep
 
     kind = typo.split(".")[0]
     model = {"scale": ScaleStep, "encode": EncodeStep, "image": ImageStep}[kind]
