@@ -233,3 +233,20 @@ def aws(moto_server, monkeypatch):
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     return moto_server
+
+
+# PostgreSQL fixture: a real server from Debian's packages on 127.0.0.1 (tests/postgres_server.py).
+@pytest.fixture(scope="session")
+def postgres():
+    """A throwaway PostgreSQL server for the session (skipped when PostgreSQL is not installed),
+    stopped and its data folder removed at the end, also after a failure."""
+    import postgres_server
+
+    reason = postgres_server.skip_reason()
+    if reason:
+        pytest.skip(reason)
+    server = postgres_server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
