@@ -217,9 +217,10 @@ class JdbcSink:
         schema = self.table.split(".")[0] if "." in self.table else None
         prefix = staging_prefix(self.table, run_date)
         found = connection.query(
-            "SELECT table_name FROM information_schema.tables WHERE substring(table_name from 1 for ?) = ? "
+            f"SELECT table_name FROM information_schema.tables WHERE "
+            f"substring(CAST(table_name AS varchar), 1, {len(prefix)}) = ? "
             "AND table_schema = " + ("?" if schema else "current_schema()"),
-            (len(prefix), prefix, schema) if schema else (len(prefix), prefix),
+            (prefix, schema) if schema else (prefix,),
         )
         dropped = []
         for (name,) in found:
