@@ -308,3 +308,17 @@ def test_access_denied_is_named(aws):
         "output.jdbc.password_secret prod/sales-db cannot be read: access denied (grant "
         "secretsmanager:GetSecretValue to the job's role)"
     )
+
+
+def test_where_the_password_is_kept_is_no_secret_for_the_redactor():
+    """A jdbc job can be submitted to EMR (staging refuses configs with secrets) and its
+    manifest keeps the variable name and secret id readable; a secret-looking value is still masked."""
+    from batch_scoring.jobs.redaction import redact, secret_paths
+
+    arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/db-AbCdEf"
+    jdbc = {"url": URL, "user": "scorer", "password_env": "PW", "password_secret": arn,
+            "password_secret_key": "password"}
+    assert secret_paths({"source": {"jdbc": jdbc}}) == []
+    assert redact(jdbc) == jdbc
+    assert redact({"password_env": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.abc"}) == {"password_env": "***"}
+    assert secret_paths({"password": "x", "tracking_password": "y"}) == ["password", "tracking_password"]
