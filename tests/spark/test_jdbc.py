@@ -316,3 +316,79 @@ def test_staging_names_fit_postgresql_and_share_a_prefix_per_run_date():
     assert name.split(".")[1].startswith(staging_prefix(long, DAY))
     assert staging_table(long, DAY, "a") != staging_table(long, DAY, "b")
     assert staging_prefix(long, DAY) != staging_prefix(long, EARLIER)
+
+
+CHILD = '''
+import datetime as dt, sys
+from pyspark.sql import SparkSession
+from batch_scoring.jobs.config import JdbcSinkConfig
+from batch_scoring.jobs.jdbc import POSTGRESQL_PACKAGE
+from batch_scoring.jobs.jdbc_sink import JdbcSink
+
+url, user, table = sys.argv[1:4]
+spark = (SparkSession.builder.master("local[1]").config("spark.jars.packages", POSTGRESQL_PACKAGE)
+         .config("spark.ui.enabled", "false").getOrCreate())
+cfg = JdbcSinkConfig(url=url, user=user, password_env="PG_PASSWORD", table=table)
+rows = spark.createDataFrame([(f"seg{i}", i * 5.0) for i in range(20)], "segment string, price double")
+JdbcSink(spark, cfg, table, "output.jdbc.table").write_run(rows, [], dt.date(2026, 11, 22), "killed")
+print("committed", flush=True)
+'''
+
+
+@pytest.mark.one_line  # fault injection; the transaction it tests does not depend on the Spark line
+def test_a_job_killed_between_staging_and_swap_leaves_the_target_unchanged(spark, postgres, target, tmp_path):
+    """A child process writes the run; a lock held here stops its swap right after the staging
+    write (its LOCK TABLE waits); the child is killed there. The target is unchanged, and a
+    rerun drops the dead attempt's staging table and leaves exactly one copy of the run's rows."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    sink = make_sink(spark, postgres, target)
+    sink.write_run(prices(spark, 1.0), [], DAY, "first")
+    before = table_rows(postgres, target)
+    holder = subprocess.Popen(
+        [str(postgres.bin / "psql"), "-h", "127.0.0.1", "-p", str(postgres.port), "-U", postgres.user,
+         "-d", postgres.database, "-X", "-q", "-v", "ON_ERROR_STOP=1"],
+        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+        env={**os.environ, "PGPASSWORD": postgres.password},
+    )
+    # ROW EXCLUSIVE lets the child read the table's columns but not take the swap's lock.
+    holder.stdin.write(f"BEGIN; LOCK TABLE {target} IN ROW EXCLUSIVE MODE; SELECT 1;\n")
+    holder.stdin.flush()
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    child = subprocess.Popen(
+        [sys.executable, str(script), postgres.url, postgres.user, target],
+        env={**os.environ, "PG_PASSWORD": postgres.password}, start_new_session=True,
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        waiting = ""
+        while time.monotonic() < deadline and not waiting and child.poll() is None:
+            waiting = postgres.psql(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND query LIKE 'LOCK TABLE%'", admin=True).replace("0", "")
+            time.sleep(0.5)
+        assert waiting, "the child never reached the swap"
+        staged = staging_tables(postgres)
+        assert len(staged) == 1
+        assert postgres.psql(f'SELECT count(*) FROM public."{staged[0]}"') == "20"  # the staging write is done
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait(timeout=60)
+    finally:
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait(timeout=60)
+        holder.stdin.write("COMMIT;\n")
+        holder.stdin.close()
+        holder.wait(timeout=60)
+    assert "committed" not in child.stdout.read()
+    assert table_rows(postgres, target) == before
+    sink.write_run(prices(spark, 2.0), [], DAY, "rerun")
+    rows = table_rows(postgres, target)
+    assert len(rows) == 20 and all(r.endswith("|rerun") for r in rows)
+    assert staging_tables(postgres) == []
