@@ -273,8 +273,9 @@ def build_reader_session(profile: PlatformProfile, path: str) -> SparkSession:
 
 
 def fetch_jars() -> list[str]:
-    """Resolve the Delta and hadoop-aws jars of the installed runtime line into Ivy's cache
-    (``~/.ivy2``) by starting and stopping a local session; return their Maven coordinates.
+    """Resolve the Delta and hadoop-aws jars of the installed runtime line, and the PostgreSQL
+    JDBC driver, into Ivy's cache (``~/.ivy2``) by starting and stopping a local session;
+    return their Maven coordinates.
 
     ``spark-submit.sh setup`` runs it once, so later Spark starts, several at a time as in the
     tests' two processes, read the cache instead of resolving together (concurrent Ivy
@@ -284,7 +285,9 @@ def fetch_jars() -> list[str]:
         pyspark.errors.PySparkRuntimeError: when the JVM cannot start or Maven Central is not
             reachable and the jars are not cached.
     """
-    packages = [delta_package(), hadoop_aws_package()]
+    from batch_scoring.jobs.jdbc import POSTGRESQL_PACKAGE
+
+    packages = [delta_package(), hadoop_aws_package(), POSTGRESQL_PACKAGE]
     spark = _session("batch-score fetch-jars", PlatformProfile(name="fetch-jars", master="local[1]"),
                      packages, {"spark.ui.enabled": "false", "spark.log.level": "WARN"})
     spark.stop()
