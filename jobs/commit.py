@@ -144,18 +144,21 @@ def check_paths(job: JobConfig) -> None:
     """Refuse outputs that overlap the source or each other, compared as locations.
 
     ``output.path`` and ``output.rejects_path`` must not be, lie inside or contain
-    ``source.path``, and must not overlap each other. Paths are compared after
+    ``source.path``, and must not overlap each other (a database source or rejects table has no
+    path and is left out). Paths are compared after
     :func:`~batch_scoring.jobs.locations.canonical` (``file://`` URIs, symlinks, ``.``/``..``,
     trailing slashes, ``s3://``/``s3a://``/``s3n://`` as one).
 
     Raises:
         ConfigError: naming the clashing fields, as written and as resolved.
     """
-    pairs = (
-        ("output.path", job.output.path, "source.path", job.source.path),
-        ("output.rejects_path", job.output.rejects, "source.path", job.source.path),
-        ("output.rejects_path", job.output.rejects, "output.path", job.output.path),
-    )
+    outputs = [("output.path", job.output.path)]
+    if job.output.format != "jdbc":  # a database output's rejects are a table, not a folder
+        outputs.append(("output.rejects_path", job.output.rejects))
+    inputs = [("source.path", job.source.path)] if job.source.path else []
+    pairs = [(f, p, of, o) for f, p in outputs for of, o in inputs]
+    if len(outputs) == 2:
+        pairs.append((*outputs[1], *outputs[0]))
     for field, path, other_field, other in pairs:
         if overlaps(path, other):
             raise ConfigError(
@@ -226,6 +229,9 @@ class CommitJournal:
     def phase(self, name: str) -> ContextManager[PhaseRecord]:
         """The block in which the run is in phase ``name`` (see :meth:`RunPhases.phase`)."""
         return self.phases.phase(name)
+
+    def started(self, ctx: RunContext) -> None:
+        """Called once the run's source and tables are opened, before its checks."""
 
     def committing(self, targets: RunTargets) -> None:
         """Called once before the first write, with the tables about to be written.

@@ -589,8 +589,15 @@ class JobConfig(StrictModel):
         return self.source.format == "delta" or self.output.format == "delta"
 
     def paths(self) -> list[str]:
-        """All paths the job reads or writes (a jdbc source has none)."""
-        return [p for p in (self.source.path, self.output.path, self.output.rejects) if p is not None]
+        """All paths the job reads or writes (a jdbc source has none, a jdbc output only its
+        ``output.path`` of manifests)."""
+        rejects = self.output.rejects if self.output.format != "jdbc" else None
+        return [p for p in (self.source.path, self.output.path, rejects) if p is not None]
+
+    def jdbc_urls(self) -> list[str]:
+        """The JDBC URLs of a database source and output (none, one or two)."""
+        sections = (self.source.jdbc, self.output.jdbc)
+        return list(dict.fromkeys(s.url for s in sections if s is not None))
 
 
 class PollConfig(StrictModel):

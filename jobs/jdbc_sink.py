@@ -51,8 +51,7 @@ from batch_scoring.jobs.jdbc import (
     resolve_password,
     sql_state,
 )
-
-RUN_COLUMNS = ["run_date", "run_id"]
+from batch_scoring.jobs.sinks import Sink, with_run_columns
 MAX_IDENTIFIER = 63  # PostgreSQL's NAMEDATALEN - 1; Redshift allows 127
 
 
@@ -76,7 +75,7 @@ def staging_table(table: str, run_date: dt.date, run_id: str) -> str:
     return schema + name
 
 
-class JdbcSink:
+class JdbcSink(Sink):
     """One table of a PostgreSQL or Redshift database that runs are written to.
 
     Args:
@@ -91,13 +90,15 @@ class JdbcSink:
         ConfigError: when ``table`` is not ``table`` or ``schema.table``.
     """
 
+    format = "jdbc"
+    in_folder = False
+
     def __init__(self, spark: SparkSession, cfg: JdbcSinkConfig, table: str, field: str,
                  password: str | None = None, environ: Mapping[str, str] | None = None,
                  secrets: Any = None) -> None:
-        self.spark = spark
+        super().__init__(spark, table, field)
         self.cfg = cfg
         self.table = table
-        self.field = field
         self.quoted = quote_table(table)
         self._password = password
         self._environ = os.environ if environ is None else environ
@@ -195,7 +196,7 @@ class JdbcSink:
         if missing:
             raise ConfigError(f"output.partition_by names {missing}, which the output lacks; "
                               f"choose from {df.columns}")
-        rows = df.withColumn("run_date", F.lit(run_date)).withColumn("run_id", F.lit(run_id))
+        rows = with_run_columns(df, run_date, run_id)
         staging = staging_table(self.table, run_date, run_id)
         with self._connected() as connection:
             existing = self._columns(connection)

@@ -31,11 +31,9 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pyspark.errors import AnalysisException, ParseException
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 
-from batch_scoring.jobs.config import JdbcSourceConfig
+from batch_scoring.jobs.config import JdbcSourceConfig, SourceConfig
 from batch_scoring.jobs.errors import ConfigError, InputError
 from batch_scoring.jobs.jdbc import (
     ColumnType,
@@ -48,14 +46,15 @@ from batch_scoring.jobs.jdbc import (
     relation,
     resolve_password,
 )
+from batch_scoring.jobs.sources import Source, apply_filter
 
 
-class JdbcSource:
+class JdbcSource(Source):
     """``source.format: jdbc``: one table or query of a PostgreSQL or Redshift database.
 
     Args:
-        cfg: the ``source.jdbc`` section.
-        field: its config path, for messages.
+        config: the ``source`` section (its ``jdbc`` part, and ``filter``).
+        s3_scheme: unused (a database source has no path); the :class:`Source` signature.
         environ: where ``password_env`` is looked up (default :data:`os.environ`).
         secrets: a boto3 ``secretsmanager`` client for ``password_secret`` (default: boto3's).
 
@@ -63,10 +62,11 @@ class JdbcSource:
     a log line or :meth:`describe_inputs`.
     """
 
-    def __init__(self, cfg: JdbcSourceConfig, field: str = "source.jdbc",
+    def __init__(self, config: SourceConfig, s3_scheme: str = "s3a",
                  environ: Mapping[str, str] | None = None, secrets: Any = None) -> None:
-        self.cfg = cfg
-        self.field = field
+        super().__init__(config, s3_scheme)
+        self.cfg: JdbcSourceConfig = config.jdbc
+        self.field = "source.jdbc"
         self._environ = os.environ if environ is None else environ
         self._secrets = secrets
         self._password: str | None = None
@@ -95,8 +95,13 @@ class JdbcSource:
 
     # ------------------------------------------------------------------ reading
 
-    def read(self, spark: SparkSession, columns: Sequence[str] | None, filter: str | None) -> DataFrame:
-        """The source's rows: ``columns`` (all when None) with ``filter`` applied, read in parallel.
+    @property
+    def name(self) -> str:
+        return f"{self.cfg.table or 'the query'} at {display_url(self.cfg.url)}"
+
+    def read(self, spark: SparkSession, columns: Sequence[str] | None) -> DataFrame:
+        """The source's rows: ``columns`` (all when None) with ``source.filter`` applied, read
+        in parallel.
 
         Args:
             spark: the session (its JVM holds the JDBC driver, see
@@ -104,7 +109,6 @@ class JdbcSource:
             columns: columns the job needs, in order; database types mapped by Spark's
                 dialect (``int4`` -> int, ``float8`` -> double, ``numeric(p,s)`` -> decimal,
                 ``text``/``varchar`` -> string, ``date`` -> date, ``timestamp[tz]`` -> timestamp).
-            filter: ``source.filter``, a Spark SQL predicate (pushed down where Spark can).
 
         Returns:
             A DataFrame of ``num_partitions`` partitions over ``partition_column`` (fewer when
@@ -143,7 +147,7 @@ class JdbcSource:
             raise database_error(error, cfg, password, self.field, "read", name) from None
         self._bounds = bounds
         df = df.select(*(columns if columns is not None else df.columns))
-        df = _apply_filter(df, filter)
+        df = apply_filter(df, self.config.filter)
         self._partitions = df.rdd.getNumPartitions()
         return df
 
@@ -230,16 +234,6 @@ def _min_max(connection: Any, source: str, column: ColumnType) -> tuple[str, str
     from batch_scoring.jobs.jdbc import bounds_on
 
     return bounds_on(connection, source, column)
-
-
-def _apply_filter(df: DataFrame, predicate: str | None) -> DataFrame:
-    if not predicate:
-        return df
-    try:
-        return df.where(F.expr(predicate))
-    except (ParseException, AnalysisException) as error:
-        first_line = str(error).strip().splitlines()[0]
-        raise ConfigError(f"source.filter {predicate!r} is not valid here: {first_line}") from None
 
 
 __all__ = ["JdbcSource"]

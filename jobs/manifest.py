@@ -55,7 +55,7 @@ import importlib.metadata
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyspark.sql import SparkSession
 
@@ -75,7 +75,10 @@ from batch_scoring.jobs.redaction import redact, redact_text
 from batch_scoring.jobs.locations import resolve_path
 from batch_scoring.jobs.run_ids import manifest_file_name
 from batch_scoring.jobs.sinks import RunTargets, Sink
-from batch_scoring.jobs.sources import open_source
+from batch_scoring.jobs.sources import Source, open_source
+
+if TYPE_CHECKING:
+    from batch_scoring.jobs.run_context import RunContext
 
 log = logging.getLogger("batch_scoring")
 
@@ -106,12 +109,18 @@ class ManifestRecorder(CommitJournal):
 
     replaces: dict[str, Any] | None = None
     targets: RunTargets | None = dataclasses.field(default=None, repr=False)
+    source: Source | None = dataclasses.field(default=None, repr=False)
     last_document: dict[str, Any] | None = dataclasses.field(default=None, repr=False)
 
     @property
     def path(self) -> str:
         """Where this attempt's manifest goes (``s3://`` resolved for this profile)."""
         return manifest_path(resolve_path(self.job.output.path, self.s3_scheme), self.run_date, self.run_id)
+
+    def started(self, ctx: RunContext) -> None:
+        """Keep the run's source and tables: the manifest describes what this run read (a
+        database source's partitions and bounds as it read them) and reads its rejects back."""
+        self.source, self.targets = ctx.source, ctx.targets
 
     def committing(self, targets: RunTargets) -> None:
         """Write the manifest with ``status: committing`` before the run's first write.
@@ -214,7 +223,7 @@ class ManifestRecorder(CommitJournal):
         return self.spark_facts
 
     def _inputs(self) -> dict[str, Any]:
-        source = open_source(self.job.source, self.s3_scheme)
+        source = self.source or open_source(self.job.source, self.s3_scheme)
         try:
             return source.describe_inputs(self.spark)
         except Exception as error:  # noqa: BLE001 - a manifest of a failed read still gets written

@@ -187,6 +187,7 @@ def run(
             (every read of the source happens before the first write).
     """
     ctx = RunContext.open(spark, job, run_date, run_id or new_run_id(run_date), s3_scheme, journal)
+    ctx.journal.started(ctx)
     try:
         with ctx.journal.phase("checks"):
             if prepared is NOT_CHECKED:

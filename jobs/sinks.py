@@ -75,10 +75,13 @@ class Sink(ABC):
         folder_partitions: True when partition values live in folder names, so Spark reads
             partition columns' types from the names, not from what was written; a schema
             comparison leaves them out.
+        in_folder: True when the table is a folder of its own (its ownership marker goes
+            there); False for a database table.
     """
 
     format: str = ""
     folder_partitions: bool = False
+    in_folder: bool = True
 
     def __init__(self, spark: SparkSession, location: str, field: str) -> None:
         self.spark = spark
@@ -271,8 +274,19 @@ def open_targets(spark: SparkSession, output: OutputConfig, s3_scheme: str = "s3
     Args:
         s3_scheme: how ``s3://`` paths are reached (the profile's; see
             :func:`~batch_scoring.jobs.locations.resolve_path`).
+
+    For ``output.format: jdbc`` both tables are database tables
+    (:class:`~batch_scoring.jobs.jdbc_sink.JdbcSink`, ``output.jdbc.table`` and
+    ``rejects_table``) and ``output.path`` holds only the run's manifests, claims and reports.
     """
-    root, rejects = resolve_path(output.path, s3_scheme), resolve_path(output.rejects, s3_scheme)
+    root = resolve_path(output.path, s3_scheme)
+    if output.format == "jdbc":
+        from batch_scoring.jobs.jdbc_sink import JdbcSink
+
+        jdbc = output.jdbc
+        return RunTargets(root, jdbc.rejects, JdbcSink(spark, jdbc, jdbc.table, "output.jdbc.table"),
+                          JdbcSink(spark, jdbc, jdbc.rejects, "output.jdbc.rejects_table"))
+    rejects = resolve_path(output.rejects, s3_scheme)
     return RunTargets(root, rejects, open_sink(spark, output.format, root, "output.path"),
                       open_sink(spark, output.format, rejects, "output.rejects_path"))
 

@@ -131,7 +131,7 @@ class FileSource(Source):
         if missing:
             raise missing_columns(source.path, missing, available)
         kept = [*columns, corrupt] if corrupt else list(columns)
-        return _apply_filter(df.select(*kept), source.filter)
+        return apply_filter(df.select(*kept), source.filter)
 
     def input_files(self, rows: DataFrame) -> list[tuple[str, int]]:
         """``(path, bytes)`` of each file ``rows`` (a :meth:`read` of this source) reads, after
@@ -301,7 +301,12 @@ def _reader(spark: SparkSession, source: SourceConfig):
     return reader
 
 
-def _apply_filter(df: DataFrame, predicate: str | None) -> DataFrame:
+def apply_filter(df: DataFrame, predicate: str | None) -> DataFrame:
+    """``df`` with ``source.filter`` applied (pushed down where the format allows).
+
+    Raises:
+        ConfigError: when the predicate does not parse or names an unknown column.
+    """
     if not predicate:
         return df
     try:

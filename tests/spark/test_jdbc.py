@@ -19,7 +19,7 @@ import pytest
 from pyspark.sql import types as T
 from pyspark.testing import assertDataFrameEqual
 
-from batch_scoring.jobs.config import JdbcSinkConfig, JdbcSourceConfig
+from batch_scoring.jobs.config import JdbcSinkConfig, JdbcSourceConfig, SourceConfig
 from batch_scoring.jobs.errors import ConfigError, InputError, WriteFailed
 from batch_scoring.jobs.jdbc_sink import JdbcSink, staging_prefix, staging_table
 from batch_scoring.jobs.jdbc_source import JdbcSource
@@ -61,6 +61,11 @@ def source_cfg(postgres, **fields) -> JdbcSourceConfig:
     return JdbcSourceConfig(**{**base, **fields})
 
 
+def jdbc_source(cfg: JdbcSourceConfig, environ: dict[str, str], filter: str | None = None) -> JdbcSource:
+    """The :class:`JdbcSource` of a ``source`` section holding ``cfg`` and ``filter``."""
+    return JdbcSource(SourceConfig(format="jdbc", jdbc=cfg, filter=filter), environ=environ)
+
+
 def expected(spark, rows: pd.DataFrame, columns=None):
     df = spark.createDataFrame(rows, SALES_SCHEMA)
     return df.select(*columns) if columns else df
@@ -85,8 +90,8 @@ class NoSparkJobs:
 # --------------------------------------------------------------------------- reads
 
 def test_a_read_over_a_numeric_column_uses_num_partitions_and_returns_every_row(spark, postgres, sales_table):
-    source = JdbcSource(source_cfg(postgres, partition_column="id", num_partitions=4), environ=env(postgres))
-    df = source.read(spark, None, None)
+    source = jdbc_source(source_cfg(postgres, partition_column="id", num_partitions=4), env(postgres))
+    df = source.read(spark, None)
     assert df.rdd.getNumPartitions() == 4
     assert all(n > 0 for n in df.rdd.glom().map(len).collect())
     assertDataFrameEqual(df, expected(spark, sales_table))
@@ -100,8 +105,8 @@ def test_a_read_over_a_numeric_column_uses_num_partitions_and_returns_every_row(
 
 
 def test_a_read_over_a_date_column_with_projection(spark, postgres, sales_table):
-    source = JdbcSource(source_cfg(postgres, partition_column="sale_date", num_partitions=3), environ=env(postgres))
-    df = source.read(spark, ["id", "sale_date"], None)
+    source = jdbc_source(source_cfg(postgres, partition_column="sale_date", num_partitions=3), env(postgres))
+    df = source.read(spark, ["id", "sale_date"])
     assert df.rdd.getNumPartitions() == 3
     assert df.columns == ["id", "sale_date"]
     assertDataFrameEqual(df, expected(spark, sales_table, ["id", "sale_date"]))
@@ -111,7 +116,7 @@ def test_a_read_over_a_date_column_with_projection(spark, postgres, sales_table)
 def test_a_read_over_predicates_is_one_partition_each(spark, postgres, sales_table):
     cfg = source_cfg(postgres, predicates=["segment < 'seg3'", "segment >= 'seg3' AND segment < 'seg5'",
                                            "segment >= 'seg5'"])
-    df = JdbcSource(cfg, environ=env(postgres)).read(spark, None, None)
+    df = jdbc_source(cfg, env(postgres)).read(spark, None)
     assert df.rdd.getNumPartitions() == 3
     assertDataFrameEqual(df, expected(spark, sales_table))
 
@@ -119,8 +124,8 @@ def test_a_read_over_predicates_is_one_partition_each(spark, postgres, sales_tab
 def test_a_query_read_in_parallel_with_given_bounds(spark, postgres, sales_table):
     cfg = source_cfg(postgres, table=None, query="SELECT id, price FROM public.sales WHERE volume = 0",
                      partition_column="id", lower_bound=0, upper_bound=2000, num_partitions=2)
-    source = JdbcSource(cfg, environ=env(postgres))
-    df = source.read(spark, ["id", "price"], None)
+    source = jdbc_source(cfg, env(postgres))
+    df = source.read(spark, ["id", "price"])
     assert df.rdd.getNumPartitions() == 2
     want = sales_table[sales_table.volume == 0]
     assertDataFrameEqual(df, expected(spark, want, ["id", "price"]))
@@ -130,8 +135,9 @@ def test_a_query_read_in_parallel_with_given_bounds(spark, postgres, sales_table
 
 
 def test_the_filter_is_pushed_into_the_jdbc_query(spark, postgres, sales_table):
-    source = JdbcSource(source_cfg(postgres, partition_column="id", num_partitions=4), environ=env(postgres))
-    df = source.read(spark, ["id", "price"], "price > 900 AND segment = 'seg1'")
+    source = jdbc_source(source_cfg(postgres, partition_column="id", num_partitions=4), env(postgres),
+                         "price > 900 AND segment = 'seg1'")
+    df = source.read(spark, ["id", "price"])
     plan = df._jdf.queryExecution().executedPlan().toString()
     assert "PushedFilters: [" in plan
     pushed = plan.split("PushedFilters: [", 1)[1].split("]", 1)[0]
@@ -142,17 +148,17 @@ def test_the_filter_is_pushed_into_the_jdbc_query(spark, postgres, sales_table):
 
 def test_an_empty_table_is_read_as_one_partition(spark, postgres):
     postgres.psql("DROP TABLE IF EXISTS public.empty_sales; CREATE TABLE public.empty_sales (id int, x text)")
-    df = JdbcSource(source_cfg(postgres, table="public.empty_sales", partition_column="id"),
-                    environ=env(postgres)).read(spark, None, None)
+    df = jdbc_source(source_cfg(postgres, table="public.empty_sales", partition_column="id"),
+                     env(postgres)).read(spark, None)
     assert df.rdd.getNumPartitions() == 1 and df.count() == 0
 
 
 # --------------------------------------------------------------------------- bad input
 
 def test_a_text_partition_column_is_refused_before_any_spark_job(spark, postgres, sales_table):
-    source = JdbcSource(source_cfg(postgres, partition_column="segment"), environ=env(postgres))
+    source = jdbc_source(source_cfg(postgres, partition_column="segment"), env(postgres))
     with NoSparkJobs(spark), pytest.raises(ConfigError) as info:
-        source.read(spark, None, None)
+        source.read(spark, None)
     assert str(info.value) == (
         "source.jdbc.partition_column 'segment' of public.sales is of type text; a parallel read "
         "splits on a numeric, date or timestamp column (or give predicates instead)"
@@ -162,14 +168,14 @@ def test_a_text_partition_column_is_refused_before_any_spark_job(spark, postgres
 def test_date_bounds_on_a_numeric_column_are_refused(spark, postgres, sales_table):
     cfg = source_cfg(postgres, partition_column="id", lower_bound="2026-01-01", upper_bound="2026-02-01")
     with NoSparkJobs(spark), pytest.raises(ConfigError, match="lower_bound/upper_bound are dates but partition_column 'id' is int8"):
-        JdbcSource(cfg, environ=env(postgres)).read(spark, None, None)
+        jdbc_source(cfg, env(postgres)).read(spark, None)
 
 
 def test_a_wrong_password_is_refused_naming_url_user_and_field(spark, postgres, sales_table):
     wrong = "not-" + postgres.password
-    source = JdbcSource(source_cfg(postgres, partition_column="id"), environ={"PG_PASSWORD": wrong})
+    source = jdbc_source(source_cfg(postgres, partition_column="id"), {"PG_PASSWORD": wrong})
     with NoSparkJobs(spark), pytest.raises(ConfigError) as info:
-        source.read(spark, None, None)
+        source.read(spark, None)
     message = str(info.value)
     assert message.startswith(f"{postgres.url}: login as source.jdbc.user '{postgres.user}' refused (")
     assert message.endswith("check the user and the password in source.jdbc.password_env (PG_PASSWORD)")
@@ -177,24 +183,24 @@ def test_a_wrong_password_is_refused_naming_url_user_and_field(spark, postgres, 
 
 
 def test_a_missing_table_is_refused_naming_it(spark, postgres):
-    source = JdbcSource(source_cfg(postgres, table="public.nothing", partition_column="id"), environ=env(postgres))
+    source = jdbc_source(source_cfg(postgres, table="public.nothing", partition_column="id"), env(postgres))
     with NoSparkJobs(spark), pytest.raises(InputError) as info:
-        source.read(spark, None, None)
+        source.read(spark, None)
     message = str(info.value)
     assert message.startswith(f"source.jdbc.table public.nothing does not exist at {postgres.url} (")
     assert "\n" not in message and postgres.password not in message
 
 
 def test_a_missing_column_is_refused_listing_the_columns(spark, postgres, sales_table):
-    source = JdbcSource(source_cfg(postgres, partition_column="id"), environ=env(postgres))
+    source = jdbc_source(source_cfg(postgres, partition_column="id"), env(postgres))
     with NoSparkJobs(spark), pytest.raises(InputError) as info:
-        source.read(spark, ["id", "prize"], None)
+        source.read(spark, ["id", "prize"])
     assert "lacks column(s) 'prize' (did you mean 'price'?)" in str(info.value)
     assert "['id', 'segment', 'sale_date', 'price', 'volume']" in str(info.value)
 
 
 def test_an_unset_password_variable_is_refused_without_spark(postgres):
-    source = JdbcSource(source_cfg(postgres), environ={})
+    source = jdbc_source(source_cfg(postgres), {})
     with pytest.raises(ConfigError, match="source.jdbc.password_env: environment variable PG_PASSWORD is not set"):
         source.check_before_spark()
 
@@ -210,7 +216,7 @@ def sink_cfg(postgres, table: str, **fields) -> JdbcSinkConfig:
 
 def make_sink(spark, postgres, table: str) -> JdbcSink:
     return JdbcSink(spark, sink_cfg(postgres, table, num_partitions=2), table, "output.jdbc.table",
-                    environ=env(postgres))
+                    env(postgres))
 
 
 def prices(spark, factor: float, n: int = 20):
