@@ -71,8 +71,8 @@ from batch_scoring.jobs.filesystem import (
     write_text_without_jvm,
     writes_without_jvm,
 )
-from batch_scoring.jobs.redaction import redact, redact_text
 from batch_scoring.jobs.locations import resolve_path
+from batch_scoring.jobs.redaction import redact, redact_text
 from batch_scoring.jobs.run_ids import manifest_file_name
 from batch_scoring.jobs.sinks import RunTargets, Sink
 from batch_scoring.jobs.sources import Source, open_source

@@ -42,12 +42,6 @@ from batch_scoring.jobs.config import JobConfig, ModelConfig
 from batch_scoring.jobs.errors import ConfigError, InputError
 from batch_scoring.jobs.failure_budget import check_failed_work
 from batch_scoring.jobs.model_environment import check_model_environment
-from batch_scoring.jobs.partition_values import check_output_values
-from batch_scoring.jobs.preflight import check_schema_feeds_model
-from batch_scoring.jobs.quarantine import REJECT_COLUMNS, split_rejects, union_rejects
-from batch_scoring.jobs.run_context import RunContext
-from batch_scoring.jobs.text_records import split_malformed
-from batch_scoring.udfs.contract import parse_ddl_columns
 from batch_scoring.jobs.model_resolution import (
     ModelResolutionError,
     ResolvedModel,
@@ -55,6 +49,12 @@ from batch_scoring.jobs.model_resolution import (
     resolve_model,
 )
 from batch_scoring.jobs.model_routing import resolve_routes
+from batch_scoring.jobs.partition_values import check_output_values
+from batch_scoring.jobs.preflight import check_schema_feeds_model
+from batch_scoring.jobs.quarantine import REJECT_COLUMNS, split_rejects, union_rejects
+from batch_scoring.jobs.run_context import RunContext
+from batch_scoring.jobs.text_records import split_malformed
+from batch_scoring.udfs.contract import parse_ddl_columns
 from batch_scoring.udfs.models.model_scoring import MODEL_RAISED, ModelStamp, ScoringSpec
 from batch_scoring.udfs.models.model_signature import (
     SignatureMismatchError,

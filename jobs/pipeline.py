@@ -58,10 +58,10 @@ from batch_scoring.jobs.run_context import RunContext
 from batch_scoring.jobs.sources import Source, choose_buckets
 from batch_scoring.jobs.text_records import split_malformed
 from batch_scoring.udfs.contract import ColumnRule, ParamsError, UnitFunction
-from batch_scoring.udfs.models.model_scoring import model_broken_message
-from batch_scoring.udfs.registry import FunctionNotFoundError, resolve_function
 from batch_scoring.udfs.engine.spark_execution import UnitStatus, apply_packed, apply_reference, split_status
 from batch_scoring.udfs.engine.unit_of_work import unit_too_large_message
+from batch_scoring.udfs.models.model_scoring import model_broken_message
+from batch_scoring.udfs.registry import FunctionNotFoundError, resolve_function
 
 log = logging.getLogger("batch_scoring")
 

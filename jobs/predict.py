@@ -28,10 +28,10 @@ import pandas as pd
 from batch_scoring.jobs.config import ModelConfig, load_job
 from batch_scoring.jobs.errors import ConfigError, InputError, JobError, RejectBudgetExceeded
 from batch_scoring.jobs.model_environment import check_model_environment
-from batch_scoring.jobs.redaction import redact_text
 from batch_scoring.jobs.model_job import resolve, scoring_spec
-from batch_scoring.jobs.preflight import check_frame
 from batch_scoring.jobs.model_resolution import ModelResolutionError
+from batch_scoring.jobs.preflight import check_frame
+from batch_scoring.jobs.redaction import redact_text
 from batch_scoring.udfs.models.model_scoring import (
     MODEL_RAISED,
     ModelBrokenError,

@@ -40,9 +40,9 @@ from batch_scoring.jobs.config import JobConfig, ModelConfig, OutputConfig, Sour
 from batch_scoring.jobs.errors import ConfigError, InputError
 from batch_scoring.jobs.locations import local_path
 from batch_scoring.jobs.model_environment import check_job_requirements, check_model_environment
+from batch_scoring.jobs.model_resolution import ModelResolutionError
 from batch_scoring.jobs.sources import missing_columns
 from batch_scoring.udfs.contract import did_you_mean
-from batch_scoring.jobs.model_resolution import ModelResolutionError
 from batch_scoring.udfs.models.model_scoring import ScoringSpec
 from batch_scoring.udfs.models.model_signature import check_signature
 

@@ -39,8 +39,8 @@ from batch_scoring.jobs.manifest import manifest_dates, run_date_manifests
 from batch_scoring.jobs.sinks import RunTargets, Sink
 from batch_scoring.jobs.sources import open_source
 from batch_scoring.udfs.contract import did_you_mean
-from batch_scoring.udfs.models.model_scoring import STAMP_COLUMNS
 from batch_scoring.udfs.engine.spark_execution import bucket_of
+from batch_scoring.udfs.models.model_scoring import STAMP_COLUMNS
 
 log = logging.getLogger("batch_scoring")
 

@@ -27,12 +27,12 @@ from collections.abc import Sequence
 
 from pyspark.sql import functions as F
 
-from batch_scoring.jobs.config import JobConfig, PlatformProfile, load_job, load_profile, parse_run_date
-from batch_scoring.jobs.errors import JobError
 from batch_scoring.jobs.commit import RunSummary, new_run_id
+from batch_scoring.jobs.config import JobConfig, PlatformProfile, load_job, load_profile, parse_run_date
 from batch_scoring.jobs.cost import RunCost
 from batch_scoring.jobs.cost_estimate import check_cost_limit
 from batch_scoring.jobs.dry_run import plan_run
+from batch_scoring.jobs.errors import JobError
 from batch_scoring.jobs.manifest import ManifestRecorder, package_version
 from batch_scoring.jobs.ownership import OwnershipError
 from batch_scoring.jobs.pipeline import preflight_job, run

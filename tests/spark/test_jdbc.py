@@ -216,7 +216,7 @@ def sink_cfg(postgres, table: str, **fields) -> JdbcSinkConfig:
 
 def make_sink(spark, postgres, table: str) -> JdbcSink:
     return JdbcSink(spark, sink_cfg(postgres, table, num_partitions=2), table, "output.jdbc.table",
-                    env(postgres))
+                    environ=env(postgres))
 
 
 def prices(spark, factor: float, n: int = 20):
