@@ -144,8 +144,9 @@ def check_paths(job: JobConfig) -> None:
     """Refuse outputs that overlap the source or each other, compared as locations.
 
     ``output.path`` and ``output.rejects_path`` must not be, lie inside or contain
-    ``source.path``, and must not overlap each other (a database source or rejects table has no
-    path and is left out). Paths are compared after
+    ``source.path`` (or a Redshift source's ``source.jdbc.unload.s3_uri``, whose run folders are
+    deleted after the run), and must not overlap each other (a database source or rejects table
+    has no path and is left out). Paths are compared after
     :func:`~batch_scoring.jobs.locations.canonical` (``file://`` URIs, symlinks, ``.``/``..``,
     trailing slashes, ``s3://``/``s3a://``/``s3n://`` as one).
 
@@ -156,6 +157,8 @@ def check_paths(job: JobConfig) -> None:
     if job.output.format != "jdbc":  # a database output's rejects are a table, not a folder
         outputs.append(("output.rejects_path", job.output.rejects))
     inputs = [("source.path", job.source.path)] if job.source.path else []
+    if job.source.jdbc is not None and job.source.jdbc.unload is not None:  # deleted after the run
+        inputs.append(("source.jdbc.unload.s3_uri", job.source.jdbc.unload.s3_uri))
     pairs = [(f, p, of, o) for f, p in outputs for of, o in inputs]
     if len(outputs) == 2:
         pairs.append((*outputs[1], *outputs[0]))

@@ -158,6 +158,53 @@ class JdbcConnectionConfig(StrictModel):
         return self
 
 
+_S3_FOLDER = re.compile(r"s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?P<key>/[^'\\\s?#]*)?")
+
+
+class JdbcUnloadConfig(StrictModel):
+    """``source.jdbc.unload``: read a Redshift source through ``UNLOAD`` to S3 as Parquet.
+
+    Each run unloads into its own folder ``<s3_uri><run_date>/<run id>/`` (see
+    :mod:`~batch_scoring.jobs.unload`), which Spark then reads in parallel. No credentials: the
+    cluster assumes ``iam_role`` to write there; the job reads with its own AWS credentials.
+    """
+
+    s3_uri: str = Field(description="s3://bucket/prefix/ under which each run unloads to its own folder")
+    iam_role: str = Field(
+        description="ARN of the IAM role Redshift assumes to write to s3_uri (chained roles "
+        "comma-separated), or 'default' for the cluster's default role")
+    max_file_size_mb: int | None = Field(
+        None, ge=5, le=6200, description="largest file UNLOAD writes, 5 to 6200 MB; default Redshift's (6.2 GB)")
+    keep: bool = Field(
+        False, description="keep the run's unloaded files after it committed (default: delete them)")
+
+    @field_validator("s3_uri")
+    @classmethod
+    def _s3_folder(cls, value: str) -> str:
+        match = _S3_FOLDER.fullmatch(value.strip())
+        if match is None:
+            raise ValueError(
+                "must be an s3://bucket/prefix/ URI (Redshift writes to s3:// only; no quotes, "
+                "spaces, ? or #)")
+        key = (match.group("key") or "/").strip("/")
+        if any(part in ("", ".", "..") for part in key.split("/")) and key:
+            raise ValueError("must not hold empty, '.' or '..' folder names")
+        return f"s3://{match.group('bucket')}/{key + '/' if key else ''}"
+
+    @field_validator("iam_role")
+    @classmethod
+    def _role_arn(cls, value: str) -> str:
+        value = value.strip()
+        if value.lower() == "default":
+            return "default"
+        roles = [r.strip() for r in value.split(",")]
+        if not all(_IAM_ROLE_ARN.fullmatch(r) for r in roles):
+            raise ValueError(
+                "must be an IAM role ARN (arn:aws:iam::<12-digit account>:role/<name>), several "
+                "comma-separated for role chaining, or 'default'; never an access key")
+        return ",".join(roles)
+
+
 class JdbcSourceConfig(JdbcConnectionConfig):
     """``source.jdbc``: a table or query read in parallel over JDBC.
 
@@ -176,6 +223,8 @@ class JdbcSourceConfig(JdbcConnectionConfig):
     predicates: list[str] | None = Field(
         None, min_length=1, description="SQL conditions, one partition each, instead of partition_column")
     fetch_size: PositiveInt = Field(10_000, description="rows fetched per round trip")
+    unload: JdbcUnloadConfig | None = Field(
+        None, description="Redshift only: UNLOAD the rows to S3 as Parquet and read those in parallel")
 
     _table = field_validator("table")(lambda v: v if v is None else jdbc_table_name(v))
 
@@ -199,7 +248,22 @@ class JdbcSourceConfig(JdbcConnectionConfig):
             low, high = (_as_comparable(b) for b in bounds)
             if not low < high:
                 raise ValueError("lower_bound must be below upper_bound")
+        if self.unload is not None:
+            self._check_unload()
         return self
+
+    def _check_unload(self) -> None:
+        if not self.url.startswith("jdbc:redshift:"):
+            raise ValueError(
+                "unload needs a jdbc:redshift: URL: UNLOAD is Amazon Redshift's, PostgreSQL has no "
+                "UNLOAD; remove source.jdbc.unload (the rows are then read over JDBC in parallel)")
+        split = [f for f in ("partition_column", "predicates", "num_partitions")
+                 if f in self.model_fields_set]
+        if split:
+            raise ValueError(
+                f"{' and '.join(split)} split a JDBC read; with unload Redshift writes the rows "
+                "from every slice in parallel and Spark reads the files in parallel: remove "
+                f"{', '.join(split)} (or remove unload to read over JDBC)")
 
 
 def _as_comparable(bound: JdbcBound) -> int | float | dt.datetime:
@@ -589,10 +653,12 @@ class JobConfig(StrictModel):
         return self.source.format == "delta" or self.output.format == "delta"
 
     def paths(self) -> list[str]:
-        """All paths the job reads or writes (a jdbc source has none, a jdbc output only its
-        ``output.path`` of manifests)."""
+        """All paths the job reads or writes (a jdbc source has none but its ``unload.s3_uri``,
+        a jdbc output only its ``output.path`` of manifests)."""
         rejects = self.output.rejects if self.output.format != "jdbc" else None
-        return [p for p in (self.source.path, self.output.path, rejects) if p is not None]
+        unload = self.source.jdbc.unload if self.source.jdbc is not None else None
+        return [p for p in (self.source.path, unload.s3_uri if unload else None, self.output.path, rejects)
+                if p is not None]
 
     def jdbc_urls(self) -> list[str]:
         """The JDBC URLs of a database source and output (none, one or two)."""
