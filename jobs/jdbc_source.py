@@ -17,16 +17,27 @@ columns the job needs and the partition column's type (:meth:`JdbcSource.read`).
 ``source.filter`` is applied with ``DataFrame.where``; Spark pushes what it can translate into
 the JDBC query's WHERE clause of every partition (``PushedFilters`` in the physical plan).
 
+With ``source.jdbc.unload`` (Redshift only) a run reads no rows over JDBC: it runs one
+``UNLOAD`` statement over the connection, which has every slice of the cluster write the rows
+as Parquet into the run's own S3 folder, and reads those files with Spark
+(:mod:`~batch_scoring.jobs.unload`). The run's folder needs its run date and run id
+(:meth:`JdbcSource.for_run`, called by :meth:`~batch_scoring.jobs.run_context.RunContext.open`);
+without them (a dry run, the report's unit sizes) the rows are read over JDBC as above. The
+unloaded files are deleted once the run committed (:meth:`JdbcSource.release`) unless
+``unload.keep``.
+
 Example::
 
-    source = JdbcSource(job.source.jdbc)
+    source = JdbcSource(job.source).for_run(run_date, run_id)
     source.check_before_spark()                 # before the SparkSession starts
-    df = source.read(spark, ["segment", "price"], job.source.filter)
+    df = source.read(spark, ["segment", "price"])
     manifest_inputs = source.describe_inputs(spark)
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -46,7 +57,9 @@ from batch_scoring.jobs.jdbc import (
     relation,
     resolve_password,
 )
-from batch_scoring.jobs.sources import Source, apply_filter
+from batch_scoring.jobs.sources import Source, apply_filter, missing_columns
+
+log = logging.getLogger("batch_scoring")
 
 
 class JdbcSource(Source):
@@ -72,6 +85,17 @@ class JdbcSource(Source):
         self._password: str | None = None
         self._bounds: tuple[str, str] | None = None
         self._partitions: int | None = None
+        self.run_folder: str | None = None
+        self._unloaded: Any = None  # the last read's batch_scoring.jobs.jdbc_unload.Unloaded
+
+    def for_run(self, run_date: dt.date, run_id: str) -> JdbcSource:
+        """This source for one run: with ``unload``, its rows go to the run's own S3 folder
+        ``<s3_uri><run_date>/<run id>/`` (:func:`~batch_scoring.jobs.unload.run_folder`)."""
+        if self.cfg.unload is not None:
+            from batch_scoring.jobs.unload import run_folder
+
+            self.run_folder = run_folder(self.cfg.unload, run_date, run_id)
+        return self
 
     # ------------------------------------------------------------------ checks without Spark
 
@@ -122,6 +146,11 @@ class JdbcSource(Source):
             InputError: the database cannot be reached, the table does not exist, or it lacks a
                 needed column (the message lists the columns it has).
         """
+        if self.cfg.unload is not None and self.run_folder is not None:
+            from batch_scoring.jobs.jdbc_unload import read_unloaded
+
+            self._unloaded = read_unloaded(self, spark, columns)
+            return self._unloaded.rows
         cfg, password = self.cfg, self.password()
         source = relation(cfg)
         name = cfg.table or "the query"
@@ -194,6 +223,24 @@ class JdbcSource(Source):
                 )
         return column
 
+    def locations(self) -> list[str]:
+        """``[unload.s3_uri]`` with unload (the run's files lie below it), else []."""
+        return [self.cfg.unload.s3_uri] if self.cfg.unload is not None else []
+
+    def input_files(self, rows: DataFrame) -> list[tuple[str, int]]:
+        """The unloaded files of the last :meth:`read` with their sizes; [] over JDBC."""
+        if self._unloaded is None:
+            return []
+        return [(f.url, int(f.bytes or 0)) for f in self._unloaded.files]
+
+    def release(self, spark: SparkSession) -> None:
+        """After the run committed: delete the run's unloaded files unless ``unload.keep``
+        (see :func:`~batch_scoring.jobs.jdbc_unload.delete_unloaded`)."""
+        if self._unloaded is not None and not self.cfg.unload.keep:
+            from batch_scoring.jobs.jdbc_unload import delete_unloaded
+
+            delete_unloaded(spark, self._unloaded, self.s3_scheme)
+
     # ------------------------------------------------------------------ the run manifest
 
     def describe_inputs(self, spark: SparkSession) -> dict[str, Any]:
@@ -206,6 +253,10 @@ class JdbcSource(Source):
             <count> | None}``. Bounds not known from a read are looked up (one min/max query).
         """
         cfg = self.cfg
+        if cfg.unload is not None and self.run_folder is not None:
+            from batch_scoring.jobs.jdbc_unload import describe_unload
+
+            return describe_unload(self)
         bounds = self._bounds
         if bounds is None and cfg.partition_column is not None:
             bounds = configured_bounds(cfg)

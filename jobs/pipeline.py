@@ -194,10 +194,13 @@ def run(
                 prepared = preflight_job(job)
             check_targets(spark, job, ctx.targets, run_date)
         if job.model is not None and prepared is not None:
-            return run_chained_job(ctx, prepared)
-        if job.model is not None:
-            return run_model_job(ctx)
-        return run_function_job(ctx, prepared)
+            summary = run_chained_job(ctx, prepared)
+        elif job.model is not None:
+            summary = run_model_job(ctx)
+        else:
+            summary = run_function_job(ctx, prepared)
+        ctx.source.release(spark)  # committed: e.g. a Redshift UNLOAD's files go
+        return summary
     except JobError:
         raise
     except Exception as error:

@@ -50,10 +50,12 @@ class RunContext:
         cls, spark: SparkSession, job: JobConfig, run_date: dt.date, run_id: str,
         s3_scheme: str = "s3a", journal: CommitJournal | None = None,
     ) -> RunContext:
-        """The context of a run, its source and tables opened from the config (nothing is read
-        or checked yet)."""
+        """The context of a run, its source (for this run date and id, see
+        :meth:`~batch_scoring.jobs.sources.Source.for_run`) and tables opened from the config
+        (nothing is read or checked yet)."""
         return cls(spark, job, run_date, run_id, s3_scheme, journal or CommitJournal(),
-                   open_source(job.source, s3_scheme), open_targets(spark, job.output, s3_scheme))
+                   open_source(job.source, s3_scheme).for_run(run_date, run_id),
+                   open_targets(spark, job.output, s3_scheme))
 
     def seconds(self) -> float:
         """Wall-clock seconds since the run started."""

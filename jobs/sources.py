@@ -10,6 +10,7 @@ s3a connector (the profile's ``s3_scheme``); on EMR, EMRFS serves ``s3://`` itse
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -68,6 +69,15 @@ class Source(ABC):
     @abstractmethod
     def describe_inputs(self, spark: SparkSession) -> dict[str, Any]:
         """What the run read, for its manifest (files with sizes, a table version...)."""
+
+    def for_run(self, run_date: dt.date, run_id: str) -> Source:
+        """This source as one run reads it (returns itself). Sources that put something of
+        their own somewhere per run use it: a Redshift UNLOAD's run folder."""
+        return self
+
+    def release(self, spark: SparkSession) -> None:
+        """Called once after the run committed: remove what the source made for the run
+        (a Redshift UNLOAD's files). Never raises; a no-op for most sources."""
 
     def locations(self) -> list[str]:
         """The file-system locations the source occupies ([] for a database table)."""

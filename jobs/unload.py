@@ -23,7 +23,8 @@ statement over its JDBC connection (:func:`unload_statement`)::
   ``BETWEEN``, ``IS [NOT] NULL`` of columns against numbers, strings, ``DATE '...'`` and
   ``TIMESTAMP '...'`` literals, joined by ``AND``/``OR``/``NOT``. Top-level ``AND`` terms are
   pushed one by one; the rest stays for Spark. Spark applies the whole filter again on the
-  files, so pushing only ever narrows what is unloaded, never the result.
+  files (the columns it names are unloaded too, :func:`unloaded_columns`), so pushing only
+  ever narrows what is unloaded, never the result.
 * A refused UNLOAD (Redshift cannot assume the role, the role may not write to the bucket, the
   bucket is in another region, a bad query) becomes one :class:`ConfigError` /
   :class:`InputError` line naming the field and the folder (:func:`unload_error`).
@@ -106,33 +107,57 @@ _DATE_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}")
 _TIMESTAMP_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?")
 
 
-def split_filter(predicate: str | None) -> tuple[str | None, bool]:
-    """The part of ``source.filter`` pushed into the UNLOAD's WHERE, and whether all of it was.
+@dataclass(frozen=True)
+class PushedFilter:
+    """What of ``source.filter`` goes into the UNLOAD's WHERE (:func:`split_filter`).
+
+    Attributes:
+        sql: the pushed terms in Redshift SQL, joined by ``AND``; None when none is pushed.
+        whole: True when every term was pushed (or there is no filter).
+        columns: the columns the pushed terms name, as written, each once.
+    """
+
+    sql: str | None
+    whole: bool
+    columns: tuple[str, ...] = ()
+
+
+def split_filter(predicate: str | None) -> PushedFilter:
+    """The part of ``source.filter`` pushed into the UNLOAD's WHERE.
 
     The filter is cut into its top-level ``AND`` terms; each term written only with the subset
     in the module docstring is translated to Redshift SQL (strings in single quotes, column
     names in double quotes, ``==`` as ``=``, ``!=`` as ``<>``, ``DATE'x'`` as ``DATE 'x'``).
     Anything else (function calls, arithmetic, ``LIKE``, a string with a backslash or an
-    escaped quote, a name where a value belongs) is left to Spark.
-
-    Returns:
-        (the pushed terms joined by ``AND``, or None; True when every term was pushed).
+    escaped quote, a name where a value belongs, unbalanced parentheses) is left to Spark.
     """
     if not predicate or not predicate.strip():
-        return None, True
+        return PushedFilter(None, True)
     tokens = _tokens(predicate)
     if tokens is None or _balance(tokens) != 0:
-        return None, False
+        return PushedFilter(None, False)
     terms = _and_terms(tokens)
-    pushed, everything = [], True
+    pushed, whole, columns = [], True, {}
     for term in terms:
-        translated = _Condition(term).parse()
+        condition = _Condition(term)
+        translated = condition.parse()
         if translated is None:
-            everything = False
+            whole = False
             continue
         sql, is_or = translated
         pushed.append(f"({sql})" if is_or and len(terms) > 1 else sql)
-    return (" AND ".join(pushed) or None), everything
+        columns.update({c.lower(): c for c in condition.columns if c.lower() not in columns})
+    return PushedFilter(" AND ".join(pushed) or None, whole, tuple(columns.values()))
+
+
+def unloaded_columns(columns: Sequence[str] | None, pushed: PushedFilter) -> list[str] | None:
+    """The columns to UNLOAD: the job's ``columns`` and those the filter names, so Spark can
+    apply the whole filter again; None (every column) when the job reads all of them or part
+    of the filter was not pushed (its columns are then unknown here)."""
+    if columns is None or not pushed.whole:
+        return None
+    known = {c.lower() for c in columns}
+    return [*columns, *(c for c in pushed.columns if c.lower() not in known)]
 
 
 def _tokens(text: str) -> list[tuple[str, str]] | None:
@@ -203,6 +228,7 @@ class _Condition:
 
     def __init__(self, tokens: list[tuple[str, str]]) -> None:
         self.tokens, self.at = tokens, 0
+        self.columns: list[str] = []
 
     def parse(self) -> tuple[str, bool] | None:
         try:
@@ -299,13 +325,15 @@ class _Condition:
         kind, text = self._peek()
         following = self._peek(1)
         if kind == "quoted":
-            self.at += 1
-            return quote_identifier(text[1:-1])
-        if (kind == "word" and text.upper() not in _KEYWORDS and following != ("punct", "(")
+            name = text[1:-1]
+        elif (kind == "word" and text.upper() not in _KEYWORDS and following != ("punct", "(")
                 and not (text.upper() in _TYPED and following[0] == "string")):
-            self.at += 1
-            return quote_identifier(text)
-        return None
+            name = text
+        else:
+            return None
+        self.at += 1
+        self.columns.append(name)
+        return quote_identifier(name)
 
     def _value(self) -> str:
         kind, text = self._take()
@@ -413,6 +441,7 @@ def unload_error(state: str, message: str, cfg: JdbcSourceConfig, folder: str,
 
 
 __all__ = [
-    "FIELD", "MANIFEST_NAME", "UnloadedFile", "manifest_files", "run_folder", "split_filter",
-    "sql_literal", "unload_error", "unload_select", "unload_statement",
+    "FIELD", "MANIFEST_NAME", "PushedFilter", "UnloadedFile", "manifest_files", "run_folder",
+    "split_filter", "sql_literal", "unload_error", "unload_select", "unload_statement",
+    "unloaded_columns",
 ]

@@ -25,6 +25,7 @@ from batch_scoring.jobs.unload import (
     unload_error,
     unload_select,
     unload_statement,
+    unloaded_columns,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,12 +66,13 @@ def refused(tmp_path: Path, jdbc: dict) -> str:
 
 def test_the_statement_quotes_the_query_pushes_the_filter_and_names_the_run_folder():
     cfg = source_config(max_file_size_mb=256)
-    pushed, whole = split_filter("sale_date >= DATE'2026-06-01' AND segment IN ('consumer', \"small's\")")
-    assert whole
+    pushed = split_filter("sale_date >= DATE'2026-06-01' AND segment IN ('consumer', \"small's\")")
+    assert pushed.whole and pushed.columns == ("sale_date", "segment")
     folder = run_folder(cfg.unload, DAY, RUN)
-    statement = unload_statement(unload_select(cfg, ["segment", "price"], pushed), folder, cfg.unload)
+    columns = unloaded_columns(["segment", "price"], pushed)  # + sale_date: Spark filters again
+    statement = unload_statement(unload_select(cfg, columns, pushed.sql), folder, cfg.unload)
     assert statement == (
-        "UNLOAD ('SELECT \"segment\", \"price\" FROM \"public\".\"daily_sales\" WHERE \"sale_date\" "
+        "UNLOAD ('SELECT \"segment\", \"price\", \"sale_date\" FROM \"public\".\"daily_sales\" WHERE \"sale_date\" "
         ">= DATE ''2026-06-01'' AND \"segment\" IN (''consumer'', ''small''''s'')') "
         "TO 's3://scoring-unload/sales/2026-11-22/20261122-041502-9f1c2ab0/' "
         "IAM_ROLE 'arn:aws:iam::123456789012:role/redshift-unload' "
@@ -91,10 +93,11 @@ def test_a_query_source_is_wrapped_and_its_quotes_doubled_and_a_default_role_is_
 
 def test_a_filter_pushed_only_in_part_unloads_every_column_for_spark_to_finish():
     cfg = source_config()
-    pushed, whole = split_filter("price > 0 AND lower(segment) = 'consumer'")
-    assert (pushed, whole) == ('"price" > 0', False)
-    assert unload_select(cfg, ["segment"] if whole else None, pushed) == (
+    pushed = split_filter("price > 0 AND lower(segment) = 'consumer'")
+    assert (pushed.sql, pushed.whole) == ('"price" > 0', False)
+    assert unload_select(cfg, unloaded_columns(["segment"], pushed), pushed.sql) == (
         'SELECT * FROM "public"."daily_sales" WHERE "price" > 0')
+    assert unloaded_columns(["Price", "segment"], split_filter("price > 0")) == ["Price", "segment"]
 
 
 @pytest.mark.parametrize(("spark_filter", "pushed", "whole"), [
@@ -116,7 +119,8 @@ def test_a_filter_pushed_only_in_part_unloads_every_column_for_spark_to_finish()
     ("a = 1 AND (b = 2", None, False),
 ])
 def test_which_filters_are_pushed(spark_filter, pushed, whole):
-    assert split_filter(spark_filter) == (pushed, whole)
+    split = split_filter(spark_filter)
+    assert (split.sql, split.whole) == (pushed, whole)
 
 
 def test_a_run_id_that_is_no_plain_name_becomes_a_safe_folder():
