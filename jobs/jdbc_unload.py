@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 
 from pyspark.errors import ParseException
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 
 from batch_scoring.jobs.errors import ConfigError, InputError, JobError
 from batch_scoring.jobs.filesystem import hadoop_filesystem, read_text
@@ -92,7 +91,7 @@ def read_unloaded(source: JdbcSource, spark: SparkSession, columns: Sequence[str
             column), the manifest is missing, or the files lack a needed column.
     """
     cfg, folder = source.cfg, source.run_folder
-    _check_filter_parses(source.config.filter)
+    _check_filter_parses(spark, source.config.filter)
     pushed = split_filter(source.config.filter)
     select = unload_select(cfg, unloaded_columns(columns, pushed), pushed.sql)
     statement = unload_statement(select, folder, cfg.unload)
@@ -128,7 +127,7 @@ def read_unloaded(source: JdbcSource, spark: SparkSession, columns: Sequence[str
     return Unloaded(folder, statement, pushed.sql, files, rows)
 
 
-def _check_filter_parses(predicate: str | None) -> None:
+def _check_filter_parses(spark: SparkSession, predicate: str | None) -> None:
     """Refuse a ``source.filter`` Spark cannot parse before anything is unloaded.
 
     Raises:
@@ -137,9 +136,12 @@ def _check_filter_parses(predicate: str | None) -> None:
     if not predicate:
         return
     try:
-        F.expr(predicate)
-    except ParseException as error:
-        first_line = str(error).strip().splitlines()[0]
+        spark._jsparkSession.sessionState().sqlParser().parseExpression(predicate)
+    except Exception as error:  # noqa: BLE001 - ParseException, as pyspark or py4j raise it
+        if not isinstance(error, ParseException) and "ParseException" not in str(error):
+            raise
+        lines = [line for line in str(error).strip().splitlines() if line.strip()]
+        first_line = lines[0] if lines else type(error).__name__
         raise ConfigError(f"source.filter {predicate!r} is not valid here: {first_line}") from None
 
 
