@@ -37,7 +37,6 @@ Example::
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -57,9 +56,7 @@ from batch_scoring.jobs.jdbc import (
     relation,
     resolve_password,
 )
-from batch_scoring.jobs.sources import Source, apply_filter, missing_columns
-
-log = logging.getLogger("batch_scoring")
+from batch_scoring.jobs.sources import Source, apply_filter
 
 
 class JdbcSource(Source):
