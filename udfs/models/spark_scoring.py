@@ -34,8 +34,15 @@ import pandas as pd
 from pyspark import Accumulator
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from batch_scoring.udfs.models import model_cache
+from batch_scoring.udfs.models.arrow_scoring import (
+    ERROR_COLUMN,
+    MODEL_INDEX,
+    SOURCE_COLUMN,
+    ArrowScorer,
+)
 from batch_scoring.udfs.models.model_scoring import (
     ModelStamp,
     ScoringSpec,
@@ -43,9 +50,6 @@ from batch_scoring.udfs.models.model_scoring import (
     predict_rows_isolating,
 )
 
-MODEL_INDEX = "_model"
-ERROR_COLUMN = "_model_error"
-SOURCE_COLUMN = "_source"
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,88 @@ def load_shipped(files_name: str):
 
 
 def score_spark(
+    df: DataFrame,
+    routes: Mapping[tuple, ShippedModel],
+    specs: Mapping[str, ScoringSpec],
+    by: Sequence[str],
+    batch_size: int,
+    max_models: int = 1,
+    isolate_failures: bool = False,
+    batches: Accumulator | None = None,
+) -> DataFrame:
+    """Score each row with its model: the only model (``by`` empty, key ``()``) or its key's.
+
+    Runs :class:`~batch_scoring.udfs.models.arrow_scoring.ArrowScorer` over
+    ``DataFrame.mapInArrow`` (Spark 3.3+): each Arrow record batch goes to the Python worker
+    as it is, the passthrough columns come back as the same Arrow arrays, the predictions are
+    appended as Arrow arrays, and the model stamps are added afterwards as Spark literals.
+
+    Args:
+        df: rows that passed quarantine, with input, passthrough and ``by`` columns; every
+            key present has a route.
+        routes: key tuple -> shipped model (``{(): model}`` for one model).
+        specs: model content hash -> scoring spec; all specs have the same output columns.
+        by: the routing key columns, or empty.
+        batch_size: rows per ``predict`` call at most.
+        max_models: models each Python worker keeps loaded.
+        isolate_failures: bisect a raising ``predict`` call and mark the rows that raise
+            alone instead of failing the task.
+        batches: an integer accumulator that counts the Arrow batches scored, or None.
+
+    Returns:
+        passthrough columns (source types), prediction columns, ``model_uri``,
+        ``model_version``, ``model_run_id`` (string) and ``scored_at`` (timestamp, the query's
+        start), one row per input row. With ``isolate_failures`` also ``_model_error``
+        (string: null when scored, ``"Type: message"`` when ``predict`` raised on the row
+        alone, its predictions then null) and ``_source`` (a struct of ``df``'s other
+        columns, null on the rows that scored); split it with :func:`split_scored`.
+
+    Raises:
+        pyspark.errors.PythonException: (when an action runs) wrapping the model's error
+            without ``isolate_failures``, or a ``ModelOutputError`` either way.
+    """
+    from pyspark.sql.pandas.types import to_arrow_type
+
+    models = list({shipped.sha256: shipped for shipped in routes.values()}.values())
+    spec = specs[models[0].sha256]
+    passthrough = tuple(spec.passthrough)
+    others = tuple(c for c in df.columns if c not in passthrough) if isolate_failures else ()
+    read = [*passthrough, *_columns_read(specs, by), *others]
+    outputs = df.sparkSession.createDataFrame(
+        [], ", ".join(f"`{n}` {t}" for n, t in spec.output_columns.items())
+    ).schema
+    index = {shipped.sha256: i for i, shipped in enumerate(models)}
+    scorer = ArrowScorer(
+        models=models, specs=dict(specs),
+        key_to_model={key: index[shipped.sha256] for key, shipped in routes.items()},
+        by=tuple(by), passthrough=passthrough, others=others,
+        output_types={f.name: to_arrow_type(f.dataType) for f in outputs.fields},
+        batch_size=batch_size, max_models=max_models, isolate=isolate_failures,
+        timezone=df.sparkSession.conf.get("spark.sql.session.timeZone"),
+        load=load_shipped, counter=batches,
+    )
+    schema = T.StructType([
+        *(df.schema[c] for c in passthrough),
+        *outputs.fields,
+        *([T.StructField(MODEL_INDEX, T.IntegerType())] if len(models) > 1 else []),
+        *([T.StructField(ERROR_COLUMN, T.StringType())] if isolate_failures else []),
+        *([T.StructField(SOURCE_COLUMN, T.StructType([df.schema[c] for c in others]))]
+          if others else []),
+    ])
+    rows = df.select(*dict.fromkeys(read))
+    rows = rows.sortWithinPartitions(*by) if by else rows
+    scored = rows.mapInArrow(scorer, schema)
+    return scored.select(
+        *passthrough,
+        *spec.output_columns,
+        *_stamp_columns(models, F.col(MODEL_INDEX) if len(models) > 1 else None),
+        F.current_timestamp().alias("scored_at"),
+        *([ERROR_COLUMN] if isolate_failures else []),
+        *([SOURCE_COLUMN] if others else []),
+    )
+
+
+def score_spark_pandas_udf(
     df: DataFrame,
     routes: Mapping[tuple, ShippedModel],
     specs: Mapping[str, ScoringSpec],
