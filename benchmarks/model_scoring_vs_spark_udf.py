@@ -14,8 +14,6 @@ mlflow and scikit-learn imported, so the first timed stage does not pay for that
                 id + prediction written as Parquet;
 3. ours_engine: ``ship_model`` + ``score_spark`` (id passthrough, ``mapInArrow``), its output
                 (id, prediction, model stamp columns) written as Parquet: the scorer alone;
-3b. ours_pandas_udf: the same with the scorer before ``mapInArrow`` (an iterator scalar pandas
-                UDF over the input columns, ``score_spark_pandas_udf``);
 4. ours_job:    the whole model job (``pipeline.run`` on conf/jobs/model_scoring.yaml): signature
                 check, quarantine, predictions and rejects written, counts read back.
 
@@ -266,13 +264,6 @@ def max_difference(spark, left: Path, right: Path, fraction: float = 0.01) -> tu
     return row["n"], row["matched"], float(row["diff"] if row["diff"] is not None else np.inf)
 
 
-def pandas_udf_engine(spark, source: Path, model_path: Path, out: Path) -> None:
-    """The scorer before ``mapInArrow`` (a scalar pandas UDF), otherwise as :func:`engine`."""
-    from batch_scoring.udfs.models.spark_scoring import score_spark_pandas_udf
-
-    engine(spark, source, model_path, out, scorer=score_spark_pandas_udf)
-
-
 def check_predictions(spark, work: Path, names=("ours_engine", "ours_pandas_udf", "ours_job")) -> dict:
     """spark_udf vs our scorers (and the job) on a sample joined on id; prints the result."""
     checks = {}
@@ -303,7 +294,6 @@ def main(argv=None) -> int:
     stages = {
         "floor": lambda: floor(spark, source, work / "floor"),
         "spark_udf": lambda: spark_udf(spark, source, model_path, work / "spark_udf"),
-        "ours_pandas_udf": lambda: pandas_udf_engine(spark, source, model_path, work / "ours_pandas_udf"),
         "ours_engine": lambda: engine(spark, source, model_path, work / "ours_engine"),
     }
     rounds: dict[str, list[float]] = {name: [] for name in stages}
