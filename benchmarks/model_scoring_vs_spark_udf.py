@@ -12,8 +12,8 @@ mlflow and scikit-learn imported, so the first timed stage does not pay for that
 1. floor:       read id + features, write zstd Parquet; no model;
 2. spark_udf:   ``mlflow.pyfunc.spark_udf(..., result_type="double")`` on ``struct(*features)``,
                 id + prediction written as Parquet;
-3. ours_engine: ``ship_model`` + ``score_spark`` (id passthrough), its output (id, prediction,
-                model stamp columns) written as Parquet: the scorer alone;
+3. ours_engine: ``ship_model`` + ``score_spark`` (id passthrough, ``mapInArrow``), its output
+                (id, prediction, model stamp columns) written as Parquet: the scorer alone;
 4. ours_job:    the whole model job (``pipeline.run`` on conf/jobs/model_scoring.yaml): signature
                 check, quarantine, predictions and rejects written, counts read back.
 
@@ -57,6 +57,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="rounds of the scoring stages, the order reversed every other "
+                             "round; each stage reports its best round")
+    parser.add_argument("--suffix", default="", help="appended to the result file's name")
+    parser.add_argument("--no-job", action="store_true", help="skip the whole model job stage")
     parser.add_argument("--model", choices=sorted(MODELS), default="hgb",
                         help="hgb: predict-bound; ridge: nearly free predict, shows scorer overhead")
     return parser.parse_args(argv)
@@ -199,15 +204,18 @@ def spark_udf(spark, source: Path, model_path: Path, out: Path) -> None:
     )
 
 
-def engine(spark, source: Path, model_path: Path, out: Path, batch_size: int = BATCH_SIZE) -> None:
+def engine(spark, source: Path, model_path: Path, out: Path, batch_size: int = BATCH_SIZE,
+           scorer=None) -> None:
     """Our scorer alone: ``ship_model`` + ``score_spark`` with id passthrough, written as Parquet;
-    ``batch_size`` is the rows per ``predict`` call at most."""
+    ``batch_size`` is the rows per ``predict`` call at most; ``scorer`` replaces ``score_spark``."""
     from mlflow.models import Model
 
     from batch_scoring.jobs.model_resolution import content_hash
     from batch_scoring.udfs.models.model_scoring import ModelStamp, ScoringSpec
     from batch_scoring.udfs.models.model_signature import model_inputs
     from batch_scoring.udfs.models.spark_scoring import score_spark, ship_model
+
+    score_spark = scorer or score_spark
 
     uri = str(model_path)
     signature = Model.load(uri).signature
@@ -256,10 +264,10 @@ def max_difference(spark, left: Path, right: Path, fraction: float = 0.01) -> tu
     return row["n"], row["matched"], float(row["diff"] if row["diff"] is not None else np.inf)
 
 
-def check_predictions(spark, work: Path) -> dict:
-    """spark_udf vs our scorer (engine and job) on a sample joined on id; prints the result."""
+def check_predictions(spark, work: Path, names=("ours_engine", "ours_pandas_udf", "ours_job")) -> dict:
+    """spark_udf vs our scorers (and the job) on a sample joined on id; prints the result."""
     checks = {}
-    for name in ("ours_engine", "ours_job"):
+    for name in names:
         sampled, matched, diff = max_difference(spark, work / "spark_udf", work / name)
         ok = sampled > 0 and matched == sampled and diff < TOLERANCE
         checks[f"spark_udf_vs_{name}"] = {
@@ -283,19 +291,32 @@ def main(argv=None) -> int:
     rows = warm_up(spark, source, model_path, work / "warm_up")
     print(f"{rows:,} rows, {len(FEATURES)} features, {FILES} files, local[{args.cores}], "
           f"{MODELS[args.model]}")
-    results = [timed("floor", lambda: floor(spark, source, work / "floor"))]
-    results.append(timed("spark_udf", lambda: spark_udf(spark, source, model_path, work / "spark_udf")))
-    results.append(timed("ours_engine", lambda: engine(spark, source, model_path, work / "ours_engine")))
-    results.append(timed("ours_job", lambda: job_run(spark, source, model_path, work / "ours_job")))
-    checks = check_predictions(spark, work)
+    stages = {
+        "floor": lambda: floor(spark, source, work / "floor"),
+        "spark_udf": lambda: spark_udf(spark, source, model_path, work / "spark_udf"),
+        "ours_engine": lambda: engine(spark, source, model_path, work / "ours_engine"),
+    }
+    rounds: dict[str, list[float]] = {name: [] for name in stages}
+    for number in range(max(1, args.repeat)):
+        order = list(stages) if number % 2 == 0 else list(stages)[::-1]
+        print(f"round {number + 1}: {', '.join(order)}")
+        for name in order:
+            rounds[name].append(timed(name, stages[name])[1])
+    results = {name: min(seconds) for name, seconds in rounds.items()}
+    if not args.no_job:
+        results["ours_job"] = timed("ours_job", lambda: job_run(spark, source, model_path, work / "ours_job"))[1]
+    checks = check_predictions(spark, work, [n for n in ("ours_engine", "ours_pandas_udf", "ours_job")
+                                             if n in results])
     spark.stop()
-    report = summarise(dict(results), rows, args, checks)
+    report = summarise(results, rows, args, checks)
+    report["round_seconds"] = {name: [round(s, 2) for s in seconds] for name, seconds in rounds.items()}
+    report["load_average"] = [round(x, 2) for x in os.getloadavg()]
     print_table(report)
-    suffix = "" if args.model == "hgb" else f"_{args.model}"
+    suffix = ("" if args.model == "hgb" else f"_{args.model}") + getattr(args, "suffix", "")
     out = HERE / "results" / f"model_scoring_vs_spark_udf_r{args.rows}{suffix}.json"
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"written {out.relative_to(ROOT)}")
-    for name in ("floor", "spark_udf", "ours_engine", "ours_job", "ours_job_rejects"):
+    for name in ("floor", "spark_udf", "ours_engine", "ours_pandas_udf", "ours_job", "ours_job_rejects"):
         shutil.rmtree(work / name, ignore_errors=True)
     if not all(check["ok"] for check in checks.values()):
         print("error: spark_udf and our scorer disagree (see the checks above)", file=sys.stderr)
@@ -315,10 +336,14 @@ def summarise(seconds: dict[str, float], rows: int, args, checks: dict) -> dict:
     }
     ratios = {
         "spark_udf_over_ours_engine": round(seconds["spark_udf"] / seconds["ours_engine"], 2),
-        "spark_udf_over_ours_job": round(seconds["spark_udf"] / seconds["ours_job"], 2),
         "ours_engine_over_floor": round(seconds["ours_engine"] / seconds["floor"], 2),
-        "ours_job_over_floor": round(seconds["ours_job"] / seconds["floor"], 2),
     }
+    if "ours_pandas_udf" in seconds:
+        ratios["spark_udf_over_ours_pandas_udf"] = round(seconds["spark_udf"] / seconds["ours_pandas_udf"], 2)
+        ratios["ours_pandas_udf_over_ours_engine"] = round(seconds["ours_pandas_udf"] / seconds["ours_engine"], 2)
+    if "ours_job" in seconds:
+        ratios["spark_udf_over_ours_job"] = round(seconds["spark_udf"] / seconds["ours_job"], 2)
+        ratios["ours_job_over_floor"] = round(seconds["ours_job"] / seconds["floor"], 2)
     return {
         "rows": rows, "features": len(FEATURES), "cores": args.cores,
         "model": MODELS[args.model],

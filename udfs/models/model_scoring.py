@@ -134,7 +134,9 @@ def features_of(pdf: pd.DataFrame, spec: ScoringSpec) -> pd.DataFrame:
     return features
 
 
-def predictions_of(model: Any, features: pd.DataFrame, spec: ScoringSpec, model_uri: str) -> pd.DataFrame:
+def predictions_of(
+    model: Any, features: pd.DataFrame | np.ndarray, spec: ScoringSpec, model_uri: str
+) -> pd.DataFrame:
     """Call ``model.predict`` and shape its result into ``spec.output_columns``.
 
     Accepts a 1-D array or Series (one output column), a 2-D array or a DataFrame (one column
@@ -176,7 +178,8 @@ def predict_isolating(
     """Predict ``features``; when ``predict`` raises, bisect until the raising rows stand alone.
 
     Args:
-        features: the model's inputs (:func:`features_of`), RangeIndex from 0.
+        features: the model's inputs: a DataFrame (:func:`features_of`), RangeIndex from 0,
+            or a 2-D array for a model that takes one (the Arrow scorer's numeric path).
 
     Returns:
         ``(predictions, errors)``, both indexed 0..n-1: ``spec.output_columns`` with nulls
@@ -228,7 +231,7 @@ def _probe_broken(model, features, spec, model_uri, first_error: BaseException) 
         return
     for position in [*range(PROBE_ROWS), len(features) - 1]:
         try:
-            predictions_of(model, features.iloc[[position]].reset_index(drop=True), spec, model_uri)
+            predictions_of(model, rows_of(features, position, position + 1), spec, model_uri)
         except ModelOutputError:
             raise
         except Exception:  # noqa: BLE001 - the probe row raised too
@@ -288,9 +291,16 @@ def _bisect_rows(model, features, spec, model_uri, offset, pieces, errors) -> No
 def _split_rows(model, features, spec, model_uri, offset, pieces, errors) -> None:
     """Predict each half of a batch that raised (:func:`_bisect_rows` on both)."""
     middle = len(features) // 2
-    _bisect_rows(model, features.iloc[:middle], spec, model_uri, offset, pieces, errors)
-    right = features.iloc[middle:].reset_index(drop=True)
+    _bisect_rows(model, rows_of(features, 0, middle), spec, model_uri, offset, pieces, errors)
+    right = rows_of(features, middle, len(features))
     _bisect_rows(model, right, spec, model_uri, offset + middle, pieces, errors)
+
+
+def rows_of(features: pd.DataFrame | np.ndarray, start: int, stop: int) -> pd.DataFrame | np.ndarray:
+    """Rows ``start:stop`` of a model input (a DataFrame, re-indexed from 0, or a 2-D array)."""
+    if isinstance(features, np.ndarray):
+        return features[start:stop]
+    return features.iloc[start:stop].reset_index(drop=True)
 
 
 def predict_rows_isolating(
