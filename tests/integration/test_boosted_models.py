@@ -26,7 +26,7 @@ import boosting_libs
 from boosting_libs import NULL_ID, REQUIREMENT
 from job_inputs import NO_REPORT
 
-pytestmark = pytest.mark.spark  # the jobs with the libraries start Spark in a child process
+pytestmark = [pytest.mark.spark, pytest.mark.one_line]  # library checks and exact scores of LightGBM/XGBoost: the scorer runs on both lines in tests/spark/test_arrow_scoring.py
 
 ROOT = Path(__file__).resolve().parents[2]
 LIBRARIES = ["lightgbm", "xgboost"]

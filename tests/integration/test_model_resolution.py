@@ -21,6 +21,8 @@ from batch_scoring.jobs.model_resolution import (
 )
 from mlflow_server import free_port
 
+pytestmark = pytest.mark.one_line  # MLflow resolution on the driver: no Spark-line behaviour
+
 ALLOW_ALL = ["models:/", "runs:/", "/", "file://"]
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 

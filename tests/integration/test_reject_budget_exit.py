@@ -16,6 +16,8 @@ from batch_scoring.jobs.errors import ReconciliationError
 from batch_scoring.jobs.sample_data import make_bundle_sales
 from job_inputs import NO_REPORT, run_spark_submit
 
+pytestmark = pytest.mark.one_line  # exit 4 and nothing committed: the same on both Spark lines (the budget itself runs there in tests/spark/test_pipeline.py)
+
 ROOT = Path(__file__).resolve().parents[2]
 RUN_DATE = "2026-11-22"
 

@@ -12,6 +12,8 @@ import pytest
 from batch_scoring.jobs import run_job
 from batch_scoring.jobs.sample_data import write_sample
 
+pytestmark = pytest.mark.one_line  # the manifest's fields: the same on both Spark lines (the EMR 7 pass writes manifests in test_stop_signals and test_fault_injection)
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -31,7 +31,7 @@ from batch_scoring.jobs.config import load_job
 from batch_scoring.jobs.pipeline import run
 from batch_scoring.jobs.sample_data import write_sample
 
-pytestmark = pytest.mark.spark
+pytestmark = [pytest.mark.spark, pytest.mark.one_line]  # UNLOAD's files read through s3a: s3a runs on both lines in tests/integration/test_s3a.py
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN_DATE = "2026-11-22"

@@ -17,6 +17,8 @@ from batch_scoring.jobs.manifest import ManifestRecorder, read_manifest
 from batch_scoring.jobs.pipeline import run
 from batch_scoring.jobs.sample_data import write_sample
 
+pytestmark = pytest.mark.one_line  # the pipeline over JDBC: the JDBC reads and writes run on both lines in tests/spark/test_jdbc.py
+
 ROOT = Path(__file__).resolve().parents[2]
 DAY = dt.date(2026, 11, 22)
 PARTITIONS = 3

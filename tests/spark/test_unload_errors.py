@@ -18,6 +18,8 @@ from batch_scoring.jobs.errors import ConfigError, InputError
 from batch_scoring.jobs.jdbc_source import JdbcSource
 from batch_scoring.jobs.sources import open_source
 
+pytestmark = pytest.mark.one_line  # refused before any Spark job: no Spark-line behaviour
+
 ROLE = "arn:aws:iam::123456789012:role/redshift-unload"
 PASSWORD = "pw-Redshift-42"
 
