@@ -236,6 +236,52 @@ def test_source_schema_alias_fills_ddl_schema(tmp_path):
     assert job.source.ddl_schema == "segment string, price double"
 
 
+SCHEMA_BY_PYTHON_NAME = (
+    "unknown field (did you mean 'source.schema'?); 'ddl_schema' is its name in the code, a config "
+    "uses the documented one (fields here: path, format, options, schema, columns, filter)"
+)
+
+
+def test_source_ddl_schema_python_name_is_refused_in_the_file(tmp_path):
+    data = real_job()
+    data["source"].update(format="csv", ddl_schema="segment string, price double")
+
+    message = config_error(load_job, write_yaml(tmp_path, data))
+
+    assert message.splitlines()[1:] == [f"  source.ddl_schema: {SCHEMA_BY_PYTHON_NAME}"]
+
+
+def test_source_ddl_schema_python_name_is_refused_in_set(job_file):
+    message = config_error(load_job, job_file, ["source.ddl_schema=segment string"])
+
+    assert message.splitlines() == [
+        "--set has 1 problem(s):",
+        f"  source.ddl_schema (from --set source.ddl_schema=segment string): {SCHEMA_BY_PYTHON_NAME}",
+    ]
+    assert load_job(job_file, ["source.schema=segment string"]).source.ddl_schema == "segment string"
+
+
+def test_config_models_are_built_by_alias_only():
+    from batch_scoring.jobs.config import SourceConfig
+
+    assert SourceConfig(path="in", schema="a string").ddl_schema == "a string"
+    assert SourceConfig.model_validate({"path": "in", "schema": "a string"}).ddl_schema == "a string"
+    with pytest.raises(pydantic.ValidationError) as info:
+        SourceConfig(path="in", ddl_schema="a string")
+    assert [(e["type"], e["loc"]) for e in info.value.errors()] == [("extra_forbidden", ("ddl_schema",))]
+
+
+def test_an_unknown_field_that_is_no_python_name_gets_no_alias_hint(tmp_path):
+    data = real_job()
+    data["source"]["path_"] = "x"
+
+    message = config_error(load_job, write_yaml(tmp_path, data))
+
+    assert message.splitlines()[1] == (
+        "  source.path_: unknown field (did you mean 'path'?); remove it or check its spelling "
+        "(fields here: path, format, options, schema, columns, filter)")
+
+
 def test_config_models_are_frozen():
     job = load_job(JOB_FILE)
     with pytest.raises(pydantic.ValidationError):
