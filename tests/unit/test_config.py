@@ -271,6 +271,31 @@ def test_config_models_are_built_by_alias_only():
     assert [(e["type"], e["loc"]) for e in info.value.errors()] == [("extra_forbidden", ("ddl_schema",))]
 
 
+class _Inner(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+    py_name: str | None = pydantic.Field(None, alias="doc-name")
+
+
+class _Outer(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+    top_name: str | None = pydantic.Field(None, alias="top")
+    sections: list[_Inner] = []
+
+
+@pytest.mark.parametrize(("data", "line"), [
+    ({"top_name": 1}, "  top_name: unknown field (did you mean 'top'?); 'top_name' is its name in the code"),
+    ({"sections": [{}, {"py_name": "x"}]},
+     "  sections.1.py_name: unknown field (did you mean 'sections.1.doc-name'?); 'py_name' is its name in the code"),
+])
+def test_a_python_name_at_any_depth_is_answered_with_its_documented_path(data, line):
+    with pytest.raises(pydantic.ValidationError) as info:
+        _Outer.model_validate(data)
+
+    lines = format_validation_error(info.value, "x", _Outer).splitlines()
+
+    assert lines[1].startswith(line + ", a config uses the documented one (fields here: ")
+
+
 def test_an_unknown_field_that_is_no_python_name_gets_no_alias_hint(tmp_path):
     data = real_job()
     data["source"]["path_"] = "x"
