@@ -8,6 +8,7 @@ Java exception's ``getCause``/``getClass``/``getMessage``; a DataFrame's ``count
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import re
@@ -18,6 +19,7 @@ from pyspark import StorageLevel
 
 from batch_scoring.jobs import commit as commit_module
 from batch_scoring.jobs.commit import (
+    BucketCheck,
     CommitJournal,
     RunCounts,
     RunSummary,
@@ -26,12 +28,16 @@ from batch_scoring.jobs.commit import (
     check_partition_columns,
     check_paths,
     check_reject_budget,
+    check_run_date_free,
     commit_checked,
     concurrent_run_error,
     new_run_id,
     persisted,
+    prepare_targets,
     reconcile,
+    reconcile_buckets,
     root_cause,
+    summarise,
     write_error,
 )
 from batch_scoring.jobs.config import load_job
@@ -42,6 +48,8 @@ from batch_scoring.jobs.errors import (
     RejectBudgetExceeded,
     WriteFailed,
 )
+from batch_scoring.jobs.run_date_claim import RunDateTaken
+from batch_scoring.udfs import spark_execution
 
 ROOT = Path(__file__).resolve().parents[2]
 JOB_FILE = ROOT / "conf" / "jobs" / "data_pricing.yaml"
@@ -75,8 +83,23 @@ class JavaException:
 
 
 class SelfCaused(JavaException):
-    def getCause(self):  # noqa: N802 - some Throwables return themselves
-        return self
+    """A Throwable that is its own cause, seen through py4j: each ``getCause()`` is a new Python
+    proxy, equal (Java ``equals``) to this one but not the same object."""
+
+    def __init__(self, name: str, message: str, calls: list[int] | None = None) -> None:
+        super().__init__(name, message)
+        self.calls = calls if calls is not None else [0]
+
+    def getCause(self):  # noqa: N802
+        self.calls[0] += 1
+        if self.calls[0] > 20:
+            raise RuntimeError("the cause chain never ends")
+        return SelfCaused(self.name, self.message, self.calls)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SelfCaused) and (other.name, other.message) == (self.name, self.message)
+
+    __hash__ = None
 
 
 class GatewayGone(JavaException):
@@ -414,3 +437,165 @@ def test_a_source_with_rows_logs_no_warning(caplog):
         checked(load_job(JOB_FILE), Frame(1), Frame(0), 0, CommitJournal())
 
     assert not [r for r in caplog.records if r.levelno == logging.WARNING]
+
+
+# --------------------------------------------------------------------------- per-bucket reconciliation
+
+
+class BucketColumn:
+    def __init__(self, keys, buckets) -> None:
+        self.keys, self.buckets, self.name = list(keys), buckets, None
+
+    def alias(self, name: str) -> BucketColumn:
+        self.name = name
+        return self
+
+
+def by_bucket(counts: dict[int, int]) -> Frame:
+    return Frame(sum(counts.values()), [{"bucket": b, "count": n} for b, n in counts.items()])
+
+
+def reconciled(monkeypatch, check: BucketCheck, read: dict, rejected: dict, rows_done: int) -> RunCounts:
+    monkeypatch.setattr(spark_execution, "bucket_of", BucketColumn)
+    source, rejects = by_bucket(read), by_bucket(rejected)
+    counts = reconcile_buckets(check, source, rejects, rows_done)
+    bucket = source.calls[0][1]
+    assert (bucket.keys, bucket.buckets, bucket.name) == (list(check.keys), check.buckets, "bucket")
+    assert rejects.calls == [("groupBy", bucket)]
+    return counts
+
+
+def test_buckets_that_add_up_give_the_run_totals(monkeypatch):
+    # bucket 2 is large (its sum is a new int object), 3 has no priced count, 4 no rejects, 6 no rows
+    check = BucketCheck(["k", "j"], 8, {0: 5, 2: 1_000, 4: 2, 6: 0})
+    counts = reconciled(monkeypatch, check, {0: 6, 2: 1_003, 3: 1, 4: 2}, {0: 1, 2: 3, 3: 1}, 1_007)
+
+    assert counts == RunCounts(1_012, 1_007, 5)
+
+
+def test_each_bucket_that_does_not_add_up_is_named_with_its_three_counts(monkeypatch):
+    check = BucketCheck(["k"], 8, {0: 5, 1: 4, 5: 2, 4: 3})
+    with pytest.raises(ReconciliationError) as caught:
+        # bucket 1 priced rows it never read; bucket 6 read rows nobody priced or rejected;
+        # bucket 7 rejected rows it never read; 0, 4 and 5 add up (4 with no rejects, 5 with one)
+        reconciled(monkeypatch, check, {0: 5, 4: 3, 5: 3, 6: 2}, {5: 1, 7: 1}, 14)
+
+    assert str(caught.value) == (
+        "3 of 8 buckets do not reconcile (bucket 1: read 0 != priced 4 + rejected 0; bucket 6: read 2 "
+        "!= priced 0 + rejected 0; bucket 7: read 0 != priced 0 + rejected 1): rows were lost or "
+        "duplicated; nothing was committed")
+
+
+def test_a_bucket_whose_rows_are_all_rejected_adds_up(monkeypatch):
+    assert reconciled(monkeypatch, BucketCheck(["k"], 2, {}), {1: 3}, {1: 3}, 0) == RunCounts(3, 0, 3)
+    assert reconciled(monkeypatch, BucketCheck(["k"], 2, {1: 2}), {1: 3}, {1: 1}, 2) == RunCounts(3, 2, 1)
+
+
+def test_at_most_five_wrong_buckets_are_listed_but_all_are_counted(monkeypatch):
+    read = {b: 1_000 for b in range(7)}
+    with pytest.raises(ReconciliationError) as caught:
+        reconciled(monkeypatch, BucketCheck(["k"], 7, {}), read, {}, 0)
+
+    message = str(caught.value)
+    assert message.startswith("7 of 7 buckets do not reconcile (bucket 0: read 1,000 != priced 0 + "
+                              "rejected 0; bucket 1: ")
+    assert message.endswith("bucket 4: read 1,000 != priced 0 + rejected 0): rows were lost or duplicated; "
+                            "nothing was committed")
+
+
+# --------------------------------------------------------------------------- records, targets, summary
+
+
+def test_the_run_records_are_frozen():
+    records = [RunSummary("j", "d", "r", 1, 0, 1, 1, 1, "o", "r", 0.0), RunCounts(1, 1, 0),
+               BucketCheck(["k"], 1, {}), RunTargets("o", "r")]
+    for record in records:
+        name = next(iter(vars(record)))
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(record, name, None)
+
+
+def test_large_counts_that_add_up_reconcile():
+    # counts above 256 are distinct int objects: compared by value, not identity
+    reconcile(RunCounts(10_000, int("9000"), int("1000")))
+
+
+def test_targets_resolve_s3_for_s3a_check_both_owners_and_claim_only_an_exclusive_date(monkeypatch):
+    owners, dates = [], []
+    monkeypatch.setattr(commit_module, "check_owner",
+                        lambda spark, root, claim, field, legacy: owners.append((field, root, claim.table)))
+    monkeypatch.setattr(commit_module, "check_run_date_free",
+                        lambda spark, job, targets, run_date: dates.append((targets, run_date)))
+    replace = load_job(JOB_FILE, ["output.path=s3://b/out"])
+
+    targets = prepare_targets(None, replace, dt.date(2026, 11, 22), "s3a")
+
+    assert targets == RunTargets("s3a://b/out", "s3a://b/out_rejects")
+    assert owners == [("output.path", "s3a://b/out", "output"), ("output.rejects_path", "s3a://b/out_rejects", "rejects")]
+    assert dates == []
+    exclusive = load_job(JOB_FILE, ["output.path=s3://b/out", "output.mode=fail_if_run_exists"])
+    assert prepare_targets(None, exclusive, dt.date(2026, 11, 22), "s3") == RunTargets("s3://b/out", "s3://b/out_rejects")
+    assert dates == [(RunTargets("s3://b/out", "s3://b/out_rejects"), dt.date(2026, 11, 22))]
+
+
+@pytest.mark.parametrize(("holders", "named"), [(["r-1", "r-2"], "run r-1, r-2"), ([], "run unknown")])
+def test_a_taken_run_date_names_its_runs(monkeypatch, holders, named):
+    monkeypatch.setattr(commit_module, "run_exists", lambda spark, path, fmt, run_date: True)
+    monkeypatch.setattr(commit_module, "other_run_ids", lambda spark, path, fmt, run_date, run_id: holders)
+    job = load_job(JOB_FILE, ["output.mode=fail_if_run_exists"])
+
+    with pytest.raises(RunDateTaken) as caught:
+        check_run_date_free(None, job, RunTargets("out", "out_rejects"), dt.date(2026, 11, 22))
+
+    assert str(caught.value) == (
+        f"output.mode is fail_if_run_exists and output/data_pricing already holds run_date 2026-11-22 "
+        f"({named}); nothing of this run was written. Choose another --run-date or set "
+        "output.mode=replace_run")
+
+
+def test_a_free_run_date_is_then_checked_for_a_claim(monkeypatch):
+    claims = []
+    monkeypatch.setattr(commit_module, "run_exists", lambda spark, path, fmt, run_date: False)
+    monkeypatch.setattr(commit_module, "check_unclaimed", lambda spark, path, run_date: claims.append((path, run_date)))
+
+    check_run_date_free(None, load_job(JOB_FILE), RunTargets("out", "out_rejects"), dt.date(2026, 11, 22))
+
+    assert claims == [("out", dt.date(2026, 11, 22))]
+
+
+class Output:
+    """A run's output read back: ``rows`` rows, ``units`` distinct key tuples."""
+
+    def __init__(self, rows: int, units: int) -> None:
+        self.rows, self.units, self.selected = rows, units, None
+
+    def count(self) -> int:
+        return self.rows
+
+    def select(self, *columns):
+        self.selected = columns
+        return Output(self.units, self.units)
+
+    def distinct(self):
+        return self
+
+
+def summarised(monkeypatch, output, unit_keys):
+    monkeypatch.setattr(commit_module, "read_run", lambda spark, path, fmt, run_date: output)
+    return summarise(None, load_job(JOB_FILE), RunCounts(100, 90, 10), RunTargets("out", "rej"),
+                     dt.date(2026, 11, 22), "r-1", unit_keys, 8, 12.345, model_uri="models:/m/1")
+
+
+def test_the_summary_counts_units_by_their_keys_in_the_output(monkeypatch):
+    output = Output(90, 30)
+    summary = summarised(monkeypatch, output, ["segment", "product"])
+
+    assert summary == RunSummary("data_pricing", "2026-11-22", "r-1", 100, 10, 30, 90, 8, "out", "rej", 12.3,
+                                 model_uri="models:/m/1")
+    assert output.selected == ("segment", "product")
+
+
+def test_the_summary_of_a_model_run_counts_rows_as_units_and_of_no_output_zero(monkeypatch):
+    assert summarised(monkeypatch, Output(90, 30), []).units == 90
+    nothing = summarised(monkeypatch, None, ["segment"])
+    assert (nothing.rows_out, nothing.units) == (0, 0)
