@@ -372,12 +372,15 @@ def test_persisted_caches_for_the_block_and_unpersists_after_it():
     assert frame.calls == [("persist", StorageLevel.MEMORY_AND_DISK), "unpersist"]
 
 
-def test_persisted_keeps_the_blocks_error_when_unpersist_fails_too():
+def test_persisted_keeps_the_blocks_error_when_unpersist_fails_too(caplog):
     frame = Frame(1, unpersist_error=True)
-    with pytest.raises(KeyboardInterrupt):
+    with caplog.at_level(logging.DEBUG, logger="batch_scoring"), pytest.raises(KeyboardInterrupt):
         with persisted(frame):
             raise KeyboardInterrupt
     assert frame.calls == [("persist", StorageLevel.MEMORY_AND_DISK), "unpersist"]
+    [record] = [r for r in caplog.records if r.name == "batch_scoring"]
+    assert record.getMessage() == "could not unpersist after the block failed"
+    assert str(record.exc_info[1]) == "JVM stopping"
 
     ok = Frame(1)
     with pytest.raises(ValueError, match="in the block"):
@@ -474,15 +477,16 @@ def test_buckets_that_add_up_give_the_run_totals(monkeypatch):
 
 
 def test_each_bucket_that_does_not_add_up_is_named_with_its_three_counts(monkeypatch):
-    check = BucketCheck(["k"], 8, {0: 5, 1: 4, 5: 2, 4: 3})
+    check = BucketCheck(["k"], 8, {0: 5, 1: 4, 3: 1, 4: 2, 5: 2})
     with pytest.raises(ReconciliationError) as caught:
-        # bucket 1 priced rows it never read; bucket 6 read rows nobody priced or rejected;
-        # bucket 7 rejected rows it never read; 0, 4 and 5 add up (4 with no rejects, 5 with one)
-        reconciled(monkeypatch, check, {0: 5, 4: 3, 5: 3, 6: 2}, {5: 1, 7: 1}, 14)
+        # 0 and 5 add up; each wrong bucket has its counts in another mix of the three:
+        # 1 priced only, 2 read and rejected, 3 priced and rejected, 4 read and priced, 7 rejected only
+        reconciled(monkeypatch, check, {0: 5, 2: 3, 4: 3, 5: 3}, {2: 1, 3: 1, 5: 1, 7: 1}, 14)
 
     assert str(caught.value) == (
-        "3 of 8 buckets do not reconcile (bucket 1: read 0 != priced 4 + rejected 0; bucket 6: read 2 "
-        "!= priced 0 + rejected 0; bucket 7: read 0 != priced 0 + rejected 1): rows were lost or "
+        "5 of 8 buckets do not reconcile (bucket 1: read 0 != priced 4 + rejected 0; bucket 2: read 3 "
+        "!= priced 0 + rejected 1; bucket 3: read 0 != priced 1 + rejected 1; bucket 4: read 3 != "
+        "priced 2 + rejected 0; bucket 7: read 0 != priced 0 + rejected 1): rows were lost or "
         "duplicated; nothing was committed")
 
 
