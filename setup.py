@@ -59,11 +59,18 @@ setup(
     # The fixed top-level folders jobs/ and udfs/ install as batch_scoring.jobs and
     # batch_scoring.udfs (batch_scoring is a namespace package), so the package never puts
     # generic top-level names such as `jobs` into a user's environment.
-    packages=["batch_scoring.jobs", "batch_scoring.jobs.deploy", "batch_scoring.udfs"],
+    # udfs/ holds what runs on the executors: the engine, the built-in pricing, model scoring.
+    packages=[
+        "batch_scoring.jobs", "batch_scoring.jobs.deploy", "batch_scoring.udfs",
+        "batch_scoring.udfs.engine", "batch_scoring.udfs.pricing", "batch_scoring.udfs.models",
+    ],
     package_dir={
         "batch_scoring.jobs": "jobs",
         "batch_scoring.jobs.deploy": "jobs/deploy",
         "batch_scoring.udfs": "udfs",
+        "batch_scoring.udfs.engine": "udfs/engine",
+        "batch_scoring.udfs.pricing": "udfs/pricing",
+        "batch_scoring.udfs.models": "udfs/models",
     },
     install_requires=RUNTIME,
     extras_require={"dev": DEV},

@@ -204,10 +204,10 @@ def engine(spark, source: Path, model_path: Path, out: Path, batch_size: int = B
     ``batch_size`` is the rows per ``predict`` call at most."""
     from mlflow.models import Model
 
-    from batch_scoring.udfs.model_resolution import content_hash
-    from batch_scoring.udfs.model_scoring import ModelStamp, ScoringSpec
-    from batch_scoring.udfs.model_signature import model_inputs
-    from batch_scoring.udfs.spark_scoring import score_spark, ship_model
+    from batch_scoring.jobs.model_resolution import content_hash
+    from batch_scoring.udfs.models.model_scoring import ModelStamp, ScoringSpec
+    from batch_scoring.udfs.models.model_signature import model_inputs
+    from batch_scoring.udfs.models.spark_scoring import score_spark, ship_model
 
     uri = str(model_path)
     signature = Model.load(uri).signature

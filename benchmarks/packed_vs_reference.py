@@ -73,7 +73,7 @@ def job_run(spark, source: Path, out: Path, engine: str, buckets: int):
 
 def pandas_alone(source: Path) -> None:
     """The same pricing with pandas alone: read all rows into memory and price them."""
-    from batch_scoring.udfs.data_pricing import DataPricingParams, price_data
+    from batch_scoring.udfs.pricing.data_pricing import DataPricingParams, price_data
     from batch_scoring.jobs.config import load_job
 
     params = load_job(ROOT / "conf/jobs/data_pricing.yaml").function.params

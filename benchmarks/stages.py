@@ -192,13 +192,13 @@ def run_stage(ctx: Context, stage: Stage) -> dict:
 def warm_up_pricing(ctx: Context) -> float:
     """Untimed: one floor pass (the JVM compiles the Parquet, shuffle and sort paths) and a
     mapInPandas pass that imports the pricing code into the Python workers. Returns seconds."""
-    from batch_scoring.udfs import data_pricing  # noqa: F401  (fails here, not in a worker)
+    from batch_scoring.udfs.pricing import data_pricing  # noqa: F401  (fails here, not in a worker)
 
     def import_pricing(batches):
         import pandas as pd
 
-        import batch_scoring.udfs.data_pricing  # noqa: F401
-        import batch_scoring.udfs.unit_of_work  # noqa: F401
+        import batch_scoring.udfs.pricing.data_pricing  # noqa: F401
+        import batch_scoring.udfs.engine.unit_of_work  # noqa: F401
 
         for _ in batches:
             pass

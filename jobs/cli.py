@@ -20,8 +20,8 @@ Errors go to standard error, with the exit codes of the README's table.
 ``submit-args`` writes the job's Spark settings to the properties file F (mode 0600; the caller
 removes it after the run) and prints the spark-submit flags, one per line, that point at it;
 ``entry-point`` the path of the spark-submit entry script; ``spark-submit.sh`` uses both.
-``fetch-jars`` resolves the runtime line's Delta and hadoop-aws jars into Ivy's cache once
-(``spark-submit.sh setup`` runs it).
+``fetch-jars`` resolves the runtime line's Delta and hadoop-aws jars and the PostgreSQL JDBC
+driver into Ivy's cache once (``spark-submit.sh setup`` runs it).
 ``package``, ``submit``, ``schedule`` and ``unschedule`` run a job on EMR and EMR Serverless
 (:mod:`batch_scoring.jobs.deploy.submit`).
 """
@@ -98,8 +98,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _fetch_jars(argv: Sequence[str]) -> int:
     argparse.ArgumentParser(
         prog="batch-score fetch-jars",
-        description="Resolve the installed runtime line's Delta and hadoop-aws jars into Ivy's "
-                    "cache (~/.ivy2) and print their Maven coordinates.",
+        description="Resolve the installed runtime line's Delta and hadoop-aws jars and the "
+                    "PostgreSQL JDBC driver into Ivy's cache (~/.ivy2) and print their Maven "
+                    "coordinates.",
         epilog="example: batch-score fetch-jars   # once, before working offline",
     ).parse_args(argv)
     from batch_scoring.jobs.session import fetch_jars

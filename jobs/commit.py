@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Any, ContextManager
+from typing import TYPE_CHECKING, Any, ContextManager
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
@@ -40,8 +40,10 @@ from batch_scoring.jobs.run_date_claim import RunDateTaken, check_unclaimed
 from batch_scoring.jobs.run_date_claim import claim as claim_run_date
 from batch_scoring.jobs.run_date_claim import release as release_run_date
 from batch_scoring.jobs.schema_change import align_rejects, check_output_schema
-from batch_scoring.jobs.sinks import check_no_foreign_files, read_run, run_exists, write_run
-from batch_scoring.jobs.sources import resolve_path
+from batch_scoring.jobs.sinks import RunTargets, Sink
+
+if TYPE_CHECKING:
+    from batch_scoring.jobs.run_context import RunContext
 
 log = logging.getLogger("batch_scoring")
 
@@ -110,14 +112,6 @@ class BucketCheck:
     rows_done: dict[int, int]
 
 
-@dataclass(frozen=True)
-class RunTargets:
-    """Resolved output and rejects paths of a run."""
-
-    output: str
-    rejects: str
-
-
 @contextmanager
 def persisted(df: DataFrame) -> Iterator[DataFrame]:
     """``df`` persisted for the block (memory, spilling to local disk), unpersisted after it.
@@ -150,18 +144,21 @@ def check_paths(job: JobConfig) -> None:
     """Refuse outputs that overlap the source or each other, compared as locations.
 
     ``output.path`` and ``output.rejects_path`` must not be, lie inside or contain
-    ``source.path``, and must not overlap each other. Paths are compared after
+    ``source.path``, and must not overlap each other (a database source or rejects table has no
+    path and is left out). Paths are compared after
     :func:`~batch_scoring.jobs.locations.canonical` (``file://`` URIs, symlinks, ``.``/``..``,
     trailing slashes, ``s3://``/``s3a://``/``s3n://`` as one).
 
     Raises:
         ConfigError: naming the clashing fields, as written and as resolved.
     """
-    pairs = (
-        ("output.path", job.output.path, "source.path", job.source.path),
-        ("output.rejects_path", job.output.rejects, "source.path", job.source.path),
-        ("output.rejects_path", job.output.rejects, "output.path", job.output.path),
-    )
+    outputs = [("output.path", job.output.path)]
+    if job.output.format != "jdbc":  # a database output's rejects are a table, not a folder
+        outputs.append(("output.rejects_path", job.output.rejects))
+    inputs = [("source.path", job.source.path)] if job.source.path else []
+    pairs = [(f, p, of, o) for f, p in outputs for of, o in inputs]
+    if len(outputs) == 2:
+        pairs.append((*outputs[1], *outputs[0]))
     for field, path, other_field, other in pairs:
         if overlaps(path, other):
             raise ConfigError(
@@ -185,25 +182,20 @@ def check_partition_columns(job: JobConfig, available: Sequence[str]) -> None:
         )
 
 
-def prepare_targets(
-    spark: SparkSession, job: JobConfig, run_date: dt.date, s3_scheme: str
-) -> RunTargets:
-    """Resolve the output paths, check who owns them and enforce ``output.mode``.
+def check_targets(spark: SparkSession, job: JobConfig, targets: RunTargets, run_date: dt.date) -> None:
+    """Check who owns the output and rejects tables and enforce ``output.mode``; reads only.
 
     Raises:
         OwnershipError: when a root belongs to another job or holds foreign files
             (:func:`~batch_scoring.jobs.ownership.check_owner`).
-        ConfigError: when ``output.mode`` is ``fail_if_run_exists`` and the run date has rows.
+        RunDateTaken: when ``output.mode`` is ``fail_if_run_exists`` and the run date has rows
+            or is claimed.
     """
-    targets = RunTargets(
-        resolve_path(job.output.path, s3_scheme), resolve_path(job.output.rejects, s3_scheme)
-    )
     legacy = functools.cache(lambda: job.job in manifest_jobs(spark, targets.output))
     for field, root, claim in claims_of(job, targets):
         check_owner(spark, root, claim, field, legacy)
     if job.output.mode == "fail_if_run_exists":
         check_run_date_free(spark, job, targets, run_date)
-    return targets
 
 
 def check_run_date_free(spark: SparkSession, job: JobConfig, targets: RunTargets, run_date: dt.date) -> None:
@@ -212,8 +204,8 @@ def check_run_date_free(spark: SparkSession, job: JobConfig, targets: RunTargets
     Raises:
         RunDateTaken: naming the run(s) that hold the date.
     """
-    if run_exists(spark, targets.output, job.output.format, run_date):
-        holders = other_run_ids(spark, targets.output, job.output.format, run_date, "")
+    if targets.output_sink.has_run(run_date):
+        holders = other_run_ids(targets.output_sink, run_date, "")
         raise RunDateTaken(
             f"output.mode is fail_if_run_exists and {job.output.path} already holds run_date "
             f"{run_date} (run {', '.join(holders) or 'unknown'}); nothing of this run was "
@@ -238,8 +230,11 @@ class CommitJournal:
         """The block in which the run is in phase ``name`` (see :meth:`RunPhases.phase`)."""
         return self.phases.phase(name)
 
-    def committing(self, tables: dict[str, str]) -> None:
-        """Called once before the first write; ``tables`` maps ``output``/``rejects`` to paths.
+    def started(self, ctx: RunContext) -> None:
+        """Called once the run's source and tables are opened, before its checks."""
+
+    def committing(self, targets: RunTargets) -> None:
+        """Called once before the first write, with the tables about to be written.
 
         Raises whatever stops the run before anything is written (e.g. an unwritable
         manifest folder).
@@ -249,10 +244,7 @@ class CommitJournal:
         """Called after ``table`` (``output`` or ``rejects``) committed."""
 
 
-def commit(
-    job: JobConfig, result: DataFrame, rejects: DataFrame, targets: RunTargets,
-    run_date: dt.date, run_id: str, journal: CommitJournal | None = None,
-) -> None:
+def commit(ctx: RunContext, result: DataFrame, rejects: DataFrame) -> None:
     """Check both tables, then write the result and the rejects of the run (result first).
 
     With ``output.mode: fail_if_run_exists`` the run date is claimed first
@@ -263,6 +255,11 @@ def commit(
     (:mod:`~batch_scoring.jobs.schema_change`), then ``journal.committing``. Then each root's
     ownership marker is written (first commit only), the output, the rejects.
 
+    Args:
+        ctx: the run (its job, run date, run id, tables and journal).
+        result: the rows to write to the output table.
+        rejects: every rejected row of the run.
+
     Raises:
         InputError: foreign files in the run date's folders, or a schema change the policy
             refuses; nothing written.
@@ -270,29 +267,29 @@ def commit(
         ConcurrentRunError: another run committed the same run date meanwhile.
         WriteFailed: a write failed; the message gives the deepest cause and the path.
     """
-    spark, out = result.sparkSession, job.output
-    journal = journal or CommitJournal()
+    spark, job, targets, journal = ctx.spark, ctx.job, ctx.targets, ctx.journal
+    run_date, run_id, out = ctx.run_date, ctx.run_id, job.output
     exclusive = out.mode == "fail_if_run_exists"
     if exclusive:  # first: a loser must not read the tables the winner is writing
         claim_run_date(spark, targets.output, run_date, run_id)
     done: list[str] = []
     try:
-        check_no_foreign_files(spark, targets.output, out.format, run_date, "output.path")
-        check_no_foreign_files(spark, targets.rejects, out.format, run_date, "output.rejects_path")
-        add_output = check_output_schema(spark, result, targets.output, out.format,
-                                         ["run_date", *out.partition_by], out.schema_change)
-        rejects, add_rejects = align_rejects(spark, with_reject_columns(rejects), targets.rejects, out.format)
-        journal.committing({"output": targets.output, "rejects": targets.rejects})
+        for _, sink in targets.sinks():
+            sink.check_replaceable(run_date)
+        add_output = check_output_schema(result, targets.output_sink, ["run_date", *out.partition_by],
+                                         out.schema_change)
+        rejects, add_rejects = align_rejects(with_reject_columns(rejects), targets.rejects_sink)
+        journal.committing(targets)
         for field, root, claim in claims_of(job, targets):
             write_claim(spark, root, claim, field)
-        tables = (("output", result, targets.output, out.partition_by, add_output),
-                  ("rejects", rejects, targets.rejects, [], add_rejects))
-        for table, rows, path, partition_by, add_columns in tables:
+        tables = (("output", result, targets.output_sink, out.partition_by, add_output),
+                  ("rejects", rejects, targets.rejects_sink, [], add_rejects))
+        for table, rows, sink, partition_by, add_columns in tables:
             try:
-                write_run(rows, path, out.format, partition_by, run_date, run_id, add_columns)
+                sink.write_run(rows, partition_by, run_date, run_id, add_columns)
             except Exception as error:
-                raise (concurrent_run_error(error, spark, path, out.format, run_date, run_id, table, done)
-                       or write_error(error, path, table, done)) from error
+                raise (concurrent_run_error(error, sink, run_date, run_id, table, done)
+                       or write_error(error, sink.location, table, done)) from error
             journal.committed(table)
             done.append(table)
     except BaseException:
@@ -334,8 +331,8 @@ _CONCURRENT_FILES = re.compile(r"FileNotFoundException|FileAlreadyExistsExceptio
 
 
 def concurrent_run_error(
-    error: BaseException, spark: SparkSession, path: str, output_format: str,
-    run_date: dt.date, run_id: str, table: str, committed: Sequence[str],
+    error: BaseException, sink: Sink, run_date: dt.date, run_id: str, table: str,
+    committed: Sequence[str],
 ) -> ConcurrentRunError | None:
     """The :class:`ConcurrentRunError` a failed write stands for, or None.
 
@@ -346,25 +343,23 @@ def concurrent_run_error(
     text = str(error)
     if not (_CONCURRENT_DELTA.search(text) or _CONCURRENT_FILES.search(text)):
         return None
-    others = other_run_ids(spark, path, output_format, run_date, run_id)
+    others = other_run_ids(sink, run_date, run_id)
     if not others and not _CONCURRENT_DELTA.search(text):
         return None
     kept = (f"this run's {', '.join(committed)} was committed and its {table} was not: rerun "
             "to make the run date whole" if committed else "nothing of this run was committed")
     holder = f"run {', '.join(others)}" if others else "another run"
     return ConcurrentRunError(
-        f"{holder} committed run_date {run_date} of {path} while this run ({run_id}) was "
+        f"{holder} committed run_date {run_date} of {sink.location} while this run ({run_id}) was "
         f"writing its {table}; {kept}. Two runs of one run date must not run at once: check "
         "the scheduler (retries, overlapping schedules)"
     )
 
 
-def other_run_ids(
-    spark: SparkSession, path: str, output_format: str, run_date: dt.date, run_id: str
-) -> list[str]:
+def other_run_ids(sink: Sink, run_date: dt.date, run_id: str) -> list[str]:
     """Run ids other than ``run_id`` that the table holds for ``run_date`` (at most 5)."""
     try:
-        rows = read_run(spark, path, output_format, run_date)
+        rows = sink.read_run(run_date)
         if rows is None:
             return []
         found = rows.where(F.col("run_id") != run_id).select("run_id").distinct().limit(5)
@@ -374,20 +369,20 @@ def other_run_ids(
 
 
 def commit_checked(
-    job: JobConfig, result: DataFrame, rejects: DataFrame, targets: RunTargets,
-    run_date: dt.date, run_id: str, source: DataFrame, rows_done: int,
-    bucket_check: BucketCheck | None = None, journal: CommitJournal | None = None,
+    ctx: RunContext, result: DataFrame, rejects: DataFrame, source: DataFrame, rows_done: int,
+    bucket_check: BucketCheck | None = None,
 ) -> RunCounts:
     """Count the run's rows, check them, and only then write the result and the rejects.
 
     Args:
+        ctx: the run; its journal is told when the commit starts and as each table commits
+            (see :func:`commit`).
         result: the rows to commit (ideally persisted: it is only written here).
         rejects: every rejected row of the run (any stage).
         source: the rows read (after ``source.filter``), counted here.
         rows_done: the rows priced or scored, as counted by the engine.
         bucket_check: when given, the counts are also reconciled per bucket: rows read in
             a bucket (the bucket of their keys) = rows priced there + rows rejected there.
-        journal: told when the commit starts and as each table commits (see :func:`commit`).
 
     Returns:
         The :class:`RunCounts` that were checked.
@@ -407,7 +402,7 @@ def commit_checked(
     rejects are persisted for the call: the count computes them once and the write reads
     the cache (memory, spilling to disk: about the size of the rejects).
     """
-    journal = journal or CommitJournal()
+    journal = ctx.journal
     with persisted(rejects) as cached:
         with journal.phase("reconcile") as phase:
             if bucket_check is None:
@@ -417,11 +412,11 @@ def commit_checked(
             phase.rows = f"{counts.rows_in:,} rows read, {counts.rows_rejected:,} rejected"
             if counts.rows_in == 0:
                 log.warning("source %s has no rows (after source.filter): run_date %s commits an "
-                            "empty output, replacing its earlier rows", job.source.path, run_date)
+                            "empty output, replacing its earlier rows", ctx.source.name, ctx.run_date)
             reconcile(counts)
-            check_reject_budget(job.output.max_reject_fraction, counts, cached)
+            check_reject_budget(ctx.job.output.max_reject_fraction, counts, cached)
         with journal.phase("write"):
-            commit(job, result, cached, targets, run_date, run_id, journal)
+            commit(ctx, result, cached)
     return counts
 
 
@@ -456,7 +451,7 @@ def reconcile_buckets(
     Raises:
         ReconciliationError: naming the buckets whose counts differ (at most five).
     """
-    from batch_scoring.udfs.spark_execution import bucket_of
+    from batch_scoring.udfs.engine.spark_execution import bucket_of
 
     bucket = bucket_of(check.keys, check.buckets).alias("bucket")
     read = _counts_by(source.groupBy(bucket))
@@ -500,8 +495,7 @@ def check_reject_budget(limit: float | None, counts: RunCounts, rejects: DataFra
 
 
 def summarise(
-    spark: SparkSession, job: JobConfig, counts: RunCounts, targets: RunTargets,
-    run_date: dt.date, run_id: str, unit_keys: Sequence[str], buckets: int, seconds: float,
+    ctx: RunContext, counts: RunCounts, unit_keys: Sequence[str], buckets: int,
     **model: str | int | None,
 ) -> RunSummary:
     """Read back the run's output and build its :class:`RunSummary`.
@@ -510,13 +504,14 @@ def summarise(
     units are read back from the committed output. ``unit_keys`` empty counts output rows
     as units.
     """
-    output = read_run(spark, targets.output, job.output.format, run_date)
+    targets = ctx.targets
+    output = targets.output_sink.read_run(ctx.run_date)
     rows_out = output.count() if output is not None else 0
     units = output.select(*unit_keys).distinct().count() if output is not None and unit_keys else rows_out
     return RunSummary(
-        job=job.job,
-        run_date=run_date.isoformat(),
-        run_id=run_id,
+        job=ctx.job.job,
+        run_date=ctx.run_date.isoformat(),
+        run_id=ctx.run_id,
         rows_in=counts.rows_in,
         rows_rejected=counts.rows_rejected,
         units=units,
@@ -524,6 +519,6 @@ def summarise(
         buckets=buckets,
         output_path=targets.output,
         rejects_path=targets.rejects,
-        seconds=round(seconds, 1),
+        seconds=round(ctx.seconds(), 1),
         **model,
     )

@@ -33,7 +33,7 @@ from pydantic import (
 
 from batch_scoring.jobs.errors import ConfigError
 from batch_scoring.jobs.failure_budget import parse_budget
-from batch_scoring.udfs.preprocessing import PreprocessStep
+from batch_scoring.udfs.models.preprocessing import PreprocessStep
 
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -48,11 +48,200 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, validate_by_name=False, validate_by_alias=True)
 
 
+# --------------------------------------------------------------------------- JDBC sources and sinks
+# PostgreSQL and Amazon Redshift over JDBC (``source.format: jdbc``, ``output.format: jdbc``).
+# The password is never in the config: it comes from an environment variable or AWS Secrets
+# Manager at run time (:func:`batch_scoring.jobs.jdbc.resolve_password`).
+
+JDBC_URL_PREFIXES = ("jdbc:postgresql:", "jdbc:redshift:")
+_JDBC_PASSWORD_PARAMETER = re.compile(r"[?&;](password|pwd)\s*=", re.IGNORECASE)
+_JDBC_USERINFO = re.compile(r"^jdbc:[a-z]+://[^/?;#@]*:[^/?;#@]*@", re.IGNORECASE)
+_JDBC_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+JDBC_OWN_OPTIONS = {
+    "url": "url", "driver": "driver", "dbtable": "table", "query": "query",
+    "partitioncolumn": "partition_column", "lowerbound": "lower_bound",
+    "upperbound": "upper_bound", "numpartitions": "num_partitions", "fetchsize": "fetch_size",
+    "batchsize": "batch_size",
+}
+"""Spark JDBC options that have their own config field (option, lowercased -> field)."""
+_JDBC_CREDENTIAL_OPTIONS = {"user", "password", "pwd", "uid"}
+
+JdbcBound = int | float | dt.date | dt.datetime
+
+
+def jdbc_table_name(value: str) -> str:
+    """Check a table name: ``table`` or ``schema.table``, each part a plain identifier
+    (letters, digits, ``_``, ``$``; at most 127 characters). Returned unchanged; it is quoted
+    (so case-sensitive) wherever it is put into SQL.
+
+    Raises:
+        ValueError: for anything else (quotes, spaces, SQL).
+    """
+    parts = value.split(".")
+    if not 1 <= len(parts) <= 2 or not all(_JDBC_IDENTIFIER.fullmatch(p) and len(p) <= 127 for p in parts):
+        raise ValueError(
+            f"{value!r} is not a table name: use table or schema.table, each a plain identifier "
+            "(letters, digits, _ and $, not starting with a digit); for anything else use a query"
+        )
+    return value
+
+
+class JdbcConnectionConfig(StrictModel):
+    """How to reach a PostgreSQL or Amazon Redshift database over JDBC; never its password.
+
+    The password comes from exactly one of ``password_env`` (an environment variable of the
+    driver) or ``password_secret`` (an AWS Secrets Manager secret, read with boto3 at run time).
+    """
+
+    url: str = Field(description="jdbc:postgresql://host:5432/db or jdbc:redshift://host:5439/db, "
+                                 "without user or password")
+    user: str = Field(min_length=1, description="database user")
+    password_env: str | None = Field(None, description="environment variable holding the password")
+    password_secret: str | None = Field(
+        None, description="AWS Secrets Manager secret id or ARN holding the password")
+    password_secret_key: str = Field(
+        "password", min_length=1,
+        description="key of the password in a JSON secret (as RDS and Redshift store them); a "
+        "secret that is not a JSON object is the password itself",
+    )
+    driver: str | None = Field(None, description="JDBC driver class; default from the URL")
+    options: dict[str, str] = Field(
+        default_factory=dict, description="extra Spark JDBC options / driver properties (sslmode...)"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_password_field(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and "password" in data:
+            raise ValueError(
+                "password must never be in the config (files, --set and manifests are not "
+                "secret); remove it and use password_env (an environment variable) or "
+                "password_secret (an AWS Secrets Manager secret)"
+            )
+        return data
+
+    @field_validator("url")
+    @classmethod
+    def _jdbc_url(cls, value: str) -> str:
+        if not value.startswith(JDBC_URL_PREFIXES):
+            raise ValueError(f"must start with {' or '.join(JDBC_URL_PREFIXES)} (a PostgreSQL or "
+                             "Amazon Redshift JDBC URL)")
+        if _JDBC_PASSWORD_PARAMETER.search(value) or _JDBC_USERINFO.match(value):
+            raise ValueError("holds a password; remove it from the URL and use password_env or "
+                             "password_secret")
+        return value
+
+    @field_validator("password_env")
+    @classmethod
+    def _env_name(cls, value: str | None) -> str | None:
+        if value is not None and not _ENV_NAME.fullmatch(value):
+            raise ValueError("must be the name of an environment variable (letters, digits, _), "
+                             "not its value")
+        return value
+
+    @field_validator("options")
+    @classmethod
+    def _no_credentials_or_own_fields(cls, options: dict[str, str]) -> dict[str, str]:
+        for key in options:
+            if key.strip().lower() in _JDBC_CREDENTIAL_OPTIONS:
+                raise ValueError(
+                    f"option {key!r} is a credential; use the user field and password_env or "
+                    "password_secret (a password must never be in the config)"
+                )
+            own = JDBC_OWN_OPTIONS.get(key.strip().lower())
+            if own is not None:
+                raise ValueError(f"option {key!r} has its own field; set {own!r} instead")
+        return options
+
+    @model_validator(mode="after")
+    def _one_password_source(self) -> JdbcConnectionConfig:
+        if (self.password_env is None) == (self.password_secret is None):
+            raise ValueError("give exactly one of password_env (an environment variable) or "
+                             "password_secret (an AWS Secrets Manager secret id or ARN)")
+        return self
+
+
+class JdbcSourceConfig(JdbcConnectionConfig):
+    """``source.jdbc``: a table or query read in parallel over JDBC.
+
+    Spark's JDBC read is one connection unless told how to split it: over ``partition_column``
+    (numeric, date or timestamp; ``num_partitions`` ranges between the bounds, which come from
+    one ``min``/``max`` query when not given) or over ``predicates`` (one partition each, for
+    skewed keys).
+    """
+
+    table: str | None = Field(None, description="table or schema.table")
+    query: str | None = Field(None, description="a SELECT whose rows are the source, instead of table")
+    partition_column: str | None = Field(None, description="numeric, date or timestamp column to split on")
+    lower_bound: JdbcBound | None = Field(None, description="with partition_column; default its minimum")
+    upper_bound: JdbcBound | None = Field(None, description="with partition_column; default its maximum")
+    num_partitions: PositiveInt = Field(4, description="parallel reads (connections) over partition_column")
+    predicates: list[str] | None = Field(
+        None, min_length=1, description="SQL conditions, one partition each, instead of partition_column")
+    fetch_size: PositiveInt = Field(10_000, description="rows fetched per round trip")
+
+    _table = field_validator("table")(lambda v: v if v is None else jdbc_table_name(v))
+
+    @model_validator(mode="after")
+    def _how_to_read(self) -> JdbcSourceConfig:
+        if (self.table is None) == (self.query is None):
+            raise ValueError("give exactly one of table or query")
+        if self.partition_column is not None and self.predicates is not None:
+            raise ValueError("give partition_column (ranges) or predicates (one partition each), not both")
+        bounds = [b for b in (self.lower_bound, self.upper_bound) if b is not None]
+        if bounds and self.partition_column is None:
+            raise ValueError("lower_bound and upper_bound need partition_column")
+        if len(bounds) == 1:
+            raise ValueError("give both lower_bound and upper_bound, or neither (then one min/max "
+                             "query finds them)")
+        if len(bounds) == 2:
+            kinds = {"number" if isinstance(b, (int, float)) else "time" for b in bounds}
+            if len(kinds) > 1:
+                raise ValueError("lower_bound and upper_bound must be both numbers or both ISO "
+                                 "dates / timestamps")
+            low, high = (_as_comparable(b) for b in bounds)
+            if not low < high:
+                raise ValueError("lower_bound must be below upper_bound")
+        return self
+
+
+def _as_comparable(bound: JdbcBound) -> int | float | dt.datetime:
+    """A bound as a number or a datetime (a date is its midnight), so two bounds compare."""
+    if isinstance(bound, dt.date) and not isinstance(bound, dt.datetime):
+        return dt.datetime.combine(bound, dt.time())
+    return bound
+
+
+class JdbcSinkConfig(JdbcConnectionConfig):
+    """``output.jdbc``: the table a run's rows go to (and its rejects table).
+
+    A run writes into a staging table, then one transaction deletes the run date's rows of the
+    target and inserts the staged ones (:mod:`~batch_scoring.jobs.jdbc_sink`).
+    """
+
+    table: str = Field(description="target table or schema.table; created on the first run")
+    rejects_table: str | None = Field(None, description="default <table>_rejects")
+    batch_size: PositiveInt = Field(10_000, description="rows per JDBC batch insert")
+    num_partitions: PositiveInt = Field(4, description="parallel connections writing the staging table")
+
+    _tables = field_validator("table", "rejects_table")(
+        lambda v: v if v is None else jdbc_table_name(v))
+
+    @property
+    def rejects(self) -> str:
+        """The rejects table: ``rejects_table`` or ``<table>_rejects``."""
+        return self.rejects_table or f"{self.table}_rejects"
+
+
 class SourceConfig(StrictModel):
     """Where and how to read the input."""
 
-    path: str = Field(description="file or folder, local path or s3:// / s3a:// URI")
-    format: Literal["parquet", "csv", "json", "delta", "binaryFile"] = "parquet"
+    path: str | None = Field(
+        None, description="file or folder, local path or s3:// / s3a:// URI; every format but jdbc"
+    )
+    format: Literal["parquet", "csv", "json", "delta", "binaryFile", "jdbc"] = "parquet"
+    jdbc: JdbcSourceConfig | None = Field(None, description="the database to read, with format jdbc")
     options: dict[str, str] = Field(default_factory=dict, description="Spark reader options")
     ddl_schema: str | None = Field(
         None, alias="schema", description="DDL schema, required for csv and json"
@@ -81,6 +270,21 @@ class SourceConfig(StrictModel):
                 "remove it (the header is checked against source.schema)"
             )
         return options
+
+    @model_validator(mode="after")
+    def _path_or_jdbc(self) -> SourceConfig:
+        if self.format == "jdbc":
+            if self.jdbc is None:
+                raise ValueError("format jdbc needs source.jdbc (url, user, password_env or "
+                                 "password_secret, and table or query)")
+            if self.path is not None:
+                raise ValueError("format jdbc reads source.jdbc; remove source.path")
+        else:
+            if self.path is None:
+                raise ValueError(f"format {self.format} needs source.path")
+            if self.jdbc is not None:
+                raise ValueError(f"source.jdbc is only read with format jdbc, not {self.format}")
+        return self
 
 
 class UnitOfWorkConfig(StrictModel):
@@ -223,8 +427,12 @@ class ModelConfig(StrictModel):
 class OutputConfig(StrictModel):
     """Where the results go; every row gets run_date and run_id."""
 
-    path: str
-    format: Literal["delta", "parquet"] = "delta"
+    path: str = Field(
+        description="the table folder; with format jdbc the folder of the run's manifests, "
+        "run-date claims and reports (no table data)"
+    )
+    format: Literal["delta", "parquet", "jdbc"] = "delta"
+    jdbc: JdbcSinkConfig | None = Field(None, description="the database table, with format jdbc")
     partition_by: list[str] = Field(
         default_factory=list, description="partition columns after run_date"
     )
@@ -255,6 +463,13 @@ class OutputConfig(StrictModel):
         description="largest estimated cost of a run, in the profile's prices.currency; "
         "--dry-run refuses a plan estimated above it (exit 3). Default: no limit",
     )
+
+    @model_validator(mode="after")
+    def _jdbc_iff_format(self) -> OutputConfig:
+        if (self.format == "jdbc") != (self.jdbc is not None):
+            raise ValueError("output.format jdbc needs output.jdbc (url, user, password_env or "
+                             "password_secret, table), and output.jdbc needs output.format jdbc")
+        return self
 
     @property
     def empty_token(self) -> str | None:
@@ -378,8 +593,15 @@ class JobConfig(StrictModel):
         return self.source.format == "delta" or self.output.format == "delta"
 
     def paths(self) -> list[str]:
-        """All paths the job reads or writes."""
-        return [self.source.path, self.output.path, self.output.rejects]
+        """All paths the job reads or writes (a jdbc source has none, a jdbc output only its
+        ``output.path`` of manifests)."""
+        rejects = self.output.rejects if self.output.format != "jdbc" else None
+        return [p for p in (self.source.path, self.output.path, rejects) if p is not None]
+
+    def jdbc_urls(self) -> list[str]:
+        """The JDBC URLs of a database source and output (none, one or two)."""
+        sections = (self.source.jdbc, self.output.jdbc)
+        return list(dict.fromkeys(s.url for s in sections if s is not None))
 
 
 class PollConfig(StrictModel):

@@ -4,7 +4,7 @@ After the pre-flight (config, function and parameters, local paths, Parquet foot
 run starts Spark and, writing nothing anywhere:
 
 * checks who owns the output and rejects roots and, for ``fail_if_run_exists``, that the run
-  date is free (:func:`~batch_scoring.jobs.commit.prepare_targets`, which only reads);
+  date is free (:func:`~batch_scoring.jobs.commit.check_targets`, which only reads);
 * reads the source's schema and checks it against the function's input contract or the
   model's signature (the model resolved into a temporary folder, not shipped);
 * lists the input files and their bytes after ``source.filter``'s partition pruning, from the
@@ -28,11 +28,12 @@ from dataclasses import dataclass, field
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from batch_scoring.jobs.commit import prepare_targets
+from batch_scoring.jobs.commit import check_targets
 from batch_scoring.jobs.config import JobConfig
 from batch_scoring.jobs.cost_estimate import CostEstimate, estimate_cost
 from batch_scoring.jobs.quarantine import check_columns
-from batch_scoring.jobs.sources import choose_buckets, read_source
+from batch_scoring.jobs.sinks import open_targets
+from batch_scoring.jobs.sources import choose_buckets, open_source
 
 LISTED_FILES = 20
 
@@ -86,10 +87,12 @@ def plan_run(spark: SparkSession, job: JobConfig, run_date: dt.date, s3_scheme: 
         InputError: the source is missing, lacks columns or breaks the contract or signature.
         ConfigError: the function, parameters or model are unusable.
     """
-    targets = prepare_targets(spark, job, run_date, s3_scheme)
-    source = read_source(spark, job.source, None, s3_scheme)
-    plan = RunPlan(job.job, run_date.isoformat(), targets.output, targets.rejects)
-    plan.files = input_files(source)
+    targets = open_targets(spark, job.output, s3_scheme)
+    check_targets(spark, job, targets, run_date)
+    reader = open_source(job.source, s3_scheme)
+    source = reader.read(spark, None)
+    plan = RunPlan(job.job, run_date.isoformat(), targets.output_sink.location, targets.rejects_sink.location)
+    plan.files = reader.input_files(source)
     plan.input_bytes = sum(size for _, size in plan.files)
     plan.rows = source.count()
     plan.cost = estimate_cost(spark, targets.output, plan.rows)
@@ -101,12 +104,6 @@ def plan_run(spark: SparkSession, job: JobConfig, run_date: dt.date, s3_scheme: 
         if job.unit_of_work.engine == "packed":
             plan.buckets = choose_buckets(source, job.unit_of_work.buckets, job.unit_of_work.target_bucket_mb)
     return plan
-
-
-def input_files(source: DataFrame) -> list[tuple[str, int]]:
-    """``(path, bytes)`` of each file the source query reads (after partition pruning), sorted."""
-    rows = source.select("_metadata.file_path", "_metadata.file_size").distinct().collect()
-    return sorted((r["file_path"], int(r["file_size"])) for r in rows)
 
 
 def _estimated_units(source: DataFrame, keys: list[str]) -> int:

@@ -48,6 +48,15 @@ def canonical(path: str) -> str:
     return f"{scheme}://{parts.netloc.lower()}{_collapse(parts.path)}".rstrip("/")
 
 
+def resolve_path(path: str, s3_scheme: str) -> str:
+    """``path`` as Spark reads it on a profile: ``s3://`` rewritten to ``s3a://`` when
+    ``s3_scheme`` is ``s3a`` (off EMR, where Hadoop's s3a connector serves S3); unchanged on EMR,
+    whose EMRFS serves ``s3://`` itself."""
+    if s3_scheme == "s3a" and path.startswith("s3://"):
+        return "s3a://" + path.removeprefix("s3://")
+    return path
+
+
 def local_path(path: str) -> str:
     """``path`` as a plain file-system path when it is a local ``file:`` URI: ``file:/x``,
     ``file:///x`` and ``file://localhost/x`` give ``/x`` (as written: no symlink resolved, no

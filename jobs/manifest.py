@@ -55,7 +55,7 @@ import importlib.metadata
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyspark.sql import SparkSession
 
@@ -71,14 +71,18 @@ from batch_scoring.jobs.filesystem import (
     write_text_without_jvm,
     writes_without_jvm,
 )
+from batch_scoring.jobs.locations import resolve_path
 from batch_scoring.jobs.redaction import redact, redact_text
 from batch_scoring.jobs.run_ids import manifest_file_name
-from batch_scoring.jobs.sources import resolve_path
+from batch_scoring.jobs.sinks import RunTargets, Sink
+from batch_scoring.jobs.sources import Source, open_source
+
+if TYPE_CHECKING:
+    from batch_scoring.jobs.run_context import RunContext
 
 log = logging.getLogger("batch_scoring")
 
 MANIFEST_FOLDER = "_manifests"
-MAX_LISTED_FILES = 10_000
 
 
 @dataclasses.dataclass
@@ -104,6 +108,8 @@ class ManifestRecorder(CommitJournal):
     commit: dict[str, Any] | None = None
 
     replaces: dict[str, Any] | None = None
+    targets: RunTargets | None = dataclasses.field(default=None, repr=False)
+    source: Source | None = dataclasses.field(default=None, repr=False)
     last_document: dict[str, Any] | None = dataclasses.field(default=None, repr=False)
 
     @property
@@ -111,7 +117,12 @@ class ManifestRecorder(CommitJournal):
         """Where this attempt's manifest goes (``s3://`` resolved for this profile)."""
         return manifest_path(resolve_path(self.job.output.path, self.s3_scheme), self.run_date, self.run_id)
 
-    def committing(self, tables: dict[str, str]) -> None:
+    def started(self, ctx: RunContext) -> None:
+        """Keep the run's source and tables: the manifest describes what this run read (a
+        database source's partitions and bounds as it read them) and reads its rejects back."""
+        self.source, self.targets = ctx.source, ctx.targets
+
+    def committing(self, targets: RunTargets) -> None:
         """Write the manifest with ``status: committing`` before the run's first write.
 
         A crash from here on leaves this manifest; ``commit.committed`` lists the tables that
@@ -122,8 +133,9 @@ class ManifestRecorder(CommitJournal):
                 stops before anything of it is committed, so a non-zero exit never follows a
                 commit.
         """
-        self.commit = {"tables": dict(tables), "committed": []}
-        self.replaces = replaced_run(self.spark, tables["output"], self.job.output.format, self.run_date)
+        self.targets = targets
+        self.commit = {"tables": {table: sink.location for table, sink in targets.sinks()}, "committed": []}
+        self.replaces = replaced_run(self.spark, targets.output_sink, targets.output, self.run_date)
         if self.replaces:
             log.warning("replacing %s", describe_replaced(self.replaces, self.run_date))
         try:
@@ -188,7 +200,7 @@ class ManifestRecorder(CommitJournal):
             "spark": self._spark_facts(),
             "inputs": redact(self._inputs()),
             "model": redact(_model(summary)),
-            "rows": (rows := _rows(self.spark, summary) if summary else rows),
+            "rows": (rows := _rows(summary, self.targets) if summary else rows),
             "phases": {k: round(v, 3) for k, v in self.phases.seconds.items()},
             "commit": self.commit,
             "replaces": self.replaces,
@@ -211,13 +223,11 @@ class ManifestRecorder(CommitJournal):
         return self.spark_facts
 
     def _inputs(self) -> dict[str, Any]:
-        source = resolve_path(self.job.source.path, self.s3_scheme)
+        source = self.source or open_source(self.job.source, self.s3_scheme)
         try:
-            if self.job.source.format == "delta":
-                return {"path": self.job.source.path, "delta_version": _delta_version(self.spark, source)}
-            return {"path": self.job.source.path, **_listed_files(self.spark, source)}
+            return source.describe_inputs(self.spark)
         except Exception as error:  # noqa: BLE001 - a manifest of a failed read still gets written
-            return {"path": self.job.source.path, "error": f"could not list the source: {error}"[:500]}
+            return {"path": source.name, "error": f"could not list the source: {error}"[:500]}
 
     def reported(self, report: dict[str, Any]) -> str:
         """Rewrite the succeeded manifest with its ``report`` (path, previous run, drift), the
@@ -277,18 +287,16 @@ def _name(path: str) -> str:
 
 
 def replaced_run(
-    spark: SparkSession, output_root: str, output_format: str, run_date: dt.date
+    spark: SparkSession, output: Sink, output_root: str, run_date: dt.date
 ) -> dict[str, Any] | None:
     """What a commit of ``run_date`` replaces: ``{"rows": n, "runs": {run_id: finished_at}}``
-    for the rows the output holds for the date (``finished_at`` from each run's manifest,
-    null when it has none), or None when it holds none.
+    for the rows the ``output`` table holds for the date (``finished_at`` from each run's
+    manifest under ``output_root``, null when it has none), or None when it holds none.
 
-    Cost: one count by ``run_id`` over the run date's partition, and one manifest read per run
+    Cost: one count by ``run_id`` over the run date's rows, and one manifest read per run
     (at most five are named).
     """
-    from batch_scoring.jobs.sinks import read_run
-
-    rows = read_run(spark, output_root, output_format, run_date)
+    rows = output.read_run(run_date)
     held = rows.groupBy("run_id").count().collect() if rows is not None else []
     if not held:
         return None
@@ -339,50 +347,24 @@ def package_version() -> str:
         return "unknown (not installed)"
 
 
-def _listed_files(spark: SparkSession, source: str) -> dict[str, Any]:
-    filesystem, root = hadoop_filesystem(spark, source)
-    files, count, total, iterator = [], 0, 0, filesystem.listFiles(root, True)
-    while iterator.hasNext():
-        status = iterator.next()
-        if status.getPath().getName().startswith(("_", ".")):
-            continue
-        count, total = count + 1, total + status.getLen()
-        if count <= MAX_LISTED_FILES:
-            files.append({"file": status.getPath().toString(), "bytes": status.getLen()})
-    return {"files": files, "file_count": count, "total_bytes": total}
-
-
-def _delta_version(spark: SparkSession, path: str) -> int:
-    history = spark.sql(f"DESCRIBE HISTORY delta.`{path}` LIMIT 1").select("version").first()
-    return int(history["version"])
-
-
 def _model(summary: RunSummary | None) -> dict[str, str | None] | None:
     if summary is None or summary.model_uri is None:
         return None
     return {"uri": summary.model_uri, "version": summary.model_version, "sha256": summary.model_sha256}
 
 
-def _rows(spark: SparkSession, summary: RunSummary | None) -> dict[str, Any] | None:
+def _rows(summary: RunSummary | None, targets: RunTargets | None) -> dict[str, Any] | None:
     if summary is None:
         return None
     return {"in": summary.rows_in, "out": summary.rows_out, "rejected": summary.rows_rejected,
             "units": summary.units, "buckets": summary.buckets,
-            "rejected_by_reason": _rejects_by_reason(spark, summary)}
+            "rejected_by_reason": _rejects_by_reason(summary, targets)}
 
 
-def _rejects_by_reason(spark: SparkSession, summary: RunSummary) -> dict[str, int]:
-    if summary.rows_rejected == 0:
+def _rejects_by_reason(summary: RunSummary, targets: RunTargets | None) -> dict[str, int]:
+    if summary.rows_rejected == 0 or targets is None:
         return {}
-    from batch_scoring.jobs.sinks import read_run
-
-    fmt = "delta" if _is_delta(spark, summary.rejects_path) else "parquet"
-    rejects = read_run(spark, summary.rejects_path, fmt, dt.date.fromisoformat(summary.run_date))
+    rejects = targets.rejects_sink.read_run(dt.date.fromisoformat(summary.run_date))
     if rejects is None:
         return {}
     return {row["reject_reason"]: row["count"] for row in rejects.groupBy("reject_reason").count().collect()}
-
-
-def _is_delta(spark: SparkSession, path: str) -> bool:
-    filesystem, _ = hadoop_filesystem(spark, path)
-    return bool(filesystem.exists(spark.sparkContext._jvm.org.apache.hadoop.fs.Path(f"{path}/_delta_log")))

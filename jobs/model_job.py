@@ -20,10 +20,8 @@ Loading a model runs its code (pickle): only URIs under ``model.allowed_uris`` a
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -38,36 +36,35 @@ from batch_scoring.jobs.commit import (
     check_paths,
     commit_checked,
     persisted,
-    prepare_targets,
     summarise,
 )
 from batch_scoring.jobs.config import JobConfig, ModelConfig
 from batch_scoring.jobs.errors import ConfigError, InputError
 from batch_scoring.jobs.failure_budget import check_failed_work
 from batch_scoring.jobs.model_environment import check_model_environment
-from batch_scoring.jobs.partition_values import check_output_values
-from batch_scoring.jobs.preflight import check_schema_feeds_model
-from batch_scoring.jobs.quarantine import REJECT_COLUMNS, split_rejects, union_rejects
-from batch_scoring.jobs.sources import read_source
-from batch_scoring.jobs.text_records import split_malformed
-from batch_scoring.udfs.contract import parse_ddl_columns
-from batch_scoring.udfs.model_resolution import (
+from batch_scoring.jobs.model_resolution import (
     ModelResolutionError,
     ResolvedModel,
     check_allowed,
     resolve_model,
 )
-from batch_scoring.udfs.model_routing import resolve_routes
-from batch_scoring.udfs.model_scoring import MODEL_RAISED, ModelStamp, ScoringSpec
-from batch_scoring.udfs.model_signature import (
+from batch_scoring.jobs.model_routing import resolve_routes
+from batch_scoring.jobs.partition_values import check_output_values
+from batch_scoring.jobs.preflight import check_schema_feeds_model
+from batch_scoring.jobs.quarantine import REJECT_COLUMNS, split_rejects, union_rejects
+from batch_scoring.jobs.run_context import RunContext
+from batch_scoring.jobs.text_records import split_malformed
+from batch_scoring.udfs.contract import parse_ddl_columns
+from batch_scoring.udfs.models.model_scoring import MODEL_RAISED, ModelStamp, ScoringSpec
+from batch_scoring.udfs.models.model_signature import (
     SignatureMismatchError,
     check_signature,
     model_inputs,
     numeric_columns,
     output_columns_from_signature,
 )
-from batch_scoring.udfs.preprocessing import PreprocessingError, Preprocessor
-from batch_scoring.udfs.spark_scoring import (
+from batch_scoring.udfs.models.preprocessing import PreprocessingError, Preprocessor
+from batch_scoring.udfs.models.spark_scoring import (
     ERROR_COLUMN,
     ShippedModel,
     score_spark,
@@ -365,33 +362,25 @@ def model_fields(plan: ScoringPlan, model: ModelConfig) -> dict[str, str | None]
     return {"model_uri": model.route.uri_template, "model_version": f"{len(plan.models)} models"}
 
 
-def run_model_job(
-    spark: SparkSession, job: JobConfig, run_date: dt.date, run_id: str, s3_scheme: str,
-    journal: CommitJournal | None = None,
-) -> RunSummary:
-    """Score the model(s) over the source and, when the counts pass, commit predictions and rejects.
+def run_model_job(ctx: RunContext) -> RunSummary:
+    """Score the model(s) over the source and, when the counts pass, commit predictions and
+    rejects (after the run's checks: :func:`~batch_scoring.jobs.pipeline.run`).
 
     Raises:
         RejectBudgetExceeded, ReconciliationError: before anything is written (see
             :func:`~batch_scoring.jobs.commit.commit_checked`).
     """
-    started = time.monotonic()
-    journal = journal or CommitJournal()
-    with journal.phase("checks"):
-        preflight_model(job)
-        targets = prepare_targets(spark, job, run_date, s3_scheme)
-    with journal.phase("read"):
-        source = read_source(spark, job.source, None, s3_scheme)
+    job = ctx.job
+    with ctx.journal.phase("read"):
+        source = ctx.source.read(ctx.spark, None)
         parsed, malformed = split_malformed(source, job.source)
-    with scored_source(spark, job, parsed, journal) as scoring:
+    with scored_source(ctx.spark, job, parsed, ctx.journal) as scoring:
         spec = next(iter(scoring.plan.specs.values()))
         check_partition_columns(job, [*spec.passthrough, *spec.output_columns])
         scored = check_output_values(scoring.scored, job.output.partition_by, job.output.empty_token)
-        counts = commit_checked(job, scored, union_rejects(scoring.rejects, malformed),
-                                targets, run_date, run_id, source, scoring.scored.count(),
-                                journal=journal)
-    return summarise(spark, job, counts, targets, run_date, run_id, [], 0,
-                     time.monotonic() - started, **model_fields(scoring.plan, job.model),
+        counts = commit_checked(ctx, scored, union_rejects(scoring.rejects, malformed), source,
+                                scoring.scored.count())
+    return summarise(ctx, counts, [], 0, **model_fields(scoring.plan, job.model),
                      arrow_batches=scoring.arrow_batches)
 
 
@@ -399,7 +388,7 @@ def score(valid: DataFrame, plan: ScoringPlan, model: ModelConfig, batches=None)
     """Score rows that passed quarantine with the plan's model(s), isolating raising rows.
 
     Returns:
-        :func:`~batch_scoring.udfs.spark_scoring.score_spark` output with
+        :func:`~batch_scoring.udfs.models.spark_scoring.score_spark` output with
         ``isolate_failures`` (split it with ``split_scored``).
     """
     for resolved in plan.models:

@@ -188,16 +188,18 @@ def manifest_jobs(spark: SparkSession, output_root: str, limit: int = 20) -> set
 
 
 def claims_of(job: Any, targets: Any) -> list[tuple[str, str, TableClaim]]:
-    """``(field, root, claim)`` of a job's output and rejects tables.
+    """``(field, root, claim)`` of a job's output and rejects tables: the output root
+    (``output.path``, also the root of a database output's manifests) and the rejects folder
+    when the rejects live in one.
 
     Args:
         job: the :class:`~batch_scoring.jobs.config.JobConfig`.
         targets: the run's resolved :class:`~batch_scoring.jobs.commit.RunTargets`.
     """
     out = job.output
-    return [
-        ("output.path", targets.output,
-         TableClaim(job.job, "output", out.format, ("run_date", *out.partition_by))),
-        ("output.rejects_path", targets.rejects,
-         TableClaim(job.job, "rejects", out.format, ("run_date",))),
-    ]
+    claims = [("output.path", targets.output,
+               TableClaim(job.job, "output", out.format, ("run_date", *out.partition_by)))]
+    if targets.rejects_sink.in_folder:
+        claims.append(("output.rejects_path", targets.rejects,
+                       TableClaim(job.job, "rejects", out.format, ("run_date",))))
+    return claims

@@ -21,10 +21,11 @@ Library code: it takes the session as an argument and never changes Spark settin
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import logging
-import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ValidationError
 from pyspark.sql import DataFrame, SparkSession
@@ -32,35 +33,46 @@ from pyspark.sql import DataFrame, SparkSession
 from batch_scoring.jobs.commit import (
     BucketCheck,
     CommitJournal,
+    RunCounts,
     RunSummary,
     check_partition_columns,
     check_paths,
+    check_targets,
     commit_checked,
     new_run_id,
     persisted,
-    prepare_targets,
     summarise,
 )
 from batch_scoring.jobs.config import JobConfig, format_validation_error
 from batch_scoring.jobs.errors import ConfigError, InputError, JobError
 from batch_scoring.jobs.failure_budget import FailedWorkExceeded, check_failed_work
 from batch_scoring.jobs.model_job import model_fields, preflight_model, run_model_job, scored_source
+from batch_scoring.jobs.partition_values import check_output_values, checked_source
 from batch_scoring.jobs.quarantine import (
     check_columns,
     failed_unit_rejects,
     split_rejects,
     union_rejects,
 )
-from batch_scoring.jobs.partition_values import check_output_values, checked_source
-from batch_scoring.jobs.sources import choose_buckets, read_source, unreadable_file_error
+from batch_scoring.jobs.run_context import RunContext
+from batch_scoring.jobs.sources import Source, choose_buckets
 from batch_scoring.jobs.text_records import split_malformed
 from batch_scoring.udfs.contract import ColumnRule, ParamsError, UnitFunction
-from batch_scoring.udfs.model_scoring import model_broken_message
+from batch_scoring.udfs.engine.spark_execution import UnitStatus, apply_packed, apply_reference, split_status
+from batch_scoring.udfs.engine.unit_of_work import unit_too_large_message
+from batch_scoring.udfs.models.model_scoring import model_broken_message
 from batch_scoring.udfs.registry import FunctionNotFoundError, resolve_function
-from batch_scoring.udfs.spark_execution import UnitStatus, apply_packed, apply_reference, split_status
-from batch_scoring.udfs.unit_of_work import unit_too_large_message
 
 log = logging.getLogger("batch_scoring")
+
+
+class NotChecked(enum.Enum):
+    """The type of :data:`NOT_CHECKED`: ``run`` was not given the result of the checks."""
+
+    NOT_CHECKED = "not checked"
+
+
+NOT_CHECKED: Literal[NotChecked.NOT_CHECKED] = NotChecked.NOT_CHECKED
 
 
 @dataclass(frozen=True)
@@ -139,6 +151,7 @@ def run(
     run_id: str | None = None,
     s3_scheme: str = "s3a",
     journal: CommitJournal | None = None,
+    prepared: PreparedFunction | None | NotChecked = NOT_CHECKED,
 ) -> RunSummary:
     """Run the job for ``run_date`` and, when its counts pass the checks, commit its output
     and rejects.
@@ -148,9 +161,12 @@ def run(
         job: the validated job config (a unit-of-work function or a model job).
         run_date: the run's date; the run owns the ``run_date=`` partition of its outputs.
         run_id: the attempt's id; a fresh one when None.
-        s3_scheme: how ``s3://`` paths are read (see ``sources.resolve_path``).
+        s3_scheme: how ``s3://`` paths are read (see ``locations.resolve_path``).
         journal: told when the commit starts and as each table commits (the entry point's
             manifest recorder); None records nothing.
+        prepared: what :func:`preflight_job` returned when the caller already ran it (the
+            entry point runs it before Spark starts), so the user's module is imported and
+            its parameters validated once per run; by default the checks run here.
 
     Returns:
         The :class:`~batch_scoring.jobs.commit.RunSummary`.
@@ -159,7 +175,7 @@ def run(
         ConfigError: bad function, model, parameters, paths, filter or partition columns.
         InputError: missing source, columns, incompatible column types, or a source that
             cannot satisfy the model's signature.
-        batch_scoring.udfs.unit_of_work.FunctionOutputError: (inside a Spark error) when the
+        batch_scoring.udfs.engine.unit_of_work.FunctionOutputError: (inside a Spark error) when the
             function returns undeclared or misses declared columns.
         RejectBudgetExceeded: more rows rejected than ``output.max_reject_fraction`` allows;
             nothing committed.
@@ -170,37 +186,41 @@ def run(
             a unit of work larger than ``unit_of_work.max_unit_rows``; nothing committed
             (every read of the source happens before the first write).
     """
-    run_id = run_id or new_run_id(run_date)
-    journal = journal or CommitJournal()
+    ctx = RunContext.open(spark, job, run_date, run_id or new_run_id(run_date), s3_scheme, journal)
+    ctx.journal.started(ctx)
     try:
-        if job.model is not None and job.function is not None:
-            return run_chained_job(spark, job, run_date, run_id, s3_scheme, journal)
+        with ctx.journal.phase("checks"):
+            if prepared is NOT_CHECKED:
+                prepared = preflight_job(job)
+            check_targets(spark, job, ctx.targets, run_date)
+        if job.model is not None and prepared is not None:
+            return run_chained_job(ctx, prepared)
         if job.model is not None:
-            return run_model_job(spark, job, run_date, run_id, s3_scheme, journal)
-        return run_function_job(spark, job, run_date, run_id, s3_scheme, journal)
+            return run_model_job(ctx)
+        return run_function_job(ctx, prepared)
     except JobError:
         raise
     except Exception as error:
-        mapped = input_error_from(error, job)
+        mapped = input_error_from(error, ctx.source)
         if mapped is None:
             raise
         log.debug("Spark error reported as an input error", exc_info=error)
         raise mapped from None
 
 
-def input_error_from(error: BaseException, job: JobConfig) -> JobError | None:
+def input_error_from(error: BaseException, source: Source) -> JobError | None:
     """The :class:`JobError` a Spark error stands for, or None when it is none of these.
 
-    * a source file Spark cannot read (corrupt, truncated, not the format, a column type that
-      differs from the other files'): the message names the file
-      (:func:`~batch_scoring.jobs.sources.unreadable_file_error`);
+    * a source Spark cannot read (a corrupt or truncated file, not the format, a column type
+      that differs from the other files'): the message names the file
+      (:meth:`~batch_scoring.jobs.sources.Source.unreadable_error`);
     * a unit of work over ``unit_of_work.max_unit_rows``, raised on an executor as
       ``UnitTooLargeError`` and received inside a ``PythonException``: its message (key
       values, rows so far, the field to raise) is recognised in the error's text;
     * a model that raised on a whole batch and on each probe row alone
       (``ModelBrokenError``): a :class:`FailedWorkExceeded` (exit 4).
     """
-    unreadable = unreadable_file_error(error, job.source)
+    unreadable = source.unreadable_error(error)
     if unreadable is not None:
         return unreadable
     too_large = unit_too_large_message(str(error))
@@ -215,45 +235,21 @@ def input_error_from(error: BaseException, job: JobConfig) -> JobError | None:
     return None
 
 
-def run_function_job(
-    spark: SparkSession, job: JobConfig, run_date: dt.date, run_id: str, s3_scheme: str,
-    journal: CommitJournal | None = None,
-) -> RunSummary:
-    """Run a unit-of-work function job (see :func:`run`)."""
-    started = time.monotonic()
-    with journal.phase("checks"):
-        prepared = preflight(job)
-        targets = prepare_targets(spark, job, run_date, s3_scheme)
-    with journal.phase("read"):
-        read = read_source(spark, job.source, needed_columns(job, prepared.rules), s3_scheme)
-        source, partition_checks = checked_source(read, job.output, f"source {job.source.path}")
+def run_function_job(ctx: RunContext, prepared: PreparedFunction) -> RunSummary:
+    """Run a unit-of-work function job (see :func:`run`), after its checks."""
+    job, keys = ctx.job, ctx.job.unit_of_work.keys
+    with ctx.journal.phase("read"):
+        read = ctx.source.read(ctx.spark, needed_columns(job, prepared.rules))
+        source, partition_checks = checked_source(read, job.output, f"source {ctx.source.name}")
         parsed, malformed = split_malformed(source, job.source)
-        check_columns(parsed, prepared.rules, job.source.path)
-    with journal.phase("quarantine"):
-        valid, rejects = split_rejects(parsed, prepared.rules, job.unit_of_work.keys, partition_checks)
-    with journal.phase("bucket"):
-        raw, buckets = _apply(valid, job, prepared)
-    with persisted(raw):
-        with journal.phase("price") as phase:
-            status = split_status(raw, job.unit_of_work.keys)
-            phase.rows = f"{status.rows_priced:,} rows priced, {status.units_failed:,} units failed"
-            all_rejects = union_rejects(
-                with_failed_units(rejects, valid, status, job.unit_of_work.keys,
-                                  job.function.max_failed_units),
-                malformed)
-        produced = [c for c in job.output.partition_by if c not in parsed.columns]
-        priced = check_output_values(status.priced, produced, job.output.empty_token)
-        counts = commit_checked(job, priced, all_rejects, targets, run_date, run_id,
-                                source, status.rows_priced, bucket_check(job, status, buckets),
-                                journal)
-    return summarise(spark, job, counts, targets, run_date, run_id, job.unit_of_work.keys,
-                     buckets, time.monotonic() - started)
+        check_columns(parsed, prepared.rules, ctx.source.name)
+    produced = [c for c in job.output.partition_by if c not in parsed.columns]
+    priced = PricingInput(parsed, source, partition_checks, produced, malformed)
+    counts, buckets = price_and_commit(ctx, prepared, priced)
+    return summarise(ctx, counts, keys, buckets)
 
 
-def run_chained_job(
-    spark: SparkSession, job: JobConfig, run_date: dt.date, run_id: str, s3_scheme: str,
-    journal: CommitJournal | None = None,
-) -> RunSummary:
+def run_chained_job(ctx: RunContext, prepared: PreparedFunction) -> RunSummary:
     """Score rows with the model, then run the function per unit of work on the scored rows.
 
     The function's inputs come from the model's passthrough and prediction columns. The
@@ -261,33 +257,70 @@ def run_chained_job(
     function's stages (priors, quarantine, units) read them several times. Rejects of both
     stages go to one rejects output (columns of either stage, missing ones null).
     """
-    started = time.monotonic()
-    with journal.phase("checks"):
-        prepared = preflight_job(job)
-        targets = prepare_targets(spark, job, run_date, s3_scheme)
-    with journal.phase("read"):
-        source = read_source(spark, job.source, None, s3_scheme)
+    job = ctx.job
+    with ctx.journal.phase("read"):
+        source = ctx.source.read(ctx.spark, None)
         parsed, malformed = split_malformed(source, job.source)
-    keys = job.unit_of_work.keys
-    with scored_source(spark, job, parsed, journal) as scoring:
-        scored = scoring.scored
-        check_columns(scored, prepared.rules, f"{job.source.path} (scored by {job.model.uri or 'routes'})")
-        with journal.phase("quarantine"):
-            valid, rejects = split_rejects(scored, prepared.rules, keys)
-        with journal.phase("bucket"):
-            raw, buckets = _apply(valid, job, prepared)
-        with persisted(raw):
-            with journal.phase("price") as phase:
-                status = split_status(raw, keys)
-                phase.rows = f"{status.rows_priced:,} rows priced, {status.units_failed:,} units failed"
-                rejects = with_failed_units(rejects, valid, status, keys, job.function.max_failed_units)
-            all_rejects = union_rejects(union_rejects(scoring.rejects, rejects), malformed)
-            priced = check_output_values(status.priced, job.output.partition_by, job.output.empty_token)
-            counts = commit_checked(job, priced, all_rejects, targets, run_date, run_id,
-                                    source, status.rows_priced,
-                                    bucket_check(job, status, buckets), journal)
-    return summarise(spark, job, counts, targets, run_date, run_id, keys,
-                     buckets, time.monotonic() - started, **model_fields(scoring.plan, job.model))
+    with scored_source(ctx.spark, job, parsed, ctx.journal) as scoring:
+        check_columns(scoring.scored, prepared.rules,
+                      f"{ctx.source.name} (scored by {job.model.uri or 'routes'})")
+        priced = PricingInput(scoring.scored, source, (), job.output.partition_by, malformed,
+                              earlier_rejects=scoring.rejects)
+        counts, buckets = price_and_commit(ctx, prepared, priced)
+    return summarise(ctx, counts, job.unit_of_work.keys, buckets,
+                     **model_fields(scoring.plan, job.model))
+
+
+@dataclass(frozen=True)
+class PricingInput:
+    """The rows the function stage prices, and what it needs to account for them.
+
+    Attributes:
+        rows: the rows to quarantine and price (the parsed source, or the scored rows).
+        source: the rows read, counted in the reconciliation.
+        partition_checks: row checks of partition values read from the source (see
+            :func:`~batch_scoring.jobs.partition_values.checked_source`).
+        produced: ``output.partition_by`` columns the function produces (checked on its output).
+        malformed: malformed source records (CSV/JSON) to reject, or None.
+        earlier_rejects: rejects of an earlier stage (the model's), or None.
+    """
+
+    rows: DataFrame
+    source: DataFrame
+    partition_checks: Sequence[tuple]
+    produced: Sequence[str]
+    malformed: DataFrame | None
+    earlier_rejects: DataFrame | None = None
+
+
+def price_and_commit(ctx: RunContext, prepared: PreparedFunction, priced: PricingInput) -> tuple[RunCounts, int]:
+    """The function stage shared by function and chained jobs: quarantine, bucket, price every
+    unit, reject the units that raised (within ``function.max_failed_units``), then count,
+    check and commit (:func:`~batch_scoring.jobs.commit.commit_checked`).
+
+    Returns:
+        The run's :class:`RunCounts` and the number of buckets (0 for the reference engine).
+
+    Raises:
+        FailedWorkExceeded: more units raised than the budget allows; nothing written.
+        RejectBudgetExceeded, ReconciliationError: see ``commit_checked``.
+    """
+    job, journal, keys = ctx.job, ctx.journal, ctx.job.unit_of_work.keys
+    with journal.phase("quarantine"):
+        valid, rejects = split_rejects(priced.rows, prepared.rules, keys, priced.partition_checks)
+    with journal.phase("bucket"):
+        raw, buckets = _apply(valid, job, prepared)
+    with persisted(raw):
+        with journal.phase("price") as phase:
+            status = split_status(raw, keys)
+            phase.rows = f"{status.rows_priced:,} rows priced, {status.units_failed:,} units failed"
+            rejects = with_failed_units(rejects, valid, status, keys, job.function.max_failed_units)
+        if priced.earlier_rejects is not None:
+            rejects = union_rejects(priced.earlier_rejects, rejects)
+        output = check_output_values(status.priced, priced.produced, job.output.empty_token)
+        counts = commit_checked(ctx, output, union_rejects(rejects, priced.malformed), priced.source,
+                                status.rows_priced, bucket_check(job, status, buckets))
+    return counts, buckets
 
 
 def bucket_check(job: JobConfig, status: UnitStatus, buckets: int) -> BucketCheck | None:

@@ -28,11 +28,11 @@ import pandas as pd
 from batch_scoring.jobs.config import ModelConfig, load_job
 from batch_scoring.jobs.errors import ConfigError, InputError, JobError, RejectBudgetExceeded
 from batch_scoring.jobs.model_environment import check_model_environment
-from batch_scoring.jobs.redaction import redact_text
 from batch_scoring.jobs.model_job import resolve, scoring_spec
+from batch_scoring.jobs.model_resolution import ModelResolutionError
 from batch_scoring.jobs.preflight import check_frame
-from batch_scoring.udfs.model_resolution import ModelResolutionError
-from batch_scoring.udfs.model_scoring import (
+from batch_scoring.jobs.redaction import redact_text
+from batch_scoring.udfs.models.model_scoring import (
     MODEL_RAISED,
     ModelBrokenError,
     ModelInputError,
@@ -41,8 +41,8 @@ from batch_scoring.udfs.model_scoring import (
     score_frame,
     score_frame_isolating,
 )
-from batch_scoring.udfs.pandas_quarantine import split_rejects_pandas
-from batch_scoring.udfs.preprocessing import PreprocessingError
+from batch_scoring.udfs.models.pandas_quarantine import split_rejects_pandas
+from batch_scoring.udfs.models.preprocessing import PreprocessingError
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:

@@ -36,15 +36,15 @@ from pyspark.sql import types as T
 from pyspark.sql.pandas.types import from_arrow_schema
 
 from batch_scoring.jobs import s3_preflight
-from batch_scoring.jobs.config import JobConfig, ModelConfig, SourceConfig
+from batch_scoring.jobs.config import JobConfig, ModelConfig, OutputConfig, SourceConfig
 from batch_scoring.jobs.errors import ConfigError, InputError
 from batch_scoring.jobs.locations import local_path
 from batch_scoring.jobs.model_environment import check_job_requirements, check_model_environment
+from batch_scoring.jobs.model_resolution import ModelResolutionError
 from batch_scoring.jobs.sources import missing_columns
 from batch_scoring.udfs.contract import did_you_mean
-from batch_scoring.udfs.model_resolution import ModelResolutionError
-from batch_scoring.udfs.model_scoring import ScoringSpec
-from batch_scoring.udfs.model_signature import check_signature
+from batch_scoring.udfs.models.model_scoring import ScoringSpec
+from batch_scoring.udfs.models.model_signature import check_signature
 
 log = logging.getLogger("batch_scoring")
 
@@ -63,9 +63,15 @@ def check_source_config(source: SourceConfig) -> None:
     """Refuse a source Spark would refuse, from its config and the file system alone.
 
     Raises:
-        ConfigError: ``format`` csv or json without ``source.schema``.
+        ConfigError: ``format`` csv or json without ``source.schema``; a database source whose
+            password cannot be found (``password_env`` unset, ``password_secret`` missing).
         InputError: a local ``source.path`` (or glob) that matches nothing.
     """
+    if source.format == "jdbc":
+        from batch_scoring.jobs.jdbc_source import JdbcSource
+
+        JdbcSource(source).check_before_spark()
+        return
     if source.format in ("csv", "json") and not source.ddl_schema:
         raise ConfigError(
             f"source.schema is required for format {source.format} (e.g. 'cell_id string, "
@@ -75,6 +81,18 @@ def check_source_config(source: SourceConfig) -> None:
         raise InputError(f"source.path {source.path} does not exist; check the path or run date")
     if s3_preflight.is_s3(source.path) and not _is_pattern(source.path):
         s3_preflight.check_exists(source.path)
+
+
+def check_output_config(output: OutputConfig) -> None:
+    """Refuse a database output whose password cannot be found, before Spark starts.
+
+    Raises:
+        ConfigError: as :func:`~batch_scoring.jobs.jdbc.resolve_password`, naming ``output.jdbc``.
+    """
+    if output.jdbc is not None:
+        from batch_scoring.jobs.jdbc import resolve_password
+
+        resolve_password(output.jdbc, field="output.jdbc")
 
 
 def parquet_schema(source: SourceConfig) -> T.StructType | None:
@@ -215,6 +233,7 @@ def preflight_sources(job: JobConfig) -> None:
             a local Parquet source's footers, or of a type the model cannot take.
     """
     check_source_config(job.source)
+    check_output_config(job.output)
     check_job_requirements(job.requirements)
     local_models = _check_model_folder(job.model) if job.model is not None else []
     for uri in local_models:

@@ -33,7 +33,7 @@ from pyspark.sql import types as T
 
 from batch_scoring.jobs.errors import InputError
 from batch_scoring.udfs.contract import ColumnRule, did_you_mean
-from batch_scoring.udfs.unit_of_work import FAILURE_COLUMN
+from batch_scoring.udfs.engine.unit_of_work import FAILURE_COLUMN
 
 TYPE_CLASSES: dict[str, tuple[type[T.DataType], ...]] = {
     "numeric": (T.NumericType,),

@@ -54,6 +54,12 @@ HARMLESS_LAST_WORDS = frozenset({
 (``fs.s3a.aws.credentials.provider``, ``spark.io.encryption.enabled``,
 ``spark.io.encryption.keySizeBits``, ``spark.kerberos.keytab`` stays by the rule above)."""
 
+REFERENCE_KEYS = frozenset({"password_env", "password_secret", "password_secret_key"})
+"""Keys whose value says where a password is kept, never the password: the JDBC config's
+environment variable name, Secrets Manager id or ARN, and key inside a JSON secret
+(:class:`~batch_scoring.jobs.config.JdbcConnectionConfig`). Their values are still searched for
+secret-looking text like any other value."""
+
 _KEY_NOT_SECRET = [["store"], ["stores"], ["tab"], ["column"], ["columns"], ["field"], ["fields"], ["by"]]
 """Words after ``key`` that make it a name, not a secret: ``keyStore``, ``key_columns``."""
 _WORD_SPLIT = re.compile(r"[._\-\s/:]+|(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
@@ -87,7 +93,7 @@ def is_secret_key(key: str) -> bool:
     ``fs.s3a.aws.credentials.provider`` and ``spark.io.encryption.enabled`` are not.
     """
     words = key_words(key)
-    if not words or words[-1] in HARMLESS_LAST_WORDS:
+    if not words or words[-1] in HARMLESS_LAST_WORDS or str(key).rsplit(".", 1)[-1] in REFERENCE_KEYS:
         return False
     return any(
         word in SECRET_WORDS or (word == "key" and words[i + 1:i + 2] not in _KEY_NOT_SECRET)

@@ -25,6 +25,7 @@ from batch_scoring.jobs.config import load_profile
 from batch_scoring.jobs.cost import RunCost
 from batch_scoring.jobs.errors import ConfigError, InputError, JobError
 from batch_scoring.jobs.filesystem import path_exists
+from batch_scoring.jobs.locations import resolve_path
 from batch_scoring.jobs.manifest import (
     MANIFEST_FOLDER,
     manifest_dates,
@@ -35,7 +36,6 @@ from batch_scoring.jobs.manifest import (
 from batch_scoring.jobs.redaction import redact_text
 from batch_scoring.jobs.run_report import report_path
 from batch_scoring.jobs.show import LOCAL
-from batch_scoring.jobs.sources import resolve_path
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

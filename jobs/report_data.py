@@ -36,11 +36,11 @@ from batch_scoring.jobs.drift import (
 )
 from batch_scoring.jobs.errors import InputError
 from batch_scoring.jobs.manifest import manifest_dates, run_date_manifests
-from batch_scoring.jobs.sinks import read_run
-from batch_scoring.jobs.sources import read_source
+from batch_scoring.jobs.sinks import RunTargets, Sink
+from batch_scoring.jobs.sources import open_source
 from batch_scoring.udfs.contract import did_you_mean
-from batch_scoring.udfs.model_scoring import STAMP_COLUMNS
-from batch_scoring.udfs.spark_execution import bucket_of
+from batch_scoring.udfs.engine.spark_execution import bucket_of
+from batch_scoring.udfs.models.model_scoring import STAMP_COLUMNS
 
 log = logging.getLogger("batch_scoring")
 
@@ -154,14 +154,15 @@ class RunReport:
 
 
 def collect_report(
-    spark: SparkSession, job: JobConfig, manifest: dict[str, Any], output_path: str,
-    rejects_path: str, s3_scheme: str = "s3a",
+    spark: SparkSession, job: JobConfig, manifest: dict[str, Any], targets: RunTargets,
+    s3_scheme: str = "s3a",
 ) -> RunReport:
     """Compute the report of a committed run.
 
     Args:
         manifest: the run's succeeded manifest (``run_date``, ``run_id``, ``rows``, ``phases``).
-        output_path, rejects_path: the resolved output and rejects roots.
+        targets: the run's output and rejects tables, and the output root (where the earlier
+            runs' manifests are).
 
     Returns:
         The :class:`RunReport`.
@@ -170,14 +171,14 @@ def collect_report(
         ValueError: when the output holds no rows of the manifest's run (nothing to report on).
     """
     run_date = dt.date.fromisoformat(manifest["run_date"])
-    fmt = job.output.format
-    output = _run_rows(spark, output_path, fmt, run_date, manifest["run_id"])
+    output = _run_rows(targets.output_sink, run_date, manifest["run_id"])
     if output is None:
-        raise ValueError(f"{output_path} holds no rows of run_date={run_date} run_id={manifest['run_id']}")
+        raise ValueError(f"{targets.output_sink.location} holds no rows of run_date={run_date} "
+                         f"run_id={manifest['run_id']}")
     notes: list[str] = []
     numeric_names, text_names = chart_columns(job, output.schema, notes)
-    previous = previous_manifest(spark, output_path, run_date)
-    previous_rows = _run_rows(spark, output_path, fmt, dt.date.fromisoformat(previous["run_date"]),
+    previous = previous_manifest(spark, targets.output, run_date)
+    previous_rows = _run_rows(targets.output_sink, dt.date.fromisoformat(previous["run_date"]),
                               previous["run_id"]) if previous else None
     if previous is not None and previous_rows is None:
         notes.append(f"the previous run (run_date={previous['run_date']}) has no rows left in the output; "
@@ -196,7 +197,7 @@ def collect_report(
                 df.unpersist()
     return RunReport(
         manifest=manifest, previous=previous,
-        reject_examples=reject_examples(spark, rejects_path, fmt, run_date, manifest["run_id"]),
+        reject_examples=reject_examples(targets.rejects_sink, run_date, manifest["run_id"]),
         unit_sizes=unit_sizes(spark, job, manifest, s3_scheme, notes),
         numeric=numeric, text=text, spreads=spreads, notes=notes,
     )
@@ -213,8 +214,8 @@ def _bounded(rows: DataFrame, manifest: dict[str, Any], label: str, notes: list[
     return rows.persist()
 
 
-def _run_rows(spark: SparkSession, path: str, fmt: str, run_date: dt.date, run_id: str) -> DataFrame | None:
-    rows = read_run(spark, path, fmt, run_date)
+def _run_rows(sink: Sink, run_date: dt.date, run_id: str) -> DataFrame | None:
+    rows = sink.read_run(run_date)
     return None if rows is None else rows.where(F.col("run_id") == F.lit(run_id))
 
 
@@ -443,12 +444,10 @@ def group_spreads(output: DataFrame, group_by: str, names: list[str]) -> list[Gr
     return spreads
 
 
-def reject_examples(
-    spark: SparkSession, rejects_path: str, fmt: str, run_date: dt.date, run_id: str,
-) -> dict[str, list[dict[str, str]]]:
+def reject_examples(rejects_sink: Sink, run_date: dt.date, run_id: str) -> dict[str, list[dict[str, str]]]:
     """Up to :data:`REJECT_EXAMPLES` rejected rows of the run per reason, values as text (at
     most 80 characters each), in a stable order (by every column's text)."""
-    rejects = _run_rows(spark, rejects_path, fmt, run_date, run_id)
+    rejects = _run_rows(rejects_sink, run_date, run_id)
     if rejects is None:
         return {}
     columns = [c for c in rejects.columns if c not in RUN_COLUMNS]
@@ -476,7 +475,7 @@ def unit_sizes(
         return None
     keys = job.unit_of_work.keys
     try:
-        source = read_source(spark, job.source, keys, s3_scheme)
+        source = open_source(job.source, s3_scheme).read(spark, keys)
     except InputError as error:  # a chained job's keys may be the model's output columns
         notes.append(f"unit sizes are not shown: {error}")
         return None

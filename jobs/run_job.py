@@ -27,12 +27,12 @@ from collections.abc import Sequence
 
 from pyspark.sql import functions as F
 
-from batch_scoring.jobs.config import JobConfig, PlatformProfile, load_job, load_profile, parse_run_date
-from batch_scoring.jobs.errors import JobError
 from batch_scoring.jobs.commit import RunSummary, new_run_id
+from batch_scoring.jobs.config import JobConfig, PlatformProfile, load_job, load_profile, parse_run_date
 from batch_scoring.jobs.cost import RunCost
 from batch_scoring.jobs.cost_estimate import check_cost_limit
 from batch_scoring.jobs.dry_run import plan_run
+from batch_scoring.jobs.errors import JobError
 from batch_scoring.jobs.manifest import ManifestRecorder, package_version
 from batch_scoring.jobs.ownership import OwnershipError
 from batch_scoring.jobs.pipeline import preflight_job, run
@@ -43,7 +43,7 @@ from batch_scoring.jobs.redaction import install_log_redaction, redact, redact_t
 from batch_scoring.jobs.run_ids import check_run_id
 from batch_scoring.jobs.run_report import write_run_report
 from batch_scoring.jobs.session import build_session, set_worker_python, spark_settings
-from batch_scoring.jobs.sinks import read_run
+from batch_scoring.jobs.sinks import Sink
 from batch_scoring.jobs.stop_signals import (
     DEFAULT_STOP_TIMEOUT_SECONDS,
     RunStopped,
@@ -129,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         job = load_job(args.job, args.set)
         profile = load_profile(args.profile) if args.profile else PlatformProfile(name="submitted")
         run_date = parse_run_date(args.run_date, job.schedule.timezone if job.schedule else "UTC")
-        preflight_job(job)
+        prepared = preflight_job(job)
         preflight_sources(job)
     except JobError as error:
         print(f"error: {redact_text(str(error))}", file=sys.stderr)
@@ -150,7 +150,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         with signals, stage_progress(spark, lambda: recorder.phases.current,
                                      args.progress_interval, quiet=args.quiet):
             try:
-                summary = run(spark, job, run_date, recorder.run_id, profile.s3_scheme, journal=recorder)
+                summary = run(spark, job, run_date, recorder.run_id, profile.s3_scheme, journal=recorder,
+                              prepared=prepared)
                 manifest = recorder.succeeded(summary)
             except BaseException as error:
                 if signals.stop_behind(error) is None:
@@ -164,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with stage_progress(spark, lambda: recorder.phases.current, args.progress_interval, quiet=args.quiet):
         report = write_run_report(spark, job, summary, recorder)
     tracked = record_run(spark, job, recorder.last_document, manifest, report)
-    details = run_details(spark, job, summary)
+    details = run_details(job, summary, recorder.targets.rejects_sink if recorder.targets else None)
     cost = recorder.last_document.get("cost")
     if args.json:
         print(json.dumps({**summary.as_dict(), **details, "manifest": manifest, "report": report,
@@ -250,8 +251,9 @@ def stopped_run(stop: RunStopped, spark, recorder: ManifestRecorder, timeout: fl
     return stop.exit_code
 
 
-def run_details(spark, job: JobConfig, summary: RunSummary) -> dict:
-    """What the summary's counts do not say, read back from the run's committed rejects.
+def run_details(job: JobConfig, summary: RunSummary, rejects_sink: Sink | None) -> dict:
+    """What the summary's counts do not say, read back from the run's committed rejects
+    (``rejects_sink``, None when the run never reached its commit).
 
     Returns:
         ``{"rejected_by_reason": {reason: rows}, "units_failed": n}``; ``units_failed`` (units
@@ -263,9 +265,9 @@ def run_details(spark, job: JobConfig, summary: RunSummary) -> dict:
     details: dict = {"rejected_by_reason": {}}
     if job.function is not None:
         details["units_failed"] = 0
-    if summary.rows_rejected == 0:
+    if summary.rows_rejected == 0 or rejects_sink is None:
         return details
-    rejects = read_run(spark, summary.rejects_path, job.output.format, dt.date.fromisoformat(summary.run_date))
+    rejects = rejects_sink.read_run(dt.date.fromisoformat(summary.run_date))
     if rejects is None:
         return details
     by_reason = {r["reject_reason"]: r["count"] for r in rejects.groupBy("reject_reason").count().collect()}

@@ -53,8 +53,8 @@ def write_run_report(
     path = report_path(recorder.path)
     try:
         with recorder.phase("report") as phase:
-            report = collect_report(spark, job, recorder.last_document, summary.output_path,
-                                    summary.rejects_path, recorder.s3_scheme)
+            report = collect_report(spark, job, recorder.last_document, recorder.targets,
+                                    recorder.s3_scheme)
             write_text(spark, path, render_report(report, links))
             phase.rows = f"{len(report.numeric) + len(report.text)} columns charted"
         recorder.reported(report_facts(report, path))

@@ -22,13 +22,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from batch_scoring.jobs.errors import InputError
-from batch_scoring.jobs.filesystem import list_files
-from batch_scoring.jobs.sinks import delta_table_exists, is_own_data_file
+from batch_scoring.jobs.sinks import Sink
 
 
 class SchemaChangeError(InputError):
@@ -58,23 +57,6 @@ class SchemaDiff:
         return "; ".join(parts)
 
 
-def existing_schema(spark: SparkSession, path: str, output_format: str) -> T.StructType | None:
-    """The schema of the table at ``path``, or None when it holds no table yet.
-
-    Delta: from the table's log. Parquet: the union of the schemas of the data files this
-    package wrote there (Spark's ``mergeSchema``; one job reading their footers), partition
-    columns left out.
-    """
-    if output_format == "delta":
-        if not delta_table_exists(spark, path):
-            return None
-        return spark.read.format("delta").load(path).schema
-    files = [f for f in list_files(spark, path) if is_own_data_file(f)]
-    if not files:
-        return None
-    return spark.read.option("mergeSchema", "true").parquet(*files).schema
-
-
 def compare(existing: T.StructType, new: T.StructType, ignore: set[str]) -> SchemaDiff:
     """The columns ``new`` adds, drops and retypes against ``existing`` (names compared
     case-insensitively, as Spark resolves them; nullability ignored; ``ignore`` skipped)."""
@@ -96,16 +78,15 @@ def _type(data_type: T.DataType) -> str:
 
 
 def check_output_schema(
-    spark: SparkSession, rows: DataFrame, path: str, output_format: str,
-    partition_columns: list[str], policy: str,
+    rows: DataFrame, sink: Sink, partition_columns: list[str], policy: str,
 ) -> bool:
     """Check the run's output rows against the output table; True when columns are added.
 
     Args:
         rows: the rows to write (``run_date`` and ``run_id`` are added by the write).
-        path: the output table's folder or URI.
-        output_format: ``delta`` or ``parquet``.
-        partition_columns: ``run_date`` and ``output.partition_by``.
+        sink: the output table (:meth:`~batch_scoring.jobs.sinks.Sink.existing_schema`).
+        partition_columns: ``run_date`` and ``output.partition_by``, left out of the
+            comparison for a sink whose partition values live in folder names.
         policy: ``output.schema_change``, ``refuse`` or ``add_columns``.
 
     Returns:
@@ -115,16 +96,16 @@ def check_output_schema(
         SchemaChangeError: for dropped or retyped columns, and for added ones under
             ``refuse``; the message names the columns and how to migrate.
     """
-    existing = existing_schema(spark, path, output_format)
+    existing, path = sink.existing_schema(), sink.location
     if existing is None:
         return False
-    ignore = set(partition_columns) if output_format == "parquet" else set()
+    ignore = set(partition_columns) if sink.folder_partitions else set()
     diff = compare(existing, rows.schema, ignore | {"run_date", "run_id"})
     if not diff:
         return False
     if diff.dropped or diff.retyped:
         raise SchemaChangeError(
-            f"the run's output does not fit the table at output.path {path}: {diff.describe()}. "
+            f"the run's output does not fit the table at {sink.field} {path}: {diff.describe()}. "
             "Writing it would change how the table's other run dates read back, so nothing was "
             "committed. Restore the columns in the function's output, or write to a new "
             "output.path (or migrate the table once: read it, change the columns, and rewrite "
@@ -132,7 +113,7 @@ def check_output_schema(
         )
     if policy != "add_columns":
         raise SchemaChangeError(
-            f"the run's output adds column(s) to the table at output.path {path}: "
+            f"the run's output adds column(s) to the table at {sink.field} {path}: "
             f"{diff.describe()}; nothing was committed. To add them (earlier run dates read "
             "them as null) rerun with --set output.schema_change=add_columns, or set it in the "
             "job file"
@@ -140,7 +121,7 @@ def check_output_schema(
     return True
 
 
-def align_rejects(spark: SparkSession, rejects: DataFrame, path: str, output_format: str) -> tuple[DataFrame, bool]:
+def align_rejects(rejects: DataFrame, sink: Sink) -> tuple[DataFrame, bool]:
     """The run's rejects in the rejects table's schema, and whether columns are added.
 
     Columns the table has and the run lacks are added as typed nulls (in the table's order,
@@ -150,13 +131,13 @@ def align_rejects(spark: SparkSession, rejects: DataFrame, path: str, output_for
         SchemaChangeError: when a column's type differs from the table's (a source column
             retyped), naming it; nothing was committed.
     """
-    existing = existing_schema(spark, path, output_format)
+    existing, path = sink.existing_schema(), sink.location
     if existing is None:
         return rejects, False
     diff = compare(existing, rejects.schema, {"run_date", "run_id"})
     if diff.retyped:
         raise SchemaChangeError(
-            f"the run's rejects do not fit the table at output.rejects_path {path}: "
+            f"the run's rejects do not fit the table at {sink.field} {path}: "
             f"{diff.describe()} (a source column changed type). Nothing was committed; point "
             "output.rejects_path at a new folder, or move the old rejects table away"
         )

@@ -94,8 +94,26 @@ def uses_s3a(profile: PlatformProfile, paths: Sequence[str]) -> bool:
 
 
 def spark_packages(profile: PlatformProfile, job: JobConfig) -> list[str]:
-    """Maven packages the run needs: the profile's, Delta's and hadoop-aws when used."""
-    return _packages(profile, job.uses_delta, job.paths())
+    """Maven packages the run needs: the profile's, Delta's and hadoop-aws when used, and the
+    JDBC driver of a database source or output (unless the profile's ``jars`` hold one: EMR's
+    preinstalled Redshift driver)."""
+    packages = _packages(profile, job.uses_delta, job.paths())
+    for url in job.jdbc_urls():
+        from batch_scoring.jobs.jdbc import driver_package
+
+        package = driver_package(url)
+        if package not in packages and not _driver_in_jars(profile, package):
+            packages.append(package)
+    return packages
+
+
+def _driver_in_jars(profile: PlatformProfile, package: str) -> bool:
+    """True when one of the profile's jars is the driver ``package`` names (by its artifact id,
+    or a Redshift JDBC jar for the Redshift driver)."""
+    artifact = package.split(":")[1]
+    names = [jar.rsplit("/", 1)[-1].lower() for jar in profile.jars]
+    return any(artifact in name or ("redshift" in artifact and "redshift" in name and "jdbc" in name)
+               for name in names)
 
 
 def _packages(profile: PlatformProfile, delta: bool, paths: Sequence[str]) -> list[str]:
@@ -273,8 +291,9 @@ def build_reader_session(profile: PlatformProfile, path: str) -> SparkSession:
 
 
 def fetch_jars() -> list[str]:
-    """Resolve the Delta and hadoop-aws jars of the installed runtime line into Ivy's cache
-    (``~/.ivy2``) by starting and stopping a local session; return their Maven coordinates.
+    """Resolve the Delta and hadoop-aws jars of the installed runtime line, and the PostgreSQL
+    JDBC driver, into Ivy's cache (``~/.ivy2``) by starting and stopping a local session;
+    return their Maven coordinates.
 
     ``spark-submit.sh setup`` runs it once, so later Spark starts, several at a time as in the
     tests' two processes, read the cache instead of resolving together (concurrent Ivy
@@ -284,7 +303,9 @@ def fetch_jars() -> list[str]:
         pyspark.errors.PySparkRuntimeError: when the JVM cannot start or Maven Central is not
             reachable and the jars are not cached.
     """
-    packages = [delta_package(), hadoop_aws_package()]
+    from batch_scoring.jobs.jdbc import POSTGRESQL_PACKAGE
+
+    packages = [delta_package(), hadoop_aws_package(), POSTGRESQL_PACKAGE]
     spark = _session("batch-score fetch-jars", PlatformProfile(name="fetch-jars", master="local[1]"),
                      packages, {"spark.ui.enabled": "false", "spark.log.level": "WARN"})
     spark.stop()

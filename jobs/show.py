@@ -26,9 +26,9 @@ from pyspark.sql import functions as F
 from batch_scoring.jobs.config import PlatformProfile, load_profile
 from batch_scoring.jobs.errors import ConfigError, InputError, JobError
 from batch_scoring.jobs.filesystem import path_exists
+from batch_scoring.jobs.locations import resolve_path
 from batch_scoring.jobs.redaction import redact_text
 from batch_scoring.jobs.sinks import delta_table_exists
-from batch_scoring.jobs.sources import resolve_path
 
 DEFAULT_LIMIT = 20
 LISTED_RUNS = 30

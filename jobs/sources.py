@@ -1,5 +1,9 @@
 """Read a job's source: format, projection, partition filter, with errors that name the cause.
 
+A source is a :class:`Source`, one class per ``source.format``, chosen once by
+:func:`open_source`: :class:`FileSource` (Parquet, CSV, JSON, binaryFile), :class:`DeltaSource`,
+and :class:`~batch_scoring.jobs.jdbc_source.JdbcSource` (PostgreSQL, Redshift).
+
 Paths may be local or ``s3://`` / ``s3a://`` URIs. Off EMR, ``s3://`` is read through Hadoop's
 s3a connector (the profile's ``s3_scheme``); on EMR, EMRFS serves ``s3://`` itself.
 """
@@ -7,7 +11,9 @@ s3a connector (the profile's ``s3_scheme``); on EMR, EMRFS serves ``s3://`` itse
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from typing import Any
 
 from pyspark.errors import AnalysisException, ParseException
 from pyspark.sql import DataFrame, SparkSession
@@ -15,69 +21,170 @@ from pyspark.sql import functions as F
 
 from batch_scoring.jobs.config import SourceConfig
 from batch_scoring.jobs.errors import ConfigError, InputError
-from batch_scoring.jobs.filesystem import path_exists
-from batch_scoring.jobs.locations import is_inside
+from batch_scoring.jobs.filesystem import hadoop_filesystem, path_exists
+from batch_scoring.jobs.locations import is_inside, resolve_path
 from batch_scoring.jobs.read_failures import find_read_failure
+from batch_scoring.jobs.sinks import delta_version
 from batch_scoring.jobs.text_records import TEXT_FORMATS, corrupt_column, header_error, load_text_records
 from batch_scoring.udfs.contract import did_you_mean
 
 MEGABYTE = 1024 * 1024
 
 
-def resolve_path(path: str, s3_scheme: str) -> str:
-    """Return ``path`` with ``s3://`` rewritten to ``s3a://`` when ``s3_scheme`` is ``s3a``."""
-    if s3_scheme == "s3a" and path.startswith("s3://"):
-        return "s3a://" + path.removeprefix("s3://")
-    return path
+class Source(ABC):
+    """Where a job's rows come from, behind one interface: one class per ``source.format``.
 
-
-def read_source(
-    spark: SparkSession, source: SourceConfig, columns: Sequence[str] | None, s3_scheme: str = "s3a"
-) -> DataFrame:
-    """Read the source, keep only ``columns``, and apply ``source.filter``.
+    Chosen once per run from the config (:func:`open_source`). The job reads through
+    :meth:`read`, records what it read through :meth:`describe_inputs`, and learns which
+    locations the source occupies (for the output-overlap check and the session's S3 settings)
+    from :meth:`locations`; a new kind of source plugs in here and nowhere else.
 
     Args:
-        spark: the session.
-        source: the ``source`` section of the job config.
-        columns: columns the job needs (keys, order, function inputs), in order; None = all.
-        s3_scheme: see :func:`resolve_path`.
-
-    Returns:
-        The source DataFrame with exactly ``columns`` (source types), filtered; for CSV and
-        JSON also the corrupt-record column (split off with
-        :func:`~batch_scoring.jobs.text_records.split_malformed`).
-
-    Raises:
-        ConfigError: when csv/json lacks ``source.schema``, or ``source.filter`` does not parse
-            or names an unknown column.
-        InputError: when ``source.path`` does not exist, holds no readable data, or lacks a
-            needed column (the message lists the missing and the available columns).
-        ConfigError: when ``spark.sql.files.ignoreCorruptFiles`` (session or
-            ``source.options``) is on: unreadable files would be skipped and their rows lost
-            without a reject.
-
-    A file that is corrupt or whose column types differ from the others' fails when the data
-    is read (at the job's first action, or here when it is the file Spark takes the schema
-    from): :func:`unreadable_file_error` turns that Spark error into an ``InputError``.
+        config: the job's ``source`` section.
+        s3_scheme: how ``s3://`` paths are reached (the profile's; see
+            :func:`~batch_scoring.jobs.locations.resolve_path`).
     """
-    check_corrupt_files_not_ignored(spark, source)
-    path = resolve_path(source.path, s3_scheme)
-    if source.format in ("csv", "json") and not source.ddl_schema:
-        raise ConfigError(
-            f"source.schema is required for format {source.format} (e.g. 'cell_id string, "
-            "hour int, load double'): inferring a schema reads the data twice and guesses types"
-        )
-    if not path_exists(spark, path):
-        raise InputError(f"source.path {source.path} does not exist; check the path or run date")
-    df = _load(spark, source, path)
-    corrupt = corrupt_column(source) if source.format in TEXT_FORMATS else None
-    available = [c for c in df.columns if c != corrupt]
-    columns = available if columns is None else columns
-    missing = [c for c in columns if c not in available]
-    if missing:
-        raise missing_columns(source.path, missing, available)
-    kept = [*columns, corrupt] if corrupt else list(columns)
-    return _apply_filter(df.select(*kept), source.filter)
+
+    def __init__(self, config: SourceConfig, s3_scheme: str = "s3a") -> None:
+        self.config = config
+        self.s3_scheme = s3_scheme
+
+    @property
+    @abstractmethod
+    def name(self) -> str:
+        """The source as messages name it (``source.path`` as configured, or the table)."""
+
+    @abstractmethod
+    def read(self, spark: SparkSession, columns: Sequence[str] | None) -> DataFrame:
+        """The source's rows: exactly ``columns`` (source types; None = all), ``source.filter``
+        applied (pushed down where the format allows).
+
+        Raises:
+            ConfigError: a ``source.filter`` that does not parse or names an unknown column.
+            InputError: a source that does not exist or lacks a needed column (the message
+                lists the missing and the available columns).
+        """
+
+    @abstractmethod
+    def describe_inputs(self, spark: SparkSession) -> dict[str, Any]:
+        """What the run read, for its manifest (files with sizes, a table version...)."""
+
+    def locations(self) -> list[str]:
+        """The file-system locations the source occupies ([] for a database table)."""
+        return []
+
+    def input_files(self, rows: DataFrame) -> list[tuple[str, int]]:
+        """``(path, bytes)`` of each file a read of the source reads, sorted ([] when it reads
+        no files)."""
+        return []
+
+    def unreadable_error(self, error: BaseException) -> InputError | None:
+        """The :class:`InputError` a Spark error reading the source stands for, or None."""
+        return None
+
+
+class FileSource(Source):
+    """Files under ``source.path``: Parquet, CSV, JSON or binaryFile (local or S3).
+
+    For CSV and JSON :meth:`read` also returns the corrupt-record column (split off with
+    :func:`~batch_scoring.jobs.text_records.split_malformed`).
+    """
+
+    @property
+    def name(self) -> str:
+        return self.config.path
+
+    @property
+    def path(self) -> str:
+        """``source.path`` as Spark reads it on this profile."""
+        return resolve_path(self.config.path, self.s3_scheme)
+
+    def locations(self) -> list[str]:
+        return [self.config.path]
+
+    def read(self, spark: SparkSession, columns: Sequence[str] | None) -> DataFrame:
+        """See :meth:`Source.read`.
+
+        Raises:
+            ConfigError: also when csv/json lacks ``source.schema``, or when
+                ``spark.sql.files.ignoreCorruptFiles`` (session or ``source.options``) is on:
+                unreadable files would be skipped and their rows lost without a reject.
+
+        A file that is corrupt or whose column types differ from the others' fails when the
+        data is read (at the job's first action, or here when it is the file Spark takes the
+        schema from): :meth:`unreadable_error` turns that Spark error into an ``InputError``.
+        """
+        source = self.config
+        check_corrupt_files_not_ignored(spark, source)
+        if source.format in ("csv", "json") and not source.ddl_schema:
+            raise ConfigError(
+                f"source.schema is required for format {source.format} (e.g. 'cell_id string, "
+                "hour int, load double'): inferring a schema reads the data twice and guesses types"
+            )
+        if not path_exists(spark, self.path):
+            raise InputError(f"source.path {source.path} does not exist; check the path or run date")
+        df = _load(spark, source, self.path)
+        corrupt = corrupt_column(source) if source.format in TEXT_FORMATS else None
+        available = [c for c in df.columns if c != corrupt]
+        columns = available if columns is None else columns
+        missing = [c for c in columns if c not in available]
+        if missing:
+            raise missing_columns(source.path, missing, available)
+        kept = [*columns, corrupt] if corrupt else list(columns)
+        return apply_filter(df.select(*kept), source.filter)
+
+    def input_files(self, rows: DataFrame) -> list[tuple[str, int]]:
+        """``(path, bytes)`` of each file ``rows`` (a :meth:`read` of this source) reads, after
+        partition pruning: one distinct query over Spark's ``_metadata`` column."""
+        found = rows.select("_metadata.file_path", "_metadata.file_size").distinct().collect()
+        return sorted((r["file_path"], int(r["file_size"])) for r in found)
+
+    def describe_inputs(self, spark: SparkSession) -> dict[str, Any]:
+        """``{"path", "files": [{"file", "bytes"}], "file_count", "total_bytes"}``: every data
+        file under the path (at most :data:`MAX_LISTED_FILES` listed, all counted)."""
+        return {"path": self.config.path, **_listed_files(spark, self.path)}
+
+    def unreadable_error(self, error: BaseException) -> InputError | None:
+        return unreadable_file_error(error, self.config)
+
+
+class DeltaSource(FileSource):
+    """A Delta table at ``source.path``, read through its log (at its latest version)."""
+
+    def describe_inputs(self, spark: SparkSession) -> dict[str, Any]:
+        """``{"path", "delta_version"}``: the table version the run read."""
+        return {"path": self.config.path, "delta_version": delta_version(spark, self.path)}
+
+
+SOURCES: dict[str, type[Source]] = {
+    "parquet": FileSource, "csv": FileSource, "json": FileSource, "binaryFile": FileSource,
+    "delta": DeltaSource,
+}
+
+
+def open_source(config: SourceConfig, s3_scheme: str = "s3a") -> Source:
+    """The :class:`Source` for the job's ``source`` section (one class per ``source.format``)."""
+    if config.format == "jdbc":
+        from batch_scoring.jobs.jdbc_source import JdbcSource
+
+        return JdbcSource(config, s3_scheme)
+    return SOURCES[config.format](config, s3_scheme)
+
+
+MAX_LISTED_FILES = 10_000
+
+
+def _listed_files(spark: SparkSession, source: str) -> dict[str, Any]:
+    filesystem, root = hadoop_filesystem(spark, source)
+    files, count, total, iterator = [], 0, 0, filesystem.listFiles(root, True)
+    while iterator.hasNext():
+        status = iterator.next()
+        if status.getPath().getName().startswith(("_", ".")):
+            continue
+        count, total = count + 1, total + status.getLen()
+        if count <= MAX_LISTED_FILES:
+            files.append({"file": status.getPath().toString(), "bytes": status.getLen()})
+    return {"files": files, "file_count": count, "total_bytes": total}
 
 
 def missing_columns(source_path: str, missing: Sequence[str], available: Sequence[str]) -> InputError:
@@ -194,7 +301,12 @@ def _reader(spark: SparkSession, source: SourceConfig):
     return reader
 
 
-def _apply_filter(df: DataFrame, predicate: str | None) -> DataFrame:
+def apply_filter(df: DataFrame, predicate: str | None) -> DataFrame:
+    """``df`` with ``source.filter`` applied (pushed down where the format allows).
+
+    Raises:
+        ConfigError: when the predicate does not parse or names an unknown column.
+    """
     if not predicate:
         return df
     try:

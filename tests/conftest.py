@@ -36,9 +36,12 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def spark():
-    """A local SparkSession with Delta, stopped at the end of the test session."""
+    """A local SparkSession with Delta and the PostgreSQL JDBC driver, stopped at the end of
+    the test session."""
     from delta import configure_spark_with_delta_pip
     from pyspark.sql import SparkSession
+
+    from batch_scoring.jobs.jdbc import POSTGRESQL_PACKAGE  # the JDBC tests' driver
 
     builder = (
         SparkSession.builder.master("local[2]")
@@ -64,7 +67,7 @@ def spark():
     ours = os.environ.get("JAVA_TOOL_OPTIONS") == CHILD_JAVA_OPTIONS  # a user's own options stay
     child_options = os.environ.pop("JAVA_TOOL_OPTIONS") if ours else None
     try:
-        session = configure_spark_with_delta_pip(builder).getOrCreate()
+        session = configure_spark_with_delta_pip(builder, extra_packages=[POSTGRESQL_PACKAGE]).getOrCreate()
     finally:
         if child_options is not None:
             os.environ["JAVA_TOOL_OPTIONS"] = child_options
@@ -230,3 +233,20 @@ def aws(moto_server, monkeypatch):
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     return moto_server
+
+
+# PostgreSQL fixture: a real server from Debian's packages on 127.0.0.1 (tests/postgres_server.py).
+@pytest.fixture(scope="session")
+def postgres():
+    """A throwaway PostgreSQL server for the session (skipped when PostgreSQL is not installed),
+    stopped and its data folder removed at the end, also after a failure."""
+    import postgres_server
+
+    reason = postgres_server.skip_reason()
+    if reason:
+        pytest.skip(reason)
+    server = postgres_server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -14,7 +14,6 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 
-from batch_scoring.udfs import data_pricing, voice_pricing
 from batch_scoring.udfs.contract import (
     ColumnRule,
     Shape,
@@ -22,6 +21,7 @@ from batch_scoring.udfs.contract import (
     did_you_mean,
     parse_ddl_columns,
 )
+from batch_scoring.udfs.pricing import data_pricing, voice_pricing
 
 
 class FunctionNotFoundError(LookupError):

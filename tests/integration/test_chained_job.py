@@ -15,7 +15,7 @@ from batch_scoring.jobs.errors import InputError
 from batch_scoring.jobs.pipeline import run
 from batch_scoring.jobs.sample_data import write_sample
 from batch_scoring.jobs.sample_model import FEATURES, save_sample_model
-from batch_scoring.udfs.data_pricing import DataPricingParams, price_data
+from batch_scoring.udfs.pricing.data_pricing import DataPricingParams, price_data
 
 ROOT = Path(__file__).resolve().parents[2]
 KEYS = ["segment", "location", "product"]

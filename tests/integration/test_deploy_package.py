@@ -25,7 +25,7 @@ def test_archive_holds_the_package_and_its_runtime_but_not_spark(built):
     with tarfile.open(built.archive) as tar:
         names = set(tar.getnames())
     assert site + "batch_scoring/jobs/run_job.py" in names
-    assert site + "batch_scoring/udfs/data_pricing.py" in names
+    assert site + "batch_scoring/udfs/pricing/data_pricing.py" in names
     assert site + "pandas/__init__.py" in names and site + "pyarrow/__init__.py" in names
     assert not any(n.startswith(site + "pyspark/") or n.startswith(site + "delta/") for n in names)
 
@@ -56,7 +56,7 @@ def test_unpacked_archive_imports_the_scoring_code_without_pyspark(built, tmp_pa
     with tarfile.open(built.archive) as tar:
         tar.extractall(tmp_path / "environment", filter="tar")
     probe = (
-        "import importlib.util, batch_scoring.udfs.unit_of_work, batch_scoring.udfs.model_cache, "
+        "import importlib.util, batch_scoring.udfs.engine.unit_of_work, batch_scoring.udfs.models.model_cache, "
         "pandas, pyarrow, mlflow.pyfunc;"
         "print(importlib.util.find_spec('pyspark') is None, pandas.__version__)"
     )

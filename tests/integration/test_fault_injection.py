@@ -42,8 +42,8 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from batch_scoring.jobs.sample_data import write_sample
-from batch_scoring.udfs.data_pricing import DataPricingParams, data_pricing_input_rules, price_data
-from batch_scoring.udfs.pandas_quarantine import split_rejects_pandas
+from batch_scoring.udfs.models.pandas_quarantine import split_rejects_pandas
+from batch_scoring.udfs.pricing.data_pricing import DataPricingParams, data_pricing_input_rules, price_data
 from job_inputs import BAD_ROWS, NO_REPORT, add_bad_rows
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,10 +82,10 @@ import uuid
 import pandas as pd
 
 from batch_scoring.udfs.contract import unit_of_work_function
-from batch_scoring.udfs.data_pricing import (
+from batch_scoring.udfs.pricing.data_pricing import (
     DATA_PRICING_OUTPUT_COLUMNS, DataPricingParams, data_pricing_input_rules, prepare_pandas,
 )
-from batch_scoring.udfs.pandas_quarantine import split_rejects_pandas
+from batch_scoring.udfs.models.pandas_quarantine import split_rejects_pandas
 from batch_scoring.udfs.registry import BUILTINS
 
 _PRIORS = {}  # (source, keys, params) -> PoolPriors, once per Python worker

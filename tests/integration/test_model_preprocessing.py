@@ -20,7 +20,7 @@ from batch_scoring.jobs import predict
 from batch_scoring.jobs.config import load_job
 from batch_scoring.jobs.errors import ConfigError
 from batch_scoring.jobs.pipeline import run
-from batch_scoring.udfs.preprocessing import fit_categories, fit_scaling, write_stats
+from batch_scoring.udfs.models.preprocessing import fit_categories, fit_scaling, write_stats
 
 ROOT = Path(__file__).resolve().parents[2]
 DAY = dt.date(2026, 11, 22)

@@ -12,7 +12,7 @@ import mlflow.sklearn
 import numpy as np
 import pytest
 
-from batch_scoring.udfs.model_resolution import (
+from batch_scoring.jobs.model_resolution import (
     ModelResolutionError,
     ResolvedModel,
     check_allowed,

@@ -24,13 +24,13 @@ from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
 from batch_scoring.jobs.config import load_job
-from batch_scoring.jobs.pipeline import run
-from batch_scoring.udfs.model_resolution import (
+from batch_scoring.jobs.model_resolution import (
     ModelNotFoundError,
     ModelResolutionError,
     content_hash,
     resolve_model,
 )
+from batch_scoring.jobs.pipeline import run
 
 ROOT = Path(__file__).resolve().parents[2]
 BUCKET = "batch-scoring-models"

@@ -108,7 +108,7 @@ def registered_estimators(folder: Path):
     """Versions 1 and 2 of ``busy_day`` from the tutorial's registry, as scikit-learn estimators."""
     import mlflow.sklearn
 
-    from batch_scoring.udfs.model_resolution import resolve_model
+    from batch_scoring.jobs.model_resolution import resolve_model
 
     tracking = f"sqlite:///{folder / 'data/mlflow.db'}"
     estimators = []

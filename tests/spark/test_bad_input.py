@@ -24,8 +24,8 @@ from pyspark.testing import assertDataFrameEqual
 from batch_scoring.jobs.config import load_job
 from batch_scoring.jobs.errors import ConfigError, InputError
 from batch_scoring.jobs.pipeline import run
-from batch_scoring.udfs.data_pricing import DataPricingParams, price_data
-from batch_scoring.udfs.voice_pricing import VoicePricingParams, price_voice_units
+from batch_scoring.udfs.pricing.data_pricing import DataPricingParams, price_data
+from batch_scoring.udfs.pricing.voice_pricing import VoicePricingParams, price_voice_units
 from user_modules import importable_module
 
 ROOT = Path(__file__).resolve().parents[2]

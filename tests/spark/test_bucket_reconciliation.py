@@ -9,8 +9,8 @@ from pyspark.sql import functions as F
 
 from batch_scoring.jobs.commit import BucketCheck, reconcile_buckets
 from batch_scoring.jobs.errors import ReconciliationError
+from batch_scoring.udfs.engine.spark_execution import BUCKET_COLUMN, apply_packed, bucket_of, split_status
 from batch_scoring.udfs.registry import resolve_function
-from batch_scoring.udfs.spark_execution import BUCKET_COLUMN, apply_packed, bucket_of, split_status
 from user_modules import importable_module
 
 KEYS = ["cell_id", "hour"]

@@ -12,9 +12,11 @@ import pandas as pd
 import pytest
 from pyspark.sql import functions as F
 
-from batch_scoring.jobs.commit import RunTargets, commit
+from batch_scoring.jobs.commit import commit
 from batch_scoring.jobs.config import load_job
 from batch_scoring.jobs.errors import ConcurrentRunError
+from batch_scoring.jobs.run_context import RunContext
+from batch_scoring.jobs.sinks import DeltaSink
 
 ROOT = Path(__file__).resolve().parents[2]
 DAY = dt.date(2026, 11, 22)
@@ -46,14 +48,17 @@ def no_rejects(spark):
 def test_the_run_that_loses_a_delta_commit_race_is_told_who_won(spark, tmp_path):
     job = load_job(ROOT / "conf/jobs/data_pricing.yaml", [
         f"source.path={tmp_path / 'sales'}", f"output.path={tmp_path / 'prices'}"])
-    targets = RunTargets(str(tmp_path / "prices"), str(tmp_path / "prices_rejects"))
-    commit(job, prices(spark, 1.0), no_rejects(spark), targets, DAY, "earlier")
+    def attempt(run_id: str) -> RunContext:
+        return RunContext.open(spark, job, DAY, run_id)
+
+    targets = attempt("earlier").targets
+    commit(attempt("earlier"), prices(spark, 1.0), no_rejects(spark))
 
     outcome: dict[str, BaseException | None] = {}
 
     def slow_run():
         try:
-            commit(job, prices(spark, 3.0, slow_seconds=15), no_rejects(spark), targets, DAY, "slow")
+            commit(attempt("slow"), prices(spark, 3.0, slow_seconds=15), no_rejects(spark))
             outcome["slow"] = None
         except BaseException as error:  # noqa: BLE001 - handed to the test thread
             outcome["slow"] = error
@@ -61,7 +66,7 @@ def test_the_run_that_loses_a_delta_commit_race_is_told_who_won(spark, tmp_path)
     loser = threading.Thread(target=slow_run)
     loser.start()
     time.sleep(4)  # the slow run's transaction has started and is writing its files
-    commit(job, prices(spark, 2.0), no_rejects(spark), targets, DAY, "fast")
+    commit(attempt("fast"), prices(spark, 2.0), no_rejects(spark))
     loser.join(120)
 
     error = outcome["slow"]
@@ -79,15 +84,13 @@ def test_a_delta_log_without_a_commit_yet_is_no_table(spark, tmp_path):
     """Between a concurrent run's first write creating ``_delta_log`` and its first commit, the
     folder is not a table yet: the other run must see "no rows, no schema", not fail with
     DELTA_TABLE_NOT_FOUND (it did, as exit 1, when the check was the folder's existence)."""
-    from batch_scoring.jobs.schema_change import existing_schema
-    from batch_scoring.jobs.sinks import run_exists
-
     table = tmp_path / "prices"
     (table / "_delta_log").mkdir(parents=True)
+    sink = DeltaSink(spark, str(table), "output.path")
 
-    assert run_exists(spark, str(table), "delta", DAY) is False
-    assert existing_schema(spark, str(table), "delta") is None
+    assert sink.has_run(DAY) is False
+    assert sink.existing_schema() is None
 
     prices(spark, 1.0).withColumn("run_date", F.lit(DAY)).write.format("delta").save(str(table))
-    assert run_exists(spark, str(table), "delta", DAY) is True
-    assert existing_schema(spark, str(table), "delta").fieldNames()[-1] == "run_date"
+    assert sink.has_run(DAY) is True
+    assert sink.existing_schema().fieldNames()[-1] == "run_date"

@@ -11,9 +11,9 @@ from pyspark.testing import assertDataFrameEqual
 
 from batch_scoring.jobs.sample_data import make_bundle_sales, make_voice_traffic
 from batch_scoring.udfs.contract import UnitFunction
-from batch_scoring.udfs.data_pricing import DataPricingParams, prepare_spark, price_data
+from batch_scoring.udfs.engine.spark_execution import apply_packed, apply_reference
+from batch_scoring.udfs.pricing.data_pricing import DataPricingParams, prepare_spark, price_data
 from batch_scoring.udfs.registry import BUILTINS
-from batch_scoring.udfs.spark_execution import apply_packed, apply_reference
 
 KEYS = ["segment", "location", "product"]
 

@@ -18,7 +18,7 @@ from batch_scoring.jobs.errors import ConfigError, InputError
 from batch_scoring.jobs.pipeline import run
 from batch_scoring.jobs.run_date_claim import RunDateTaken
 from batch_scoring.jobs.sample_data import make_bundle_sales, write_sample
-from batch_scoring.udfs.data_pricing import DataPricingParams, price_data
+from batch_scoring.udfs.pricing.data_pricing import DataPricingParams, price_data
 
 ROOT = Path(__file__).resolve().parents[2]
 KEYS = ["segment", "location", "product"]

@@ -21,6 +21,7 @@ from batch_scoring.jobs.pipeline import run
 from batch_scoring.jobs.report_data import collect_report
 from batch_scoring.jobs.run_report import write_run_report
 from batch_scoring.jobs.sample_data import write_sample
+from batch_scoring.jobs.sinks import open_targets
 
 ROOT = Path(__file__).resolve().parents[2]
 UNITS = 40
@@ -99,7 +100,7 @@ def test_unit_sizes_count_every_unit_and_every_row_read(spark, history, sources)
     out, runs = history
     _, manifest, job = runs["first"]
 
-    report = collect_report(spark, job, manifest, str(out), f"{out}_rejects")
+    report = collect_report(spark, job, manifest, open_targets(spark, job.output))
     sizes = report.unit_sizes
     assert sizes.units == UNITS == sum(sizes.size_counts.values())
     assert sum(sizes.bucket_rows.values()) == rows and set(sizes.bucket_rows) <= {0, 1, 2}

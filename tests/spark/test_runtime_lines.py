@@ -15,7 +15,7 @@ from pyspark.sql import functions as F
 
 from batch_scoring.jobs.session import LINE_DEFAULTS, delta_package, scala_binary_version
 from batch_scoring.udfs.contract import UnitFunction
-from batch_scoring.udfs.spark_execution import apply_packed, apply_reference
+from batch_scoring.udfs.engine.spark_execution import apply_packed, apply_reference
 
 LINE = ".".join(pyspark.__version__.split(".")[:2])
 KNOWN_LINES = ("3.5", "4.0", "4.1")

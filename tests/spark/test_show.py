@@ -10,7 +10,7 @@ import pytest
 
 from batch_scoring.jobs import show
 from batch_scoring.jobs.errors import InputError
-from batch_scoring.jobs.sinks import write_run
+from batch_scoring.jobs.sinks import open_sink
 
 DAY1, DAY2 = dt.date(2026, 11, 21), dt.date(2026, 11, 22)
 
@@ -26,9 +26,10 @@ def output(request, spark, tmp_path):
     """An output holding run ``a`` of DAY1 (3 rows) and, of DAY2, run ``b`` (4 rows) replaced by
     run ``c`` (2 rows)."""
     path, fmt = str(tmp_path / "prices"), request.param
-    write_run(prices(spark, 3, 1.0), path, fmt, ["segment"], DAY1, "a")
-    write_run(prices(spark, 4, 10.0), path, fmt, ["segment"], DAY2, "b")
-    write_run(prices(spark, 2, 20.0), path, fmt, ["segment"], DAY2, "c")
+    sink = open_sink(spark, fmt, path)
+    sink.write_run(prices(spark, 3, 1.0), ["segment"], DAY1, "a")
+    sink.write_run(prices(spark, 4, 10.0), ["segment"], DAY2, "b")
+    sink.write_run(prices(spark, 2, 20.0), ["segment"], DAY2, "c")
     return path, fmt
 
 

@@ -14,8 +14,8 @@ from batch_scoring.jobs.config import load_job
 from batch_scoring.jobs.errors import RejectBudgetExceeded
 from batch_scoring.jobs.failure_budget import FailedWorkExceeded
 from batch_scoring.jobs.pipeline import run
+from batch_scoring.udfs.engine.spark_execution import apply_packed, apply_reference, split_status
 from batch_scoring.udfs.registry import resolve_function
-from batch_scoring.udfs.spark_execution import apply_packed, apply_reference, split_status
 from user_modules import importable_module
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -148,15 +148,15 @@ def test_profile_rejects_unknown_field_and_wrong_literal(tmp_path):
          "job, description, source, unit_of_work, function, model, output, spark_conf, schedule, requirements, "
          "report, tracking"),
         ("output", "formatt", "output.formatt", " (did you mean 'format'?)",
-         "path, format, partition_by, mode, schema_change, empty_partition_value, "
+         "path, format, jdbc, partition_by, mode, schema_change, empty_partition_value, "
          "long_partition_value, rejects_path, max_reject_fraction, max_cost"),
         ("output", "partiton_by", "output.partiton_by", " (did you mean 'partition_by'?)",
-         "path, format, partition_by, mode, schema_change, empty_partition_value, "
+         "path, format, jdbc, partition_by, mode, schema_change, empty_partition_value, "
          "long_partition_value, rejects_path, max_reject_fraction, max_cost"),
         ("unit_of_work", "bucket", "unit_of_work.bucket", " (did you mean 'buckets'?)",
          "keys, order_by, buckets, target_bucket_mb, engine, max_unit_rows, rows_per_call"),
         ("source", "filters", "source.filters", " (did you mean 'filter'?)",
-         "path, format, options, schema, columns, filter"),
+         "path, format, jdbc, options, schema, columns, filter"),
     ],
 )
 def test_unknown_field_names_file_dotted_path_and_nearest_field(tmp_path, section, field, dotted, hint, fields):
@@ -199,7 +199,7 @@ def test_wrong_literal_is_named(tmp_path):
     message = config_error(load_job, path)
 
     assert str(path) in message
-    assert "  output.format: Input should be 'delta' or 'parquet'" in message.splitlines()
+    assert "  output.format: Input should be 'delta', 'parquet' or 'jdbc'" in message.splitlines()
 
 
 def test_every_problem_is_listed(tmp_path):
@@ -390,14 +390,14 @@ def test_override_to_unknown_field_is_named_as_a_set_problem(job_file):
 def test_a_bad_override_value_names_set_and_a_file_problem_the_file(tmp_path, job_file):
     assert config_error(load_job, job_file, ["output.format=csv"]).splitlines() == [
         "--set has 1 problem(s):",
-        "  output.format (from --set output.format=csv): Input should be 'delta' or 'parquet'",
+        "  output.format (from --set output.format=csv): Input should be 'delta', 'parquet' or 'jdbc'",
     ]
     data = real_job()
     data["output"]["mode"] = "append"
     path = write_yaml(tmp_path, data)
     both = config_error(load_job, path, ["output.format=csv"]).splitlines()
     assert both[0] == f"config file {path} has 2 problem(s):"
-    assert "  output.format (from --set output.format=csv): Input should be 'delta' or 'parquet'" in both
+    assert "  output.format (from --set output.format=csv): Input should be 'delta', 'parquet' or 'jdbc'" in both
     assert any(line.startswith("  output.mode: Input should be") for line in both)
 
 

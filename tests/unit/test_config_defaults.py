@@ -284,7 +284,7 @@ def test_an_error_below_a_section_set_whole_names_that_set():
 
     assert config_error(load_job, JOB_FILE, [override]).splitlines() == [
         "--set has 1 problem(s):",
-        f"  output.format (from --set {override}): Input should be 'delta' or 'parquet'",
+        f"  output.format (from --set {override}): Input should be 'delta', 'parquet' or 'jdbc'",
     ]
 
 
@@ -306,7 +306,7 @@ def test_a_set_of_a_sibling_with_a_common_prefix_is_not_named(tmp_path):
     lines = config_error(load_job, path, ["output.form=x", "output.formats=y"]).splitlines()
 
     assert lines[0] == f"config file {path} has 3 problem(s):"
-    assert "  output.format: Input should be 'delta' or 'parquet'" in lines
+    assert "  output.format: Input should be 'delta', 'parquet' or 'jdbc'" in lines
     assert any(line.startswith("  output.form (from --set output.form=x): unknown field") for line in lines)
     assert any(line.startswith("  output.formats (from --set output.formats=y): unknown field") for line in lines)
 
@@ -320,7 +320,7 @@ def test_a_set_of_a_sibling_with_a_common_prefix_is_not_named(tmp_path):
     ("{kind: image, width: 8, height: 8, gery: true}", "image.gery", None),
 ])
 def test_an_unknown_preprocess_field_lists_the_fields_of_its_own_kind(step, typo, fields):
-    from batch_scoring.udfs.preprocessing import EncodeStep, ImageStep, ScaleStep
+    from batch_scoring.udfs.models.preprocessing import EncodeStep, ImageStep, ScaleStep
 
     kind = typo.split(".")[0]
     model = {"scale": ScaleStep, "encode": EncodeStep, "image": ImageStep}[kind]

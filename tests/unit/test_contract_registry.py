@@ -16,7 +16,6 @@ import pydantic
 import pytest
 
 from batch_scoring.jobs.config import load_job
-from batch_scoring.udfs import data_pricing, voice_pricing
 from batch_scoring.udfs.contract import (
     ParamsError,
     bind_signature_params,
@@ -25,9 +24,10 @@ from batch_scoring.udfs.contract import (
     parse_ddl_columns,
     unit_of_work_function,
 )
-from batch_scoring.udfs.data_pricing import DATA_PRICING_OUTPUT_COLUMNS, DataPricingParams
+from batch_scoring.udfs.pricing import data_pricing, voice_pricing
+from batch_scoring.udfs.pricing.data_pricing import DATA_PRICING_OUTPUT_COLUMNS, DataPricingParams
+from batch_scoring.udfs.pricing.voice_pricing import VOICE_PRICING_OUTPUT_COLUMNS, VoicePricingParams
 from batch_scoring.udfs.registry import BUILTINS, FunctionNotFoundError, resolve_function
-from batch_scoring.udfs.voice_pricing import VOICE_PRICING_OUTPUT_COLUMNS, VoicePricingParams
 
 JOB_FILE = Path(__file__).resolve().parents[2] / "conf" / "jobs" / "data_pricing.yaml"
 

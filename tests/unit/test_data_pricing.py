@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from batch_scoring.jobs.sample_data import make_bundle_sales
-from batch_scoring.udfs.data_pricing import (
+from batch_scoring.udfs.pricing.data_pricing import (
     DATA_PRICING_OUTPUT_COLUMNS,
     DataPricingParams,
     pool_priors,

@@ -16,7 +16,7 @@ import pytest
 from sklearn.linear_model import LinearRegression
 
 from batch_scoring.jobs import run_job
-from batch_scoring.udfs.model_resolution import (
+from batch_scoring.jobs.model_resolution import (
     ModelResolutionError,
     check_allowed,
     check_model_folder,

@@ -11,7 +11,7 @@ import pandas.testing as pdt
 import pytest
 
 from batch_scoring.jobs import predict
-from batch_scoring.udfs.model_scoring import (
+from batch_scoring.udfs.models.model_scoring import (
     ModelBrokenError,
     ModelOutputError,
     ModelStamp,
@@ -20,7 +20,7 @@ from batch_scoring.udfs.model_scoring import (
     predict_isolating,
     score_frame_isolating,
 )
-from batch_scoring.udfs.model_signature import ModelInput
+from batch_scoring.udfs.models.model_signature import ModelInput
 
 STAMP = ModelStamp("models:/demand/3", "3", "abc123")
 WHEN = dt.datetime(2026, 11, 22, 4, 0, tzinfo=dt.timezone.utc)

@@ -8,8 +8,8 @@ import pytest
 
 from batch_scoring.jobs.config import load_job
 from batch_scoring.jobs.errors import ConfigError
-from batch_scoring.udfs.model_resolution import ModelNotFoundError, ModelResolutionError, ResolvedModel
-from batch_scoring.udfs.model_routing import resolve_routes, route_uri
+from batch_scoring.jobs.model_resolution import ModelNotFoundError, ModelResolutionError, ResolvedModel
+from batch_scoring.jobs.model_routing import resolve_routes, route_uri
 
 ROOT = Path(__file__).resolve().parents[2]
 

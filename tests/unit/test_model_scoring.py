@@ -10,8 +10,8 @@ import pytest
 from mlflow.models import infer_signature
 from pyspark.sql import types as T
 
-from batch_scoring.udfs import model_cache
-from batch_scoring.udfs.model_scoring import (
+from batch_scoring.udfs.models import model_cache
+from batch_scoring.udfs.models.model_scoring import (
     ModelInputError,
     ModelOutputError,
     ModelStamp,
@@ -21,7 +21,7 @@ from batch_scoring.udfs.model_scoring import (
     rebatch,
     score_frame,
 )
-from batch_scoring.udfs.model_signature import (
+from batch_scoring.udfs.models.model_signature import (
     ModelInput,
     SignatureMismatchError,
     check_signature,
@@ -29,7 +29,7 @@ from batch_scoring.udfs.model_signature import (
     model_inputs,
     output_columns_from_signature,
 )
-from batch_scoring.udfs.pandas_quarantine import split_rejects_pandas
+from batch_scoring.udfs.models.pandas_quarantine import split_rejects_pandas
 
 STAMP = ModelStamp("models:/demand/3", "3", "abc123")
 WHEN = dt.datetime(2026, 11, 22, 4, 0, tzinfo=dt.timezone.utc)

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from batch_scoring.udfs.contract import ColumnRule
-from batch_scoring.udfs.pandas_quarantine import split_rejects_pandas
+from batch_scoring.udfs.models.pandas_quarantine import split_rejects_pandas
 
 
 def reasons(rejects: pd.DataFrame) -> list[list]:

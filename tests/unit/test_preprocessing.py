@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 from pydantic import ValidationError
 
-from batch_scoring.udfs.preprocessing import (
+from batch_scoring.udfs.models.preprocessing import (
     EncodeStep,
     ImageStep,
     PreprocessingError,

@@ -7,7 +7,7 @@ import pandas.testing as pdt
 import pytest
 
 from batch_scoring.udfs.contract import describe_error
-from batch_scoring.udfs.unit_of_work import (
+from batch_scoring.udfs.engine.unit_of_work import (
     FunctionOutputError,
     apply_to_units,
     unit_starts,

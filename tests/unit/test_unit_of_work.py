@@ -1,4 +1,4 @@
-"""Unit tests for batch_scoring.udfs.unit_of_work (pandas only).
+"""Unit tests for batch_scoring.udfs.engine.unit_of_work (pandas only).
 
 The core guarantee: every unit of work arrives whole, exactly once, and a chunk never holds
 part of a unit, whatever the batch boundaries are.
@@ -15,7 +15,7 @@ import pandas as pd
 import pandas.testing as pdt
 import pytest
 
-from batch_scoring.udfs.unit_of_work import (
+from batch_scoring.udfs.engine.unit_of_work import (
     FunctionOutputError,
     UnitTooLargeError,
     _last_unit_start,
@@ -670,7 +670,7 @@ def test_check_unit_rows_and_the_message_found_in_a_spark_error_text():
     spark_text = (
         "An exception was thrown from the Python worker. Please see the stack trace below.\n"
         "Traceback (most recent call last):\n  File \"x.py\", line 1, in f\n"
-        f"batch_scoring.udfs.unit_of_work.UnitTooLargeError: {message}\n\n\tat org.apache..."
+        f"batch_scoring.udfs.engine.unit_of_work.UnitTooLargeError: {message}\n\n\tat org.apache..."
     )
     assert unit_too_large_message(spark_text) == message
     assert unit_too_large_message("ValueError: something else") is None

@@ -1,4 +1,4 @@
-"""Unit tests for batch_scoring.udfs.voice_pricing (pandas only, hand-computed oracles)."""
+"""Unit tests for batch_scoring.udfs.pricing.voice_pricing (pandas only, hand-computed oracles)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pandas as pd
 import pydantic
 import pytest
 
-from batch_scoring.udfs.voice_pricing import (
+from batch_scoring.udfs.pricing.voice_pricing import (
     VOICE_PRICING_OUTPUT_COLUMNS,
     VoicePricingParams,
     price_voice_units,

@@ -2,7 +2,7 @@
 
 The packed engine (:func:`apply_packed`) is ``repartition(buckets, *keys)`` +
 ``sortWithinPartitions(*keys, *order_by)`` + ``mapInPandas``: every partition arrives as a
-stream of Arrow batches sorted by unit, :func:`~batch_scoring.udfs.unit_of_work.iter_whole_units`
+stream of Arrow batches sorted by unit, :func:`~batch_scoring.udfs.engine.unit_of_work.iter_whole_units`
 re-cuts that stream into whole units, and the function runs once per chunk of many units. This
 pays Spark's per-call cost once per Arrow batch instead of once per unit (measured on 2 cores:
 5,000 units over 2M rows, 47 s with ``groupBy().applyInPandas`` vs 10 s packed).
@@ -12,7 +12,7 @@ kept as the reference that tests and benchmarks compare the packed engine agains
 
 Both take ``isolate_failures``: a unit whose function call raises is then reported instead of
 failing the task, as a status row in the same output (columns
-:data:`~batch_scoring.udfs.unit_of_work.STATUS_COLUMNS`); :func:`split_status` separates the
+:data:`~batch_scoring.udfs.engine.unit_of_work.STATUS_COLUMNS`); :func:`split_status` separates the
 priced rows from the failed units and the row tally.
 """
 
@@ -29,7 +29,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from batch_scoring.udfs.contract import UnitFunction
-from batch_scoring.udfs.unit_of_work import (
+from batch_scoring.udfs.engine.unit_of_work import (
     FAILURE_COLUMN,
     ROWS_COLUMN,
     STATUS_COLUMNS,
@@ -105,7 +105,7 @@ def apply_packed(
         pyspark.errors.PythonException: (when an action runs) wrapping the function's
             error without ``isolate_failures``, a ``FunctionOutputError`` either way, or a
             ``UnitTooLargeError`` for a unit over ``max_unit_rows`` (find its message with
-            :func:`~batch_scoring.udfs.unit_of_work.unit_too_large_message`).
+            :func:`~batch_scoring.udfs.engine.unit_of_work.unit_too_large_message`).
     """
     ddl = output_ddl(df, keys, function, isolate_failures)
     columns = _column_names(df, keys, function)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from batch_scoring.udfs.model_resolution import ModelNotFoundError, ResolvedModel
+from batch_scoring.jobs.model_resolution import ModelNotFoundError, ResolvedModel
 
 
 @dataclass(frozen=True)

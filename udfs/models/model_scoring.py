@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from batch_scoring.udfs.contract import ColumnRule, describe_error
-from batch_scoring.udfs.model_signature import ModelInput, input_rules
+from batch_scoring.udfs.models.model_signature import ModelInput, input_rules
 
 STAMP_COLUMNS: dict[str, str] = {
     "model_uri": "string",
@@ -63,7 +63,7 @@ class ScoringSpec:
         passthrough: input columns copied to the output before the predictions (ids, keys).
         predict_params: keyword params passed to ``model.predict(..., params=...)``, if any.
         preprocessor: transforms applied to the rows before the model (a fitted
-            :class:`~batch_scoring.udfs.preprocessing.Preprocessor`), or None.
+            :class:`~batch_scoring.udfs.models.preprocessing.Preprocessor`), or None.
     """
 
     inputs: tuple[ModelInput, ...]
@@ -84,7 +84,7 @@ class ScoringSpec:
 
     def row_rules(self, numeric_columns: Collection[str] = ()) -> list[ColumnRule]:
         """Rules a row must keep to be scored: the source inputs' rules (see
-        :func:`~batch_scoring.udfs.model_signature.input_rules`) and non-null preprocessing inputs.
+        :func:`~batch_scoring.udfs.models.model_signature.input_rules`) and non-null preprocessing inputs.
         """
         return [
             *input_rules(self.source_inputs, numeric_columns),

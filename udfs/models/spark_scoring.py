@@ -3,7 +3,7 @@
 Each model folder (already downloaded on the driver) is zipped and added with
 ``SparkContext.addArchive`` under a name derived from its content hash; each executor fetches
 and unpacks it once, and each Python worker loads it once through
-:mod:`~batch_scoring.udfs.model_cache` and reuses it for every Arrow batch of every task.
+:mod:`~batch_scoring.udfs.models.model_cache` and reuses it for every Arrow batch of every task.
 Executors never contact the tracking server.
 
 Scoring is an iterator scalar pandas UDF over only the columns the models read, passed as
@@ -16,7 +16,7 @@ scored where they were read, sorted by routing key within each partition when th
 several models.
 
 With ``isolate_failures`` a ``predict`` call that raises is bisected down to the rows that
-raise alone (:func:`~batch_scoring.udfs.model_scoring.predict_isolating`); those rows come
+raise alone (:func:`~batch_scoring.udfs.models.model_scoring.predict_isolating`); those rows come
 back with ``_model_error`` set and, in ``_source``, their original values, so
 :func:`split_scored` can send them to the rejects while every other row is scored.
 """
@@ -35,8 +35,8 @@ from pyspark import Accumulator
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from batch_scoring.udfs import model_cache
-from batch_scoring.udfs.model_scoring import (
+from batch_scoring.udfs.models import model_cache
+from batch_scoring.udfs.models.model_scoring import (
     ModelStamp,
     ScoringSpec,
     predict_rows,
