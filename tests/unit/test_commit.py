@@ -3,7 +3,8 @@ checks, counts, the messages of a failed or lost write, and the checks before th
 
 Spark stand-ins here are small classes with only the calls the code under test makes (a py4j
 Java exception's ``getCause``/``getClass``/``getMessage``; a DataFrame's ``count``, ``persist``,
-``groupBy``); the writes themselves are covered by tests/spark and tests/integration.
+``groupBy``; a table's ``has_run``/``read_run``); the writes themselves are covered by tests/spark
+and tests/integration.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ import dataclasses
 import datetime as dt
 import logging
 import re
+import types
 from pathlib import Path
 
 import pytest
 from pyspark import StorageLevel
 
 from batch_scoring.jobs import commit as commit_module
+from batch_scoring.jobs import run_context as run_context_module
 from batch_scoring.jobs.commit import (
     BucketCheck,
     CommitJournal,
@@ -29,11 +32,11 @@ from batch_scoring.jobs.commit import (
     check_paths,
     check_reject_budget,
     check_run_date_free,
+    check_targets,
     commit_checked,
     concurrent_run_error,
     new_run_id,
     persisted,
-    prepare_targets,
     reconcile,
     reconcile_buckets,
     root_cause,
@@ -48,8 +51,11 @@ from batch_scoring.jobs.errors import (
     RejectBudgetExceeded,
     WriteFailed,
 )
+from batch_scoring.jobs.run_context import RunContext
 from batch_scoring.jobs.run_date_claim import RunDateTaken
-from batch_scoring.udfs import spark_execution
+from batch_scoring.jobs.sinks import DeltaSink, open_targets
+from batch_scoring.jobs.sources import open_source
+from batch_scoring.udfs.engine import spark_execution
 
 ROOT = Path(__file__).resolve().parents[2]
 JOB_FILE = ROOT / "conf" / "jobs" / "data_pricing.yaml"
@@ -171,6 +177,38 @@ class Frame:
         return Rows(self.reasons)
 
 
+class Table:
+    """A sink with only what the checks and the summary ask of it: whether it holds a run date,
+    that run date's rows (``rows``, None for none), its location and field; each call recorded."""
+
+    in_folder = True
+
+    def __init__(self, location: str, rows=None, holds_run: bool = False, field: str = "output.path") -> None:
+        self.location, self.field, self.rows, self.holds_run = location, field, rows, holds_run
+        self.calls: list[tuple] = []
+
+    def has_run(self, run_date, check_rows=True) -> bool:
+        self.calls.append(("has_run", run_date))
+        return self.holds_run
+
+    def read_run(self, run_date):
+        self.calls.append(("read_run", run_date))
+        return self.rows
+
+
+def targets_of(output: Table, rejects: Table | None = None) -> RunTargets:
+    rejects = rejects or Table("out_rejects", field="output.rejects_path")
+    return RunTargets(output.location, rejects.location, output, rejects)
+
+
+def context(job, journal: CommitJournal | None = None, targets: RunTargets | None = None,
+            started: float | None = None, run_id: str = "r") -> RunContext:
+    """A run's context: the job's own source, ``targets`` (stand-in tables by default)."""
+    extra = {} if started is None else {"started": started}
+    return RunContext(None, job, dt.date(2026, 11, 22), run_id, "s3a", journal or CommitJournal(),
+                      open_source(job.source), targets or targets_of(Table("out")), **extra)
+
+
 # --------------------------------------------------------------------------- summary, counts, run ids
 
 
@@ -287,26 +325,26 @@ def test_a_failed_write_names_the_table_the_path_the_cause_and_what_committed():
     "[DELTA_CONCURRENT_APPEND] Transaction conflict",
 ])
 def test_a_delta_conflict_is_a_concurrent_run_even_when_the_holder_is_unknown(monkeypatch, text):
-    seen = []
+    seen, sink = [], Table("/t/out")
     monkeypatch.setattr(commit_module, "other_run_ids", lambda *args: seen.append(args) or [])
 
-    error = concurrent_run_error(RuntimeError(text), "spark", "/t/out", "delta", dt.date(2026, 11, 22),
-                                 "r-mine", "output", [])
+    error = concurrent_run_error(RuntimeError(text), sink, dt.date(2026, 11, 22), "r-mine", "output", [])
 
     assert isinstance(error, ConcurrentRunError) and error.exit_code == 6
     assert str(error) == (
         "another run committed run_date 2026-11-22 of /t/out while this run (r-mine) was writing its "
         "output; nothing of this run was committed. Two runs of one run date must not run at once: "
         "check the scheduler (retries, overlapping schedules)")
-    assert seen == [("spark", "/t/out", "delta", dt.date(2026, 11, 22), "r-mine")]
+    assert seen == [(sink, dt.date(2026, 11, 22), "r-mine")]
 
 
 @pytest.mark.parametrize("text", ["java.io.FileNotFoundException: part-0", "FileAlreadyExistsException",
                                   "No such file or directory"])
 def test_vanished_parquet_files_are_a_concurrent_run_only_when_another_run_holds_the_date(monkeypatch, text):
+    sink = Table("/t/rej", field="output.rejects_path")
     monkeypatch.setattr(commit_module, "other_run_ids", lambda *args: ["r-a", "r-b"])
-    error = concurrent_run_error(RuntimeError(text), None, "/t/rej", "parquet", dt.date(2026, 1, 2),
-                                 "r-mine", "rejects", ["output"])
+    error = concurrent_run_error(RuntimeError(text), sink, dt.date(2026, 1, 2), "r-mine", "rejects",
+                                 ["output"])
     assert str(error) == (
         "run r-a, r-b committed run_date 2026-01-02 of /t/rej while this run (r-mine) was writing its "
         "rejects; this run's output was committed and its rejects was not: rerun to make the run date "
@@ -314,8 +352,8 @@ def test_vanished_parquet_files_are_a_concurrent_run_only_when_another_run_holds
         "overlapping schedules)")
 
     monkeypatch.setattr(commit_module, "other_run_ids", lambda *args: [])
-    assert concurrent_run_error(RuntimeError(text), None, "/t/rej", "parquet", dt.date(2026, 1, 2),
-                                "r-mine", "rejects", ["output"]) is None
+    assert concurrent_run_error(RuntimeError(text), sink, dt.date(2026, 1, 2), "r-mine", "rejects",
+                                ["output"]) is None
 
 
 def test_another_write_failure_is_no_concurrent_run_and_reads_nothing(monkeypatch):
@@ -324,7 +362,7 @@ def test_another_write_failure_is_no_concurrent_run_and_reads_nothing(monkeypatc
 
     monkeypatch.setattr(commit_module, "other_run_ids", must_not_read)
 
-    assert concurrent_run_error(disk_full(), None, "/t/out", "delta", dt.date(2026, 1, 2), "r", "output",
+    assert concurrent_run_error(disk_full(), Table("/t/out"), dt.date(2026, 1, 2), "r", "output",
                                 []) is None
 
 
@@ -395,14 +433,13 @@ def test_the_journal_times_its_phases_and_its_commit_hooks_do_nothing():
     with journal.phase("reconcile") as record:
         assert record.name == "reconcile" and journal.phases.current == "reconcile"
     assert list(journal.phases.seconds) == ["reconcile"]
-    assert journal.committing({"output": "o", "rejects": "r"}) is None
+    assert journal.committing(targets_of(Table("o"))) is None
     assert journal.committed("output") is None
 
 
 def checked(job, source: Frame, rejects: Frame, rows_done: int, journal: CommitJournal):
-    return commit_checked(job, result=None, rejects=rejects, targets=RunTargets("out", "out_rejects"),
-                          run_date=dt.date(2026, 11, 22), run_id="r", source=source, rows_done=rows_done,
-                          journal=journal)
+    return commit_checked(context(job, journal), result=None, rejects=rejects, source=source,
+                          rows_done=rows_done)
 
 
 def test_counts_that_do_not_add_up_stop_the_run_before_its_write_phase():
@@ -512,7 +549,7 @@ def test_at_most_five_wrong_buckets_are_listed_but_all_are_counted(monkeypatch):
 
 def test_the_run_records_are_frozen():
     records = [RunSummary("j", "d", "r", 1, 0, 1, 1, 1, "o", "r", 0.0), RunCounts(1, 1, 0),
-               BucketCheck(["k"], 1, {}), RunTargets("o", "r")]
+               BucketCheck(["k"], 1, {}), targets_of(Table("o"))]
     for record in records:
         name = next(iter(vars(record)))
         with pytest.raises(dataclasses.FrozenInstanceError):
@@ -525,46 +562,85 @@ def test_large_counts_that_add_up_reconcile():
 
 
 def test_targets_resolve_s3_for_s3a_check_both_owners_and_claim_only_an_exclusive_date(monkeypatch):
-    owners, dates = [], []
-    monkeypatch.setattr(commit_module, "check_owner",
-                        lambda spark, root, claim, field, legacy: owners.append((field, root, claim.table)))
+    owners, dates, manifests = [], [], []
+
+    def check_owner(spark, root, claim, field, legacy):
+        owners.append((field, root, claim.table, legacy()))
+
+    def manifest_jobs(spark, root):
+        manifests.append(root)
+        return {"data_pricing"}
+
+    monkeypatch.setattr(commit_module, "check_owner", check_owner)
+    monkeypatch.setattr(commit_module, "manifest_jobs", manifest_jobs)
     monkeypatch.setattr(commit_module, "check_run_date_free",
                         lambda spark, job, targets, run_date: dates.append((targets, run_date)))
     replace = load_job(JOB_FILE, ["output.path=s3://b/out"])
+    targets = open_targets(None, replace.output, "s3a")
 
-    targets = prepare_targets(None, replace, dt.date(2026, 11, 22), "s3a")
+    check_targets(None, replace, targets, dt.date(2026, 11, 22))
 
-    assert targets == RunTargets("s3a://b/out", "s3a://b/out_rejects")
-    assert owners == [("output.path", "s3a://b/out", "output"), ("output.rejects_path", "s3a://b/out_rejects", "rejects")]
+    assert (targets.output, targets.rejects) == ("s3a://b/out", "s3a://b/out_rejects")
+    assert [(type(s), s.location, s.field) for _, s in targets.sinks()] == [
+        (DeltaSink, "s3a://b/out", "output.path"), (DeltaSink, "s3a://b/out_rejects", "output.rejects_path")]
+    # the job's manifests under the output root are read once, for both owners
+    assert owners == [("output.path", "s3a://b/out", "output", True),
+                      ("output.rejects_path", "s3a://b/out_rejects", "rejects", True)]
+    assert manifests == ["s3a://b/out"]
     assert dates == []
-    exclusive = load_job(JOB_FILE, ["output.path=s3://b/out", "output.mode=fail_if_run_exists"])
-    assert prepare_targets(None, exclusive, dt.date(2026, 11, 22), "s3") == RunTargets("s3://b/out", "s3://b/out_rejects")
-    assert dates == [(RunTargets("s3://b/out", "s3://b/out_rejects"), dt.date(2026, 11, 22))]
+
+    exclusive = load_job(JOB_FILE, ["output.path=s3://b/out", "output.mode=fail_if_run_exists",
+                                    "job=other_job"])
+    owners.clear()
+    targets = open_targets(None, exclusive.output, "s3")
+    check_targets(None, exclusive, targets, dt.date(2026, 11, 22))
+    assert (targets.output, targets.rejects) == ("s3://b/out", "s3://b/out_rejects")
+    assert owners == [("output.path", "s3://b/out", "output", False),
+                      ("output.rejects_path", "s3://b/out_rejects", "rejects", False)]
+    assert dates == [(targets, dt.date(2026, 11, 22))]
 
 
 @pytest.mark.parametrize(("holders", "named"), [(["r-1", "r-2"], "run r-1, r-2"), ([], "run unknown")])
 def test_a_taken_run_date_names_its_runs(monkeypatch, holders, named):
-    monkeypatch.setattr(commit_module, "run_exists", lambda spark, path, fmt, run_date: True)
-    monkeypatch.setattr(commit_module, "other_run_ids", lambda spark, path, fmt, run_date, run_id: holders)
+    asked = []
+    monkeypatch.setattr(commit_module, "other_run_ids",
+                        lambda sink, run_date, run_id: asked.append((sink, run_date, run_id)) or holders)
+    monkeypatch.setattr(commit_module, "check_unclaimed",
+                        lambda *args: pytest.fail("a taken run date needs no claim check"))
     job = load_job(JOB_FILE, ["output.mode=fail_if_run_exists"])
+    output = Table("out", holds_run=True)
 
     with pytest.raises(RunDateTaken) as caught:
-        check_run_date_free(None, job, RunTargets("out", "out_rejects"), dt.date(2026, 11, 22))
+        check_run_date_free(None, job, targets_of(output), dt.date(2026, 11, 22))
 
     assert str(caught.value) == (
         f"output.mode is fail_if_run_exists and output/data_pricing already holds run_date 2026-11-22 "
         f"({named}); nothing of this run was written. Choose another --run-date or set "
         "output.mode=replace_run")
+    assert output.calls == [("has_run", dt.date(2026, 11, 22))]
+    assert asked == [(output, dt.date(2026, 11, 22), "")]
 
 
 def test_a_free_run_date_is_then_checked_for_a_claim(monkeypatch):
     claims = []
-    monkeypatch.setattr(commit_module, "run_exists", lambda spark, path, fmt, run_date: False)
     monkeypatch.setattr(commit_module, "check_unclaimed", lambda spark, path, run_date: claims.append((path, run_date)))
+    output = Table("out", holds_run=False)
 
-    check_run_date_free(None, load_job(JOB_FILE), RunTargets("out", "out_rejects"), dt.date(2026, 11, 22))
+    check_run_date_free(None, load_job(JOB_FILE), targets_of(output), dt.date(2026, 11, 22))
 
+    assert output.calls == [("has_run", dt.date(2026, 11, 22))]
     assert claims == [("out", dt.date(2026, 11, 22))]
+
+
+def test_other_run_ids_of_a_table_without_the_run_date_or_that_cannot_be_read_are_none():
+    class Unreadable(Table):
+        def read_run(self, run_date):
+            raise RuntimeError("DELTA_TABLE_NOT_FOUND")
+
+    empty = Table("out", rows=None)
+    assert commit_module.other_run_ids(empty, dt.date(2026, 11, 22), "r") == []
+    assert empty.calls == [("read_run", dt.date(2026, 11, 22))]
+    assert commit_module.other_run_ids(Unreadable("out"), dt.date(2026, 11, 22), "r") == []
 
 
 class Output:
@@ -585,9 +661,14 @@ class Output:
 
 
 def summarised(monkeypatch, output, unit_keys):
-    monkeypatch.setattr(commit_module, "read_run", lambda spark, path, fmt, run_date: output)
-    return summarise(None, load_job(JOB_FILE), RunCounts(100, 90, 10), RunTargets("out", "rej"),
-                     dt.date(2026, 11, 22), "r-1", unit_keys, 8, 12.345, model_uri="models:/m/1")
+    # the run's clock reads 1000.0 now; the run started 12.345 s before
+    monkeypatch.setattr(run_context_module, "time", types.SimpleNamespace(monotonic=lambda: 1000.0))
+    table = Table("out", rows=output)
+    ctx = context(load_job(JOB_FILE), targets=targets_of(table, Table("rej")), started=1000.0 - 12.345,
+                  run_id="r-1")
+    summary = summarise(ctx, RunCounts(100, 90, 10), unit_keys, 8, model_uri="models:/m/1")
+    assert table.calls == [("read_run", dt.date(2026, 11, 22))]
+    return summary
 
 
 def test_the_summary_counts_units_by_their_keys_in_the_output(monkeypatch):

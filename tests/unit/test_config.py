@@ -238,7 +238,7 @@ def test_source_schema_alias_fills_ddl_schema(tmp_path):
 
 SCHEMA_BY_PYTHON_NAME = (
     "unknown field (did you mean 'source.schema'?); 'ddl_schema' is its name in the code, a config "
-    "uses the documented one (fields here: path, format, options, schema, columns, filter)"
+    "uses the documented one (fields here: path, format, jdbc, options, schema, columns, filter)"
 )
 
 
@@ -304,7 +304,7 @@ def test_an_unknown_field_that_is_no_python_name_gets_no_alias_hint(tmp_path):
 
     assert message.splitlines()[1] == (
         "  source.path_: unknown field (did you mean 'path'?); remove it or check its spelling "
-        "(fields here: path, format, options, schema, columns, filter)")
+        "(fields here: path, format, jdbc, options, schema, columns, filter)")
 
 
 def test_config_models_are_frozen():
