@@ -273,6 +273,31 @@ def test_each_overlapping_pair_of_paths_is_named_as_written_and_as_resolved(tmp_
     check_paths(load_job(JOB_FILE, [f"source.path={src}", f"output.path={out}"]))
 
 
+def test_a_parquet_outputs_rejects_folder_is_checked_against_the_source_too(tmp_path):
+    src, out = tmp_path / "src", tmp_path / "out"
+    job = load_job(JOB_FILE, [f"source.path={src}", f"output.path={out}", "output.format=parquet",
+                              f"output.rejects_path={src}/rejects"])
+
+    with pytest.raises(ConfigError) as caught:
+        check_paths(job)
+    assert str(caught.value).startswith(f"output.rejects_path {src}/rejects overlaps source.path {src} ")
+
+
+def test_a_database_output_checks_only_its_manifest_folder_against_the_source(tmp_path, monkeypatch):
+    monkeypatch.setenv("PG_PASSWORD", "not-read-here")
+    src = tmp_path / "src"
+    database = ["output.format=jdbc", "output.jdbc.url=jdbc:postgresql://127.0.0.1:5432/db",
+                "output.jdbc.user=u", "output.jdbc.password_env=PG_PASSWORD",
+                "output.jdbc.table=public.prices"]
+    inside = load_job(JOB_FILE, [f"source.path={src}", f"output.path={src}/state", *database])
+    apart = load_job(JOB_FILE, [f"source.path={src}", f"output.path={tmp_path / 'state'}", *database])
+
+    with pytest.raises(ConfigError) as caught:
+        check_paths(inside)
+    assert str(caught.value).startswith(f"output.path {src}/state overlaps source.path {src} ")
+    check_paths(apart)  # the rejects are a table: no second folder, nothing else to compare
+
+
 def test_partition_columns_the_output_lacks_are_refused_by_name():
     job = load_job(JOB_FILE, ["output.partition_by=[segment, region, product]"])
 
