@@ -39,9 +39,13 @@ _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 class StrictModel(BaseModel):
-    """Base for config models: unknown fields are errors, values are immutable."""
+    """Base for config models: unknown fields are errors, values are immutable.
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    A field with an alias (``source.schema``) is read by its alias only: its Python name
+    (``ddl_schema``) is an unknown field, so a config has one documented name for each field.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_by_name=False, validate_by_alias=True)
 
 
 # --------------------------------------------------------------------------- JDBC sources and sinks
@@ -985,7 +989,13 @@ def format_validation_error(
         field = ".".join(loc) or "(top level)"
         if item["type"] == "extra_forbidden":
             known = _field_names(model, loc[:-1]) if model is not None else []
-            message = f"unknown field{did_you_mean(loc[-1], known)}; remove it or check its spelling"
+            alias = _alias_of(model, loc) if model is not None else None
+            if alias is not None:
+                documented = ".".join([*loc[:-1], alias])
+                message = (f"unknown field (did you mean {documented!r}?); {loc[-1]!r} is its name "
+                           "in the code, a config uses the documented one")
+            else:
+                message = f"unknown field{did_you_mean(loc[-1], known)}; remove it or check its spelling"
             if known:
                 message += f" (fields here: {', '.join(known)})"
         else:
@@ -999,8 +1009,21 @@ def format_validation_error(
     return "\n".join([f"{head} has {error.error_count()} problem(s):", *lines])
 
 
+def _alias_of(model: type[BaseModel], loc: list[str]) -> str | None:
+    """The alias of the field whose Python name ends ``loc`` (``ddl_schema`` -> ``schema``), or None."""
+    fields = getattr(_section_model(_section_at(model, loc[:-1])), "model_fields", {})
+    field = fields.get(loc[-1])
+    return field.alias if field is not None else None
+
+
 def _field_names(model: type[BaseModel], loc: list[str]) -> list[str]:
-    """The field names (aliases where set) of the section of ``model`` at ``loc``, or [].
+    """The field names (aliases where set) of the section of ``model`` at ``loc``, or []."""
+    current = _section_model(_section_at(model, loc))
+    return [f.alias or name for name, f in getattr(current, "model_fields", {}).items()]
+
+
+def _section_at(model: type[BaseModel], loc: list[str]) -> Any:
+    """The annotation of the section of ``model`` at ``loc``, or None when ``loc`` leaves the models.
 
     List indexes are stepped over; in a discriminated union (``model.preprocess``: a list of
     ``kind: scale | encode | image`` steps) the tag pydantic puts in ``loc`` picks the member.
@@ -1018,10 +1041,9 @@ def _field_names(model: type[BaseModel], loc: list[str]) -> list[str]:
         tagged = [m for m in _section_models(annotation)
                   if getattr(m.model_fields.get("kind"), "default", None) == part]
         if not tagged:
-            return []
+            return None
         annotation = tagged[0]
-    current = _section_model(annotation)
-    return [f.alias or name for name, f in getattr(current, "model_fields", {}).items()]
+    return annotation
 
 
 def _section_models(annotation: Any) -> list[type[BaseModel]]:

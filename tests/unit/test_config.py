@@ -236,6 +236,77 @@ def test_source_schema_alias_fills_ddl_schema(tmp_path):
     assert job.source.ddl_schema == "segment string, price double"
 
 
+SCHEMA_BY_PYTHON_NAME = (
+    "unknown field (did you mean 'source.schema'?); 'ddl_schema' is its name in the code, a config "
+    "uses the documented one (fields here: path, format, jdbc, options, schema, columns, filter)"
+)
+
+
+def test_source_ddl_schema_python_name_is_refused_in_the_file(tmp_path):
+    data = real_job()
+    data["source"].update(format="csv", ddl_schema="segment string, price double")
+
+    message = config_error(load_job, write_yaml(tmp_path, data))
+
+    assert message.splitlines()[1:] == [f"  source.ddl_schema: {SCHEMA_BY_PYTHON_NAME}"]
+
+
+def test_source_ddl_schema_python_name_is_refused_in_set(job_file):
+    message = config_error(load_job, job_file, ["source.ddl_schema=segment string"])
+
+    assert message.splitlines() == [
+        "--set has 1 problem(s):",
+        f"  source.ddl_schema (from --set source.ddl_schema=segment string): {SCHEMA_BY_PYTHON_NAME}",
+    ]
+    assert load_job(job_file, ["source.schema=segment string"]).source.ddl_schema == "segment string"
+
+
+def test_config_models_are_built_by_alias_only():
+    from batch_scoring.jobs.config import SourceConfig
+
+    assert SourceConfig(path="in", schema="a string").ddl_schema == "a string"
+    assert SourceConfig.model_validate({"path": "in", "schema": "a string"}).ddl_schema == "a string"
+    with pytest.raises(pydantic.ValidationError) as info:
+        SourceConfig(path="in", ddl_schema="a string")
+    assert [(e["type"], e["loc"]) for e in info.value.errors()] == [("extra_forbidden", ("ddl_schema",))]
+
+
+class _Inner(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+    py_name: str | None = pydantic.Field(None, alias="doc-name")
+
+
+class _Outer(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+    top_name: str | None = pydantic.Field(None, alias="top")
+    sections: list[_Inner] = []
+
+
+@pytest.mark.parametrize(("data", "line"), [
+    ({"top_name": 1}, "  top_name: unknown field (did you mean 'top'?); 'top_name' is its name in the code"),
+    ({"sections": [{}, {"py_name": "x"}]},
+     "  sections.1.py_name: unknown field (did you mean 'sections.1.doc-name'?); 'py_name' is its name in the code"),
+])
+def test_a_python_name_at_any_depth_is_answered_with_its_documented_path(data, line):
+    with pytest.raises(pydantic.ValidationError) as info:
+        _Outer.model_validate(data)
+
+    lines = format_validation_error(info.value, "x", _Outer).splitlines()
+
+    assert lines[1].startswith(line + ", a config uses the documented one (fields here: ")
+
+
+def test_an_unknown_field_that_is_no_python_name_gets_no_alias_hint(tmp_path):
+    data = real_job()
+    data["source"]["path_"] = "x"
+
+    message = config_error(load_job, write_yaml(tmp_path, data))
+
+    assert message.splitlines()[1] == (
+        "  source.path_: unknown field (did you mean 'path'?); remove it or check its spelling "
+        "(fields here: path, format, jdbc, options, schema, columns, filter)")
+
+
 def test_config_models_are_frozen():
     job = load_job(JOB_FILE)
     with pytest.raises(pydantic.ValidationError):

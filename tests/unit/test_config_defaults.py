@@ -168,6 +168,12 @@ def test_empty_token(value, token):
     assert isinstance(OutputConfig.empty_token, property)
 
 
+def test_empty_token_of_a_reject_read_from_yaml_is_none():
+    # a YAML string is equal to "reject" but is not the same object as the code's constant
+    assert load_job(JOB_FILE, ["output.empty_partition_value=reject"]).output.empty_token is None
+    assert OutputConfig(path="out", empty_partition_value="".join(["rej", "ect"])).empty_token is None
+
+
 def test_rejects_is_a_property():
     output = OutputConfig(path="s3://b/out/")
 
@@ -461,3 +467,32 @@ def test_a_wrong_value_is_named_by_its_own_error_not_as_an_unknown_field():
 def test_an_empty_model_allow_list_is_refused():
     message = config_error(load_job, MODEL_JOB_FILE, ["model.allowed_uris=[]"])
     assert "model.allowed_uris" in message and "at least 1 item" in message
+
+
+@pytest.mark.parametrize(("options", "start"), [
+    ("{mode: DropMalformed}", "mode DROPMALFORMED drops malformed records without a trace; remove it"),
+    ("{MODE: ' dropmalformed '}", "mode DROPMALFORMED drops malformed records without a trace; remove it"),
+    ("{enforceSchema: 'TRUE'}", "enforceSchema true binds CSV columns by position and ignores the header"),
+])
+def test_reader_options_that_lose_or_misplace_values_are_refused_in_any_case(options, start):
+    lines = config_error(load_job, JOB_FILE, [f"source.options={options}"]).splitlines()
+
+    assert lines[1].startswith(f"  source.options (from --set source.options={options}): Value error, {start}")
+
+
+def test_reader_options_that_keep_every_record_are_accepted():
+    options = load_job(JOB_FILE, ["source.options={mode: PERMISSIVE, enforceSchema: 'false'}"]).source.options
+    assert options == {"mode": "PERMISSIVE", "enforceSchema": "false"}
+
+
+def test_max_cost_must_be_above_zero():
+    assert load_job(JOB_FILE).output.max_cost is None
+    assert load_job(JOB_FILE, ["output.max_cost=0.01"]).output.max_cost == 0.01
+    assert config_error(load_job, JOB_FILE, ["output.max_cost=0"]).splitlines()[1] == (
+        "  output.max_cost (from --set output.max_cost=0): Input should be greater than 0")
+
+
+def test_tracking_experiment_takes_up_to_500_characters():
+    assert load_job(JOB_FILE, ["tracking.experiment=" + "e" * 500]).tracking.experiment == "e" * 500
+    assert config_error(load_job, JOB_FILE, ["tracking.experiment=" + "e" * 501]).splitlines()[1].endswith(
+        ": String should have at most 500 characters")
