@@ -285,11 +285,12 @@ def commit(ctx: RunContext, result: DataFrame, rejects: DataFrame) -> None:
         journal.committing(targets)
         for field, root, claim in claims_of(job, targets):
             write_claim(spark, root, claim, field)
-        tables = (("output", result, targets.output_sink, out.partition_by, add_output),
-                  ("rejects", rejects, targets.rejects_sink, [], add_rejects))
-        for table, rows, sink, partition_by, add_columns in tables:
+        keys = job.unit_of_work.keys if job.unit_of_work is not None else []
+        tables = (("output", result, targets.output_sink, out.partition_by, add_output, keys),
+                  ("rejects", rejects, targets.rejects_sink, [], add_rejects, [*keys, "reject_reason"]))
+        for table, rows, sink, partition_by, add_columns, stats_columns in tables:
             try:
-                sink.write_run(rows, partition_by, run_date, run_id, add_columns)
+                sink.write_run(rows, partition_by, run_date, run_id, add_columns, stats_columns)
             except Exception as error:
                 raise (concurrent_run_error(error, sink, run_date, run_id, table, done)
                        or write_error(error, sink.location, table, done)) from error

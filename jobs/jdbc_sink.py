@@ -173,7 +173,7 @@ class JdbcSink(Sink):
     # ------------------------------------------------------------------ writing
 
     def write_run(self, df: DataFrame, partition_by: Sequence[str], run_date: dt.date, run_id: str,
-                  add_columns: bool = False) -> None:
+                  add_columns: bool = False, stats_columns: Sequence[str] = ()) -> None:
         """Replace the target's rows of ``run_date`` with ``df``'s, in one transaction.
 
         Args:

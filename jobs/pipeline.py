@@ -24,6 +24,7 @@ import datetime as dt
 import enum
 import logging
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -58,7 +59,13 @@ from batch_scoring.jobs.run_context import RunContext
 from batch_scoring.jobs.sources import Source, choose_buckets
 from batch_scoring.jobs.text_records import split_malformed
 from batch_scoring.udfs.contract import ColumnRule, ParamsError, UnitFunction
-from batch_scoring.udfs.engine.spark_execution import UnitStatus, apply_packed, apply_reference, split_status
+from batch_scoring.udfs.engine.spark_execution import (
+    UnitStatus,
+    apply_packed,
+    apply_reference,
+    apply_summarised,
+    split_status,
+)
 from batch_scoring.udfs.engine.unit_of_work import unit_too_large_message
 from batch_scoring.udfs.models.model_scoring import model_broken_message
 from batch_scoring.udfs.registry import FunctionNotFoundError, resolve_function
@@ -311,18 +318,19 @@ def price_and_commit(ctx: RunContext, prepared: PreparedFunction, priced: Pricin
     job, journal, keys = ctx.job, ctx.journal, ctx.job.unit_of_work.keys
     with journal.phase("quarantine"):
         valid, rejects = split_rejects(priced.rows, prepared.rules, keys, priced.partition_checks)
-    with journal.phase("bucket"):
-        raw, buckets = _apply(valid, job, prepared)
-    with persisted(raw):
-        with journal.phase("price") as phase:
-            status = split_status(raw, keys)
-            phase.rows = f"{status.rows_priced:,} rows priced, {status.units_failed:,} units failed"
-            rejects = with_failed_units(rejects, valid, status, keys, job.function.max_failed_units)
-        if priced.earlier_rejects is not None:
-            rejects = union_rejects(priced.earlier_rejects, rejects)
-        output = check_output_values(status.priced, priced.produced, job.output.empty_token)
-        counts = commit_checked(ctx, output, union_rejects(rejects, priced.malformed), priced.source,
-                                status.rows_priced, bucket_check(job, status, buckets))
+    with ExitStack() as held:
+        with journal.phase("bucket"):
+            raw, buckets = _apply(valid, job, prepared, held)
+        with persisted(raw):
+            with journal.phase("price") as phase:
+                status = split_status(raw, keys)
+                phase.rows = f"{status.rows_priced:,} rows priced, {status.units_failed:,} units failed"
+                rejects = with_failed_units(rejects, valid, status, keys, job.function.max_failed_units)
+            if priced.earlier_rejects is not None:
+                rejects = union_rejects(priced.earlier_rejects, rejects)
+            output = check_output_values(status.priced, priced.produced, job.output.empty_token)
+            counts = commit_checked(ctx, output, union_rejects(rejects, priced.malformed), priced.source,
+                                    status.rows_priced, bucket_check(job, status, buckets))
     return counts, buckets
 
 
@@ -372,9 +380,21 @@ def with_failed_units(
     return rejects.unionByName(failed_unit_rejects(rows, status.failures, keys))
 
 
-def _apply(valid: DataFrame, job: JobConfig, prepared: PreparedFunction) -> tuple[DataFrame, int]:
-    """The function's output with status rows (``isolate_failures``), and the bucket count."""
+def _apply(
+    valid: DataFrame, job: JobConfig, prepared: PreparedFunction, held: ExitStack
+) -> tuple[DataFrame, int]:
+    """The function's output with status rows (``isolate_failures``), and the bucket count.
+
+    A function with summary stages (the built-in data pricing) runs them on the packed engine:
+    one pass over ``valid`` instead of ``prepare``'s plus the function's; its per-unit
+    summaries stay persisted until ``held`` closes.
+    """
     uow, function = job.unit_of_work, prepared.function
+    if uow.engine == "packed" and function.stages is not None:
+        buckets = choose_buckets(valid, uow.buckets, uow.target_bucket_mb)
+        hold = lambda df: held.enter_context(persisted(df))  # noqa: E731
+        return apply_summarised(valid, function, prepared.params, uow.keys, uow.order_by, buckets,
+                                hold, uow.max_unit_rows, uow.rows_per_call), buckets
     context = function.prepare(valid, uow.keys, prepared.params) if function.prepare else None
     bound = function.bind(prepared.params, context)
     if uow.engine == "reference":

@@ -219,6 +219,34 @@ def _exact(number: float) -> str:
 
 
 @dataclass(frozen=True)
+class SummaryStages:
+    """A ``batch`` function with a driver-side context, split so the packed engine reads the
+    rows once (built-in functions only).
+
+    Without it, a function with ``prepare`` costs two passes over its input: ``prepare``'s
+    (e.g. per-unit statistics aggregated by Spark for pooled priors), then the function's. With
+    it, the function's pass computes one summary row per unit; the context comes from those
+    summaries (one row per unit, held by Spark); the output is finished from them:
+
+    * ``summarise(pdf, keys, params) -> DataFrame``: the keys and ``summary_columns`` of every
+      unit in ``pdf`` (whole units, as the ``batch`` shape gets them), one row per unit;
+    * ``context(summaries, keys, params) -> context``: run once on the driver over the Spark
+      DataFrame of all summaries (the key columns and ``summary_columns``);
+    * ``finish(summaries, keys, params, context) -> DataFrame``: a pandas chunk of summary
+      rows to the function's output (the keys and ``output_columns``), the same rows ``fn``
+      gives for those units with the same context.
+
+    ``finish`` works on the summaries alone, so an exception there is not a failure of one
+    unit: it fails the run (the failed-unit budget applies to ``summarise``).
+    """
+
+    summarise: Callable[..., Any]
+    summary_columns: Mapping[str, str]
+    context: Callable[..., Any]
+    finish: Callable[..., Any]
+
+
+@dataclass(frozen=True)
 class UnitFunction:
     """A unit-of-work function and the contract the engine runs it under.
 
@@ -235,6 +263,8 @@ class UnitFunction:
         prepare: optional ``(spark_df, keys, params) -> context`` run once on the driver over
             the validated input; ``fn`` then receives ``context=`` (small, picklable).
         prepare_pandas: the same as ``prepare`` for a pandas DataFrame (no Spark).
+        stages: the function split in :class:`SummaryStages`, which the packed engine runs
+            instead of ``prepare`` + ``fn`` (one pass over the rows); None for one stage.
     """
 
     name: str
@@ -245,6 +275,7 @@ class UnitFunction:
     params_model: type[BaseModel] | None = None
     prepare: Callable[..., Any] | None = None
     prepare_pandas: Callable[..., Any] | None = None
+    stages: SummaryStages | None = None
 
     def validate_params(self, params: Mapping[str, Any]) -> Any:
         """Validate ``params`` before any data is read; return the model or a plain dict.

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from batch_scoring.udfs.contract import (
     ColumnRule,
     Shape,
+    SummaryStages,
     UnitFunction,
     did_you_mean,
     parse_ddl_columns,
@@ -54,6 +55,12 @@ BUILTINS: Mapping[str, UnitFunction] = {
         params_model=data_pricing.DataPricingParams,
         prepare=data_pricing.prepare_spark,
         prepare_pandas=data_pricing.prepare_pandas,
+        stages=SummaryStages(
+            summarise=data_pricing.summarise_units,
+            summary_columns=data_pricing.SUMMARY_COLUMNS,
+            context=data_pricing.priors_from_summaries,
+            finish=data_pricing.finish_units,
+        ),
     ),
     "voice_pricing": UnitFunction(
         name="voice_pricing",

@@ -11,7 +11,13 @@ from pyspark.testing import assertDataFrameEqual
 
 from batch_scoring.jobs.sample_data import make_bundle_sales, make_voice_traffic
 from batch_scoring.udfs.contract import UnitFunction
-from batch_scoring.udfs.engine.spark_execution import apply_packed, apply_reference
+from batch_scoring.udfs.engine.spark_execution import (
+    apply_packed,
+    apply_reference,
+    apply_summarised,
+    bucket_of,
+    split_status,
+)
 from batch_scoring.udfs.pricing.data_pricing import DataPricingParams, prepare_spark, price_data
 from batch_scoring.udfs.registry import BUILTINS
 
@@ -101,6 +107,29 @@ def test_packed_data_pricing_equals_reference_and_pandas(
     assertDataFrameEqual(fast, slow)
     local = price_data(bundle_pdf, KEYS, params)
     assertDataFrameEqual(fast, spark.createDataFrame(local, schema=fast.schema), rtol=1e-9)
+
+
+def test_data_pricing_in_one_pass_equals_priors_then_prices_and_pandas(
+    spark, bundle_df, bundle_pdf, arrow_batch_rows
+):
+    arrow_batch_rows(64)
+    function, params = BUILTINS["data_pricing"], DataPricingParams(history_days=30)
+    held = []
+    raw = apply_summarised(bundle_df, function, params, KEYS, ["sale_date"], 3,
+                           lambda df: held.append(df.persist()) or held[-1])
+    status = split_status(raw, KEYS)
+    by_bucket = {r["b"]: r["count"] for r in
+                 bundle_df.groupBy(bucket_of(KEYS, 3).alias("b")).count().collect()}
+    assert (status.rows_priced, status.units_failed) == (len(bundle_pdf), 0)
+    assert status.rows_priced_by_bucket == by_bucket
+    assert status.priced.columns == [*KEYS, *function.output_columns]
+    priors = prepare_spark(bundle_df, KEYS, params)
+    two_passes = packed(bundle_df, function, params.model_dump(), context=priors)
+    assertDataFrameEqual(status.priced, two_passes, rtol=1e-9)
+    local = price_data(bundle_pdf, KEYS, params)
+    assertDataFrameEqual(status.priced, spark.createDataFrame(local, schema=two_passes.schema), rtol=1e-9)
+    for df in held:
+        df.unpersist()
 
 
 def test_packed_voice_pricing_equals_reference(spark, arrow_batch_rows):

@@ -18,9 +18,10 @@ priced rows from the failed units and the row tally.
 
 from __future__ import annotations
 
+import functools
 import sys
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +36,7 @@ from batch_scoring.udfs.engine.unit_of_work import (
     STATUS_COLUMNS,
     apply_to_units,
     check_unit_rows,
+    conform_output,
     iter_whole_units,
     join_batches,
 )
@@ -123,6 +125,79 @@ def apply_packed(
     )
     # mapInPandas keeps the hash partitioning, so a row's partition is its unit's bucket
     return applied.withColumn(BUCKET_COLUMN, F.spark_partition_id()) if isolate_failures else applied
+
+
+def apply_summarised(
+    df: DataFrame,
+    function: UnitFunction,
+    params: Any,
+    keys: Sequence[str],
+    order_by: Sequence[str],
+    buckets: int,
+    hold: Callable[[DataFrame], DataFrame],
+    max_unit_rows: int | None = None,
+    rows_per_call: int = 1,
+) -> DataFrame:
+    """Run a function with :class:`~batch_scoring.udfs.contract.SummaryStages` in one pass
+    over ``df``, failures isolated.
+
+    1. ``summarise`` runs packed (:func:`apply_packed`, ``isolate_failures``): one summary row
+       per unit plus the status rows (failed units and tallies of input rows), kept by
+       ``hold`` (e.g. persisted; the caller releases it after the commit);
+    2. ``context`` runs on the driver over the held summaries (its action runs stage 1);
+    3. ``finish`` turns each partition's summary rows into output rows
+       (``mapInPandas``, no shuffle), passing the status rows through unchanged.
+
+    Args:
+        hold: keeps stage 1's output so stage 2 and 3 read it without recomputing the pass.
+        Others: as :func:`apply_packed`; ``params`` is what ``validate_params`` returned.
+
+    Returns:
+        The same schema as :func:`apply_packed` with ``isolate_failures``: output rows and
+        status rows, with ``_bucket``; the tallies count input rows (stage 1's), so
+        :func:`split_status` and the per-bucket reconciliation work unchanged.
+
+    Raises:
+        pyspark.errors.PythonException: as :func:`apply_packed`; also when ``finish`` raises
+            or returns other columns than declared (``FunctionOutputError``).
+    """
+    stages = function.stages
+    summary_function = UnitFunction(
+        name=f"{function.name} (summaries)", fn=stages.summarise, shape="batch",
+        output_columns=stages.summary_columns,
+    )
+    summarise = functools.partial(stages.summarise, params=params)
+    summaries_raw = hold(apply_packed(df, summary_function, summarise, keys, order_by, buckets,
+                                      True, max_unit_rows, rows_per_call))
+    summaries = summaries_raw.where(F.col(ROWS_COLUMN).isNull()).drop(*STATUS_COLUMNS, BUCKET_COLUMN)
+    context = stages.context(summaries, list(keys), params)
+    finish = functools.partial(stages.finish, params=params, context=context)
+    output = _column_names(df, keys, function)
+    summary_columns = _column_names(df, keys, summary_function)
+    ddl = f"{output_ddl(df, keys, function, True)}, `{BUCKET_COLUMN}` int"
+    name, key_list = function.name, list(keys)
+
+    def finish_partition(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for batch in batches:
+            is_status = batch[ROWS_COLUMN].notna().to_numpy()
+            done = batch[~is_status]
+            if len(done):
+                result = conform_output(finish(done[summary_columns].reset_index(drop=True),
+                                               key_list), output, name)
+                yield result.assign(**{c: None for c in STATUS_COLUMNS},
+                                    **{BUCKET_COLUMN: done[BUCKET_COLUMN].to_numpy()})
+            if is_status.any():
+                yield _status_rows(batch[is_status], key_list, output)
+
+    return summaries_raw.mapInPandas(finish_partition, ddl)
+
+
+def _status_rows(status: pd.DataFrame, keys: list[str], output: list[str]) -> pd.DataFrame:
+    """Status rows of stage 1 in the finished schema: output columns other than keys null."""
+    rows = status.reset_index(drop=True)
+    nulls = {c: pd.Series([None] * len(rows), dtype=object) for c in output if c not in keys}
+    return rows[[*keys, *STATUS_COLUMNS, BUCKET_COLUMN]].assign(**nulls)[
+        [*output, *STATUS_COLUMNS, BUCKET_COLUMN]]
 
 
 def apply_reference(

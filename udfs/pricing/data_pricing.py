@@ -72,6 +72,18 @@ DATA_PRICING_OUTPUT_COLUMNS: dict[str, str] = {
 }
 
 
+SUMMARY_COLUMNS: dict[str, str] = {
+    "n_rows": "bigint",
+    "n_obs": "bigint",
+    "sxx": "double",
+    "sxy": "double",
+    "syy": "double",
+    "last_date": "date",
+    "current_price": "double",
+    "unit_cost": "double",
+}
+
+
 class DataPricingParams(BaseModel):
     """Parameters of the data-pricing function (``function.params`` in the job YAML).
 
@@ -412,6 +424,51 @@ def price_data_units(
     stats = unit_statistics(pdf, keys, params)
     priors = context if context is not None else pool_priors(stats, params)
     return price_from_statistics(stats, priors, params)
+
+
+def summarise_units(pdf: pd.DataFrame, keys: Sequence[str], params: DataPricingParams) -> pd.DataFrame:
+    """Stage 1 of the packed Spark job: :func:`unit_statistics` of a batch of whole units.
+
+    Returns:
+        One row per unit: the key columns, then :data:`SUMMARY_COLUMNS` (``last_date`` as
+        ``datetime.date``, so Spark receives a date).
+    """
+    if pdf.empty:
+        return pd.DataFrame({**{k: pdf[k] for k in keys},
+                             **{c: pd.Series(dtype=object) for c in SUMMARY_COLUMNS}})
+    stats = unit_statistics(pdf, keys, params)
+    return stats.assign(last_date=pd.to_datetime(stats["last_date"]).dt.date)
+
+
+def priors_from_summaries(
+    summaries: SparkDataFrame, keys: Sequence[str], params: DataPricingParams
+) -> PoolPriors:
+    """Stage 2 of the packed Spark job, on the driver: the pool priors from every unit's
+    summary (:func:`summarise_units` rows).
+
+    Collects the ``pool_by`` columns and ``n_obs``, ``sxx``, ``sxy``, ``syy`` of every unit
+    (about 50 bytes per unit), sorted by the keys so the priors' sums add in the same order on
+    every run (a rerun gives the same prices to the last bit).
+    """
+    columns = list(dict.fromkeys([*keys, *params.pool_by]))
+    stats = summaries.select(*columns, *STAT_COLUMNS).toPandas()
+    stats = stats.sort_values(list(keys), kind="stable", ignore_index=True)
+    return pool_priors(stats, params)
+
+
+def finish_units(
+    summaries: pd.DataFrame, keys: Sequence[str], params: DataPricingParams, context: PoolPriors
+) -> pd.DataFrame:
+    """Stage 3 of the packed Spark job: prices from unit summaries and the pool priors.
+
+    Args:
+        summaries: :func:`summarise_units` rows of some units (``last_date`` as dates).
+
+    Returns:
+        The same rows :func:`price_data_units` gives for those units with ``context``.
+    """
+    stats = summaries[[*keys, *SUMMARY_COLUMNS]]
+    return price_from_statistics(stats, context, params)
 
 
 def price_data(pdf: pd.DataFrame, keys: Sequence[str], params: DataPricingParams) -> pd.DataFrame:
