@@ -78,6 +78,22 @@ def worker_memory(reports: list[dict]) -> list[dict]:
     return out
 
 
+def worker_flat(base: dict, top: dict) -> list[dict]:
+    """Per Spark stage measured at both sizes: the largest Python worker's peak RSS at each and
+    the change, met when within ``MEMORY_FLAT`` either way (issue 13: flat +-20 % S->P)."""
+    rows = []
+    for name, a_stage in _measured(base).items():
+        b_stage = _measured(top).get(name)
+        if b_stage is None or name == "pandas":
+            continue
+        a, b = a_stage["memory"]["peak_mib"]["worker_max"], b_stage["memory"]["peak_mib"]["worker_max"]
+        change = b / a - 1 if a else None
+        rows.append({"stage": name, "worker_max_mib": [a, b],
+                     "change": None if change is None else round(change, 3),
+                     "met": None if change is None else abs(change) <= MEMORY_FLAT})
+    return rows
+
+
 def compare(names: list[str], results: Path) -> dict:
     """Load the reports, compute the three views, print them; returns them as one dict."""
     if len(names) < 2:
@@ -87,13 +103,16 @@ def compare(names: list[str], results: Path) -> dict:
     label = f"{top['_label']}/{base['_label']}"
     view = {"sizes": [r["_label"] for r in reports], "files": [r["_file"] for r in reports],
             "span": label, "time_scaling": time_scaling(base, top),
-            "driver_memory": driver_memory(base, top), "worker_memory": worker_memory(reports)}
+            "driver_memory": driver_memory(base, top), "worker_memory": worker_memory(reports),
+            "worker_flat": worker_flat(base, top)}
     view["notes"] = _notes(reports)
     view["targets"] = [
         {"target": f"{label} time ratio <= {SCALING_SLACK}x the row ratio (every stage)",
          "met": _all(row["met"] for row in view["time_scaling"])},
         {"target": f"driver memory flat within {MEMORY_FLAT:.0%} {label} (every Spark stage)",
          "met": _all(row["met"] for row in view["driver_memory"])},
+        {"target": f"largest Python worker flat within {MEMORY_FLAT:.0%} {label} (every Spark stage)",
+         "met": _all(row["met"] for row in view["worker_flat"])},
     ]
     print_compare(view)
     return view

@@ -14,6 +14,9 @@ from benchmarks.targets import evaluate_run, met_text
 PAIRS = (  # (numerator, denominator): "numerator_over_denominator", > 1 means the denominator is faster
     ("reference", "packed"),
     ("spark_udf", "scorer"),
+    ("spark_udf", "scorer_compiled"),
+    ("scorer", "scorer_compiled"),
+    ("model_job", "scorer"),
     ("spark_udf", "model_job"),
     ("packed", "pandas"),
 )

@@ -3,7 +3,8 @@
     .venv/bin/python -m benchmarks.run --size S|M|L
         [--stages floor,reference,packed,pandas,spark_udf,scorer,model_job]
         [--out benchmarks/results] [--model hgb|ridge] [--batch-rows 10000]
-        [--pandas-max-rows 5000000] [--repeat 3] [--no-warm-up] [--keep-outputs] [--profile]
+        [--pandas-max-rows 5000000] [--repeat 3] [--reference-repeat N] [--no-warm-up]
+        [--keep-outputs] [--profile]
     .venv/bin/python -m benchmarks.run --compare S M L
 
 (``python benchmarks/run.py ...`` works too.) Sizes: T 50k rows / 500 units (smoke runs),
@@ -62,6 +63,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=3,
                         help="rounds per group, the stages' order reversed every other round; "
                              "each stage reports its best round (default 3)")
+    parser.add_argument("--reference-repeat", type=int, default=None,
+                        help="rounds of the applyInPandas reference, at most --repeat (default: "
+                             "--repeat); at P one round takes about 13 minutes on 2 cores")
     parser.add_argument("--keep-outputs", action="store_true",
                         help="keep the stages' outputs under benchmarks/work/<size>/out")
     parser.add_argument("--profile", action="store_true",
@@ -107,11 +111,15 @@ def prepare(args) -> stages.Context:
 def run_group(ctx: stages.Context, names: list[str], measured: dict, args) -> None:
     """Run the chosen stages of one group ``args.repeat`` times into ``measured``: in order in
     rounds 1, 3, ..., reversed in rounds 2, 4, ..., so no stage always runs first or after
-    the same neighbour; each stage keeps its fastest round (:func:`best_round`). Before the
-    first reference run, print how long it is expected to take."""
+    the same neighbour; each stage keeps its fastest round (:func:`best_round`). The reference
+    runs only in the first ``--reference-repeat`` rounds. Before the first reference run,
+    print how long it is expected to take."""
+    reference_rounds = args.reference_repeat if args.reference_repeat is not None else args.repeat
     for round_number in range(max(1, args.repeat)):
         order = names if round_number % 2 == 0 else names[::-1]
         for name in order:
+            if name == "reference" and round_number >= max(1, reference_rounds):
+                continue
             if name == "reference" and round_number == 0:
                 floor = measured.get("floor", {}).get("seconds")
                 guess = estimate.reference_seconds(args.out, ctx.size.units, floor)
