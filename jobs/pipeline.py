@@ -13,7 +13,11 @@ chained jobs (model, then function) here:
 Passes over the data of a function job: the function's pass (read, shuffle, function; its
 output, about one row per unit, is persisted), one count of the source, one pass computing the
 rejects (persisted while counted and written), plus, only when some unit raised, one more read
-of the function's input joined with the failed keys. The output is written from the cache.
+of the function's input joined with the failed keys. The output is written from the cache. A
+function with a driver-side ``prepare`` step (pooled priors) reads its input once more for it,
+unless it comes in summary stages (the built-in data pricing,
+:class:`~batch_scoring.udfs.contract.SummaryStages`): then the function's pass computes one
+summary row per unit, the context comes from those, and the output is finished from them.
 
 Library code: it takes the session as an argument and never changes Spark settings.
 """
