@@ -165,7 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     with stage_progress(spark, lambda: recorder.phases.current, args.progress_interval, quiet=args.quiet):
         report = write_run_report(spark, job, summary, recorder)
     tracked = record_run(spark, job, recorder.last_document, manifest, report)
-    details = run_details(job, summary, recorder.targets.rejects_sink if recorder.targets else None)
+    details = run_details(job, summary, recorder.targets.rejects_sink if recorder.targets else None,
+                          recorder.last_document["rows"]["rejected_by_reason"])
     cost = recorder.last_document.get("cost")
     if args.json:
         print(json.dumps({**summary.as_dict(), **details, "manifest": manifest, "report": report,
@@ -251,28 +252,29 @@ def stopped_run(stop: RunStopped, spark, recorder: ManifestRecorder, timeout: fl
     return stop.exit_code
 
 
-def run_details(job: JobConfig, summary: RunSummary, rejects_sink: Sink | None) -> dict:
-    """What the summary's counts do not say, read back from the run's committed rejects
-    (``rejects_sink``, None when the run never reached its commit).
+def run_details(job: JobConfig, summary: RunSummary, rejects_sink: Sink | None,
+                by_reason: dict[str, int]) -> dict:
+    """What the summary's counts do not say: rejects per reason and units that failed.
+
+    Args:
+        rejects_sink: the run's rejects table (None when the run never reached its commit).
+        by_reason: rejected rows per ``reject_reason``, as the manifest recorded them (one
+            grouped count over the committed rejects, made once per run for both).
 
     Returns:
         ``{"rejected_by_reason": {reason: rows}, "units_failed": n}``; ``units_failed`` (units
         whose function raised, within ``function.max_failed_units``) only for function jobs.
 
-    Cost: nothing when no row was rejected; else one grouped count over the run's rejects
-    (and a distinct count of the failed units' keys when some unit raised).
+    Cost: nothing unless some unit raised; then one distinct count of the failed units' keys
+    over the run's rejects.
     """
-    details: dict = {"rejected_by_reason": {}}
-    if job.function is not None:
-        details["units_failed"] = 0
-    if summary.rows_rejected == 0 or rejects_sink is None:
+    details: dict = {"rejected_by_reason": dict(sorted(by_reason.items()))}
+    if job.function is None:
         return details
-    rejects = rejects_sink.read_run(dt.date.fromisoformat(summary.run_date))
-    if rejects is None:
-        return details
-    by_reason = {r["reject_reason"]: r["count"] for r in rejects.groupBy("reject_reason").count().collect()}
-    details["rejected_by_reason"] = dict(sorted(by_reason.items()))
-    if job.function is not None and by_reason.get(FUNCTION_RAISED):
+    details["units_failed"] = 0
+    rejects = rejects_sink.read_run(dt.date.fromisoformat(summary.run_date)) if (
+        by_reason.get(FUNCTION_RAISED) and rejects_sink is not None) else None
+    if rejects is not None:
         failed = rejects.where(F.col("reject_reason") == FUNCTION_RAISED)
         details["units_failed"] = failed.select(*job.unit_of_work.keys).distinct().count()
     return details
