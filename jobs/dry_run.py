@@ -10,13 +10,14 @@ run starts Spark and, writing nothing anywhere:
 * lists the input files and their bytes after ``source.filter``'s partition pruning, from the
   files' metadata columns (``_metadata.file_path`` / ``file_size``: a scan that reads no data
   column);
-* estimates the units of work (``approx_count_distinct`` of the keys, HyperLogLog++, relative
-  standard deviation 5 %) and the buckets the run would use;
-* counts the rows it would read and estimates the run's cost from the job's latest priced run
+* counts the rows it would read and estimates the units of work (``approx_count_distinct`` of
+  the keys, HyperLogLog++, relative standard deviation 5 %) in the same pass, and the buckets
+  the run would use;
+* estimates the run's cost from the job's latest priced run
   (:mod:`~batch_scoring.jobs.cost_estimate`), which ``output.max_cost`` is checked against.
 
-Cost: one metadata scan of the pruned files, one row count (for Parquet and Delta answered
-from file metadata where Spark can) and one pass over the key columns.
+Cost: one metadata scan of the pruned files and one pass over the key columns (a model job:
+one row count, for Parquet and Delta answered from file metadata where Spark can).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from batch_scoring.jobs.cost_estimate import CostEstimate, estimate_cost
 from batch_scoring.jobs.quarantine import check_columns
 from batch_scoring.jobs.sinks import open_targets
 from batch_scoring.jobs.sources import choose_buckets, open_source
+from batch_scoring.udfs.contract import ColumnRule
 
 LISTED_FILES = 20
 
@@ -79,8 +81,18 @@ class RunPlan:
         return "\n".join(lines)
 
 
-def plan_run(spark: SparkSession, job: JobConfig, run_date: dt.date, s3_scheme: str = "s3a") -> RunPlan:
+def plan_run(
+    spark: SparkSession, job: JobConfig, run_date: dt.date, s3_scheme: str = "s3a",
+    rules: tuple[ColumnRule, ...] | None = None,
+) -> RunPlan:
     """The :class:`RunPlan` of a run of ``job`` for ``run_date``; writes nothing.
+
+    Args:
+        rules: the function's input rules when the caller already ran the function's
+            preflight (the entry point does, before Spark starts); None runs it here.
+
+    Cost: one pass over the source for the rows and, for a function job, the estimated units
+    together (one aggregation); the model's check reads a sample.
 
     Raises:
         OwnershipError, RunDateTaken: as the run would (roots of another job, a taken date).
@@ -94,26 +106,29 @@ def plan_run(spark: SparkSession, job: JobConfig, run_date: dt.date, s3_scheme: 
     plan = RunPlan(job.job, run_date.isoformat(), targets.output_sink.location, targets.rejects_sink.location)
     plan.files = reader.input_files(source)
     plan.input_bytes = sum(size for _, size in plan.files)
-    plan.rows = source.count()
-    plan.cost = estimate_cost(spark, targets.output, plan.rows)
     if job.model is not None and job.model.route is None:
         plan.model = _checked_model(job, source)
     if job.function is not None:
-        _check_function_inputs(job, source)
-        plan.units = _estimated_units(source, job.unit_of_work.keys)
+        check_columns(source, rules if rules is not None else _function_rules(job), job.source.path)
+        plan.rows, plan.units = _rows_and_units(source, job.unit_of_work.keys)
         if job.unit_of_work.engine == "packed":
             plan.buckets = choose_buckets(source, job.unit_of_work.buckets, job.unit_of_work.target_bucket_mb)
+    else:
+        plan.rows = source.count()
+    plan.cost = estimate_cost(spark, targets.output, plan.rows)
     return plan
 
 
-def _estimated_units(source: DataFrame, keys: list[str]) -> int:
-    return int(source.select(F.approx_count_distinct(F.struct(*keys))).first()[0])
+def _rows_and_units(source: DataFrame, keys: list[str]) -> tuple[int, int]:
+    """Rows, and units estimated by ``approx_count_distinct`` of the keys, in one pass."""
+    row = source.agg(F.count(F.lit(1)), F.approx_count_distinct(F.struct(*keys))).first()
+    return int(row[0]), int(row[1])
 
 
-def _check_function_inputs(job: JobConfig, source: DataFrame) -> None:
+def _function_rules(job: JobConfig) -> tuple[ColumnRule, ...]:
     from batch_scoring.jobs.pipeline import preflight
 
-    check_columns(source, preflight(job).rules, job.source.path)
+    return preflight(job).rules
 
 
 def _checked_model(job: JobConfig, source: DataFrame) -> dict[str, str | None]:

@@ -142,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         spark.sparkContext.setLogLevel("ERROR" if args.quiet else "INFO")
     log.info("Spark settings: %s", redact(spark_settings(profile, job)))
     if args.dry_run:
-        return dry_run(spark, job, run_date, profile)
+        return dry_run(spark, job, run_date, profile, prepared.rules if prepared is not None else None)
     recorder = ManifestRecorder(spark, job, run_date, run_id or new_run_id(run_date), profile.s3_scheme,
                                 profile.prices)
     signals = answered_signals()
@@ -205,12 +205,13 @@ def configure_logging(level: int) -> None:
     log.setLevel(level)
 
 
-def dry_run(spark, job: JobConfig, run_date: dt.date, profile: PlatformProfile) -> int:
+def dry_run(spark, job: JobConfig, run_date: dt.date, profile: PlatformProfile, rules=None) -> int:
     """Print the run's plan (:mod:`~batch_scoring.jobs.dry_run`) and check its estimated cost
     against ``output.max_cost`` (exit 4 above it); return the exit code. Writes nothing: no
-    manifest, no output, no rejects."""
+    manifest, no output, no rejects. ``rules``: the function's input rules from the preflight
+    already run (None: checked again)."""
     try:
-        plan = plan_run(spark, job, run_date, profile.s3_scheme)
+        plan = plan_run(spark, job, run_date, profile.s3_scheme, rules)
         print(plan.describe())
         check_cost_limit(plan.cost, job.output.max_cost, profile.prices.currency)
     except JobError as error:
