@@ -692,3 +692,19 @@ def test_a_batch_ending_on_an_na_key_is_not_merged_with_a_next_batch_starting_on
     chunks = list(iter_whole_units([first, second, third], ["k"]))
 
     assert [chunk["row"].tolist() for chunk in chunks] == [[0], [1], [2, 3], [4]]
+
+
+@pytest.mark.parametrize("tail", [1, 2, 3, 7, 64, 100])
+@pytest.mark.parametrize("rows", [1, 2, 5, 100, 1_000])
+def test_the_last_unit_start_is_found_at_every_length_of_batch_and_tail(rows, tail):
+    tail = min(tail, rows)
+    head = rows - tail
+    batch = pd.DataFrame({
+        "a": ["x"] * head + ["y"] * tail,
+        "same_a": ["x"] * rows,
+        "b": pd.array([*range(head), *([None] * tail)], dtype="Int64"),
+    })
+    assert _last_unit_start(batch, ["a"]) == head
+    assert _last_unit_start(batch, ["same_a"]) == 0
+    # the unit is told apart by its second key only, a missing value equal to itself
+    assert _last_unit_start(batch, ["same_a", "b"]) == head

@@ -205,14 +205,39 @@ def _checked(chunk: pd.DataFrame, keys: Sequence[str], max_unit_rows: int | None
 
 
 def _last_unit_start(batch: pd.DataFrame, keys: Sequence[str]) -> int:
-    """Return the row position where the batch's last unit of work begins."""
-    same = np.ones(len(batch), dtype=bool)
-    for key in keys:
-        column = batch[key]
-        last = column.iloc[-1]
-        same &= (column.isna() if pd.isna(last) else column.eq(last)).to_numpy(dtype=bool, na_value=False)
-    different = np.flatnonzero(~same)
-    return int(different[-1]) + 1 if len(different) else 0
+    """Return the row position where the batch's last unit of work begins.
+
+    The batch is grouped by unit, so the rows whose keys equal the last row's form its tail:
+    "equal to the last key" is false before that position and true from it on. A galloping
+    search from the end, then a binary search, finds it in O(log rows) row comparisons
+    (missing values equal to each other, as :func:`_same_value`), instead of comparing
+    every row.
+    """
+    columns = [batch[key] for key in keys]
+    last = [column.iloc[-1] for column in columns]
+
+    def same(position: int) -> bool:
+        return all(_same_value(column.iloc[position], value) for column, value in zip(columns, last))
+
+    high, step = len(batch) - 1, 1  # high: a position known to be in the last unit
+    while True:
+        probe = high - step
+        if probe < 0:
+            if same(0):
+                return 0
+            low = 0
+            break
+        if not same(probe):
+            low = probe  # low: a position known to be before the last unit
+            break
+        high, step = probe, step * 2
+    while high - low > 1:
+        middle = (low + high) // 2
+        if same(middle):
+            high = middle
+        else:
+            low = middle
+    return high
 
 
 def _same_unit(previous: pd.DataFrame, batch: pd.DataFrame, keys: Sequence[str]) -> bool:
