@@ -159,9 +159,10 @@ def check_paths(job: JobConfig) -> None:
     inputs = [("source.path", job.source.path)] if job.source.path else []
     if job.source.jdbc is not None and job.source.jdbc.unload is not None:  # deleted after the run
         inputs.append(("source.jdbc.unload.s3_uri", job.source.jdbc.unload.s3_uri))
-    pairs = [(f, p, of, o) for f, p in outputs for of, o in inputs]
+    pairs = [(field, path, source_field, source) for field, path in outputs for source_field, source in inputs]
     if len(outputs) == 2:
-        pairs.append((*outputs[1], *outputs[0]))
+        (output_field, output), (rejects_field, rejects) = outputs
+        pairs.append((rejects_field, rejects, output_field, output))
     for field, path, other_field, other in pairs:
         if overlaps(path, other):
             raise ConfigError(
