@@ -59,6 +59,31 @@ def floor(spark, source: Path, out: Path, buckets: int) -> None:
     )
 
 
+def python_floor(spark, source: Path, buckets: int) -> int:
+    """The floor of any job that runs Python on the units: the job's columns read,
+    repartitioned by the keys, sorted within partitions and handed to the Python workers as
+    Arrow record batches (``mapInArrow``), which only count them; returns the rows counted.
+
+    What this costs over :func:`floor` is moving every row from the JVM into Python, which no
+    unit-of-work engine can avoid; what the packed job costs over this is its own work.
+    """
+    import pyarrow as pa
+
+    def count_rows(batches):
+        yield pa.RecordBatch.from_pydict({"rows": [sum(batch.num_rows for batch in batches)]})
+
+    counted = (
+        spark.read.parquet(str(source))
+        .select(*KEYS, "sale_date", "price", "volume", "unit_cost")
+        .repartition(buckets, *KEYS)
+        .sortWithinPartitions(*KEYS, "sale_date")
+        .mapInArrow(count_rows, "rows long")
+        .groupBy().sum("rows")
+        .first()
+    )
+    return int(counted[0])
+
+
 def job_run(spark, source: Path, out: Path, engine: str, buckets: int):
     """One whole data-pricing job run with the given engine; returns its RunSummary."""
     from batch_scoring.jobs.config import load_job

@@ -13,6 +13,7 @@ from benchmarks.targets import evaluate_run, met_text
 
 PAIRS = (  # (numerator, denominator): "numerator_over_denominator", > 1 means the denominator is faster
     ("reference", "packed"),
+    ("packed", "python_floor"),
     ("spark_udf", "scorer"),
     ("spark_udf", "scorer_compiled"),
     ("scorer", "scorer_compiled"),

@@ -2,22 +2,24 @@
 
 Every stage reuses the one-off benchmarks' code, so the harness measures exactly what they do:
 
-=========== ======= ====================================================================
-stage       group   what runs (and its floor)
-=========== ======= ====================================================================
-floor       pricing read bundle sales, repartition by the unit keys, sort within
-                    partitions, write zstd Parquet; no function
-reference   pricing the whole data-pricing job, ``unit_of_work.engine=reference``
-                    (``groupBy(keys).applyInPandas``, one call per unit)
-packed      pricing the whole data-pricing job, packed engine (what users run)
-pandas      pricing the same pricing on one pandas DataFrame in this process, no Spark
-model_floor model   read id + features, write zstd Parquet; no model
-spark_udf   model   ``mlflow.pyfunc.spark_udf`` on the features, id + prediction written
-scorer      model   our scorer alone (``ship_model`` + ``score_spark``), id + prediction
-                    + model stamp written
-model_job   model   the whole model-scoring job (``pipeline.run``): signature check,
-                    quarantine, scoring, rejects, counts
-=========== ======= ====================================================================
+============ ======= ====================================================================
+stage        group   what runs (and its floor)
+============ ======= ====================================================================
+floor        pricing read bundle sales, repartition by the unit keys, sort within
+                     partitions, write zstd Parquet; no function
+python_floor pricing the job's columns read, repartitioned, sorted and handed to Python
+                     workers over ``mapInArrow``, which only count them
+reference    pricing the whole data-pricing job, ``unit_of_work.engine=reference``
+                     (``groupBy(keys).applyInPandas``, one call per unit)
+packed       pricing the whole data-pricing job, packed engine (what users run)
+pandas       pricing the same pricing on one pandas DataFrame in this process, no Spark
+model_floor  model   read id + features, write zstd Parquet; no model
+spark_udf    model   ``mlflow.pyfunc.spark_udf`` on the features, id + prediction written
+scorer       model   our scorer alone (``ship_model`` + ``score_spark``), id + prediction
+                     + model stamp written
+model_job    model   the whole model-scoring job (``pipeline.run``): signature check,
+                     quarantine, scoring, rejects, counts
+============ ======= ====================================================================
 """
 
 from __future__ import annotations
@@ -75,6 +77,10 @@ def _floor(ctx: Context, out: Path) -> None:
     pricing_bench.floor(ctx.spark, ctx.pricing_source, out, ctx.buckets)
 
 
+def _python_floor(ctx: Context, out: Path) -> None:
+    pricing_bench.python_floor(ctx.spark, ctx.pricing_source, ctx.buckets)
+
+
 def _reference(ctx: Context, out: Path) -> None:
     pricing_bench.job_run(ctx.spark, ctx.pricing_source, out, "reference", ctx.buckets)
 
@@ -108,6 +114,10 @@ STAGES = {
     for stage in (
         Stage("floor", "pricing", "floor",
               "I/O floor: read, repartition by keys, sortWithinPartitions, write; no function", _floor),
+        Stage("python_floor", "pricing", "floor",
+              "floor of a job running Python per unit: the job's columns read, repartitioned, "
+              "sorted and handed to Python workers as Arrow batches (mapInArrow) that only "
+              "count them", _python_floor),
         Stage("reference", "pricing", "floor",
               "whole pricing job (pipeline.run), engine=reference: applyInPandas per unit", _reference),
         Stage("packed", "pricing", "floor",
