@@ -12,6 +12,10 @@ Second line: Amazon EMR 7 (emr-7.14.0: Spark 3.5.8, Delta 3.3.2, Python 3.11), i
 ranges whose upper ends are the default line's exact versions, and so is numpy (Spark 3.5's
 pyspark.pandas and pyspark.testing fail to import under NumPy 2): pip picks the upper ends
 unless the constraints file pins the EMR 7 ones. Every other pin is shared by both lines.
+
+Extra ``compiled``: treelite and tl2cgen for ``model.backend: compiled | auto`` (both need only
+numpy, scipy and packaging, so they install on both lines); tl2cgen compiles with gcc, which
+the driver needs, while executors only load the compiled library.
 """
 
 from setuptools import setup
@@ -46,6 +50,12 @@ DEV = [
     "scikit-learn==1.7.2",
     "moto[server]==5.2.5",
     "psutil==7.2.2",  # benchmarks: peak RSS of the driver, the JVM and the Python workers
+    *COMPILED,  # the compiled tree backend's tests
+]
+
+COMPILED = [  # model.backend: compiled (jobs/model_backend.py); gcc is needed on the driver only
+    "treelite==4.8.1",  # converts tree ensembles (scikit-learn, XGBoost, LightGBM)
+    "tl2cgen==1.0.0",  # generates C and compiles it (driver); executors load the library with it
 ]
 
 setup(
@@ -73,6 +83,6 @@ setup(
         "batch_scoring.udfs.models": "udfs/models",
     },
     install_requires=RUNTIME,
-    extras_require={"dev": DEV},
+    extras_require={"dev": DEV, "compiled": COMPILED},
     entry_points={"console_scripts": ["batch-score=batch_scoring.jobs.cli:main"]},
 )

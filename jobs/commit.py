@@ -53,7 +53,9 @@ class RunSummary:
     """What a run did, in numbers (rows are counts of rows; seconds are wall-clock).
 
     ``units`` counts distinct unit-of-work keys in the output (scored rows for a model job).
-    The ``model_*`` fields are set for model jobs: URI, registry version, content hash; and
+    The ``model_*`` fields are set for model jobs: URI, registry version, content hash, the
+    backend each model was scored with (:meth:`~batch_scoring.jobs.model_backend.BackendChoice.describe`;
+    a list for routed jobs); and
     ``arrow_batches``, the Arrow batches the model scored (a Spark accumulator: a task that ran
     twice counts its batches twice).
     """
@@ -72,6 +74,7 @@ class RunSummary:
     model_uri: str | None = None
     model_version: str | None = None
     model_sha256: str | None = None
+    model_backend: dict[str, Any] | list[dict[str, Any]] | None = None
     arrow_batches: int | None = None
 
     def as_dict(self) -> dict[str, Any]:

@@ -469,6 +469,12 @@ class ModelConfig(StrictModel):
         description="score although the model's flavor library (e.g. scikit-learn) is at another "
         "major.minor version here than the model was saved with (a warning instead of exit 2)",
     )
+    backend: Literal["auto", "native", "compiled"] = Field(
+        "auto",
+        description="native: the model's own predict; compiled: a tree ensemble compiled with "
+        "treelite/tl2cgen on the driver (exit 2 when it cannot be, or its predictions differ on "
+        "a sample); auto: compiled only when it can be, matches and is faster on the sample",
+    )
     max_failed_rows: int | str = Field(
         0,
         description="rows on which predict may raise before the run fails (exit 4, nothing "

@@ -19,7 +19,8 @@ Fields: ``job``, ``run_date``, ``run_id``, ``status`` (``committing`` | ``succee
 redacted) and ``config_sha256``, ``code`` (package version and a hash of its source files),
 ``spark`` (application id, version, master), ``inputs`` (source files with sizes in bytes, or
 the Delta table version; at most 10,000 files are listed, all are counted), ``model`` (URI,
-version, SHA-256), ``rows`` (in, out, rejected, units, buckets, and rejected by reason; for a
+version, SHA-256, and ``backend``: the backend each model scored with, why, the model's and the
+compiled library's SHA-256 and the sample timings, :mod:`~batch_scoring.jobs.model_backend`), ``rows`` (in, out, rejected, units, buckets, and rejected by reason; for a
 run stopped by a budget, exit 4, the counts it had made), ``phases`` (seconds per phase,
 :mod:`~batch_scoring.jobs.phases`), ``commit`` (the tables the attempt commits and, in order,
 those that committed; null when it never reached its commit),
@@ -350,7 +351,8 @@ def package_version() -> str:
 def _model(summary: RunSummary | None) -> dict[str, str | None] | None:
     if summary is None or summary.model_uri is None:
         return None
-    return {"uri": summary.model_uri, "version": summary.model_version, "sha256": summary.model_sha256}
+    return {"uri": summary.model_uri, "version": summary.model_version, "sha256": summary.model_sha256,
+            "backend": summary.model_backend}
 
 
 def _rows(summary: RunSummary | None, targets: RunTargets | None) -> dict[str, Any] | None:

@@ -3,7 +3,9 @@
     allow-list check -> resolve and download the model(s) on the driver (content hashes)
       -> compare the source schema with each model's signature (every problem in one message)
       -> quarantine rows that cannot be scored (nulls, NaN in required inputs, no model)
-      -> ship each model folder to the executors once -> iterator pandas UDF, no shuffle;
+      -> ship each model folder to the executors once
+      -> choose each model's backend (model.backend: native, or compiled trees checked on a
+         sample of the scorable rows and shipped as a library) -> mapInArrow, no shuffle;
          a raising ``predict`` is bisected, rows that raise alone are rejected (model_raised)
       -> persist the scored rows -> count rows read, scored and rejected
       -> reconcile, reject budget -> write predictions and rejects
@@ -23,8 +25,8 @@ from __future__ import annotations
 import logging
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field, replace
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -41,6 +43,7 @@ from batch_scoring.jobs.commit import (
 from batch_scoring.jobs.config import JobConfig, ModelConfig
 from batch_scoring.jobs.errors import ConfigError, InputError
 from batch_scoring.jobs.failure_budget import check_failed_work
+from batch_scoring.jobs.model_backend import BackendChoice, choose_backend
 from batch_scoring.jobs.model_environment import check_model_environment
 from batch_scoring.jobs.model_resolution import (
     ModelResolutionError,
@@ -68,6 +71,7 @@ from batch_scoring.udfs.models.spark_scoring import (
     ERROR_COLUMN,
     ShippedModel,
     score_spark,
+    ship_library,
     ship_model,
     split_scored,
 )
@@ -89,6 +93,7 @@ class ScoringPlan:
     routes: dict[tuple, ShippedModel]
     models: list[ResolvedModel]
     unrouted: list[tuple] = field(default_factory=list)
+    backends: dict[str, BackendChoice] = field(default_factory=dict)
 
     def columns(self, passthrough: list[str]) -> list[str]:
         """Columns to read: passthrough, route keys, then what every model reads from the source."""
@@ -299,20 +304,52 @@ def scored_source(
             ``model.max_failed_rows`` allows (default 0); raised before anything is written.
     """
     journal = journal or CommitJournal()
-    with journal.phase("model"):
-        with tempfile.TemporaryDirectory(prefix="batch-scoring-model-") as download:
+    with ExitStack() as folders:
+        download = folders.enter_context(tempfile.TemporaryDirectory(prefix="batch-scoring-model-"))
+        with journal.phase("model"):
             plan = plan_scoring(spark, job, source, download)
-    with journal.phase("quarantine"):
-        projected = source.select(*plan.columns(job.model.passthrough))
-        valid, rejects = quarantine(projected, plan)
-    batches = spark.sparkContext.accumulator(0)
-    with persisted(score(valid, plan, job.model, batches)) as raw:
-        with journal.phase("score") as phase:
-            scored, raised = split_scored(raw, valid.columns, job.model.passthrough)
-            failed = check_raised_rows(job.model, scored, raised)
-            phase.rows = f"{batches.value:,} Arrow batches, {failed:,} rows raised in the model"
-        yield ScoredSource(projected, scored, rejects.unionByName(raised_rejects(raised)), plan,
-                           batches.value)
+        with journal.phase("quarantine"):
+            projected = source.select(*plan.columns(job.model.passthrough))
+            valid, rejects = quarantine(projected, plan)
+        with journal.phase("backend"):  # the library must outlive the scoring: executors fetch it
+            compiled = folders.enter_context(tempfile.TemporaryDirectory(prefix="batch-scoring-compiled-"))
+            plan = choose_backends(spark, plan, job.model, valid, compiled)
+        batches = spark.sparkContext.accumulator(0)
+        with persisted(score(valid, plan, job.model, batches)) as raw:
+            with journal.phase("score") as phase:
+                scored, raised = split_scored(raw, valid.columns, job.model.passthrough)
+                failed = check_raised_rows(job.model, scored, raised)
+                phase.rows = f"{batches.value:,} Arrow batches, {failed:,} rows raised in the model"
+            yield ScoredSource(projected, scored, rejects.unionByName(raised_rejects(raised)), plan,
+                               batches.value)
+
+
+def choose_backends(spark: SparkSession, plan: ScoringPlan, model: ModelConfig, valid: DataFrame,
+                    folder: str) -> ScoringPlan:
+    """The plan with each model's backend chosen (``model.backend``,
+    :func:`~batch_scoring.jobs.model_backend.choose_backend`) and each compiled library shipped.
+
+    Runs while the models' downloaded folders still exist; ``folder`` must outlive the job.
+    A routed model is checked on the rows of its own keys.
+
+    Raises:
+        ConfigError: ``model.backend: compiled`` on a model that cannot be compiled or whose
+            compiled predictions differ on the sample.
+    """
+    choices, shipped = {}, {}
+    for resolved in plan.models:
+        rows = valid if not plan.by else valid.join(
+            F.broadcast(spark.createDataFrame(
+                [k for k, s in plan.routes.items() if s.sha256 == resolved.sha256],
+                valid.select(*plan.by).schema)),
+            on=list(plan.by), how="left_semi")
+        choice = choose_backend(model.backend, resolved, plan.specs[resolved.sha256], rows, folder)
+        choices[resolved.sha256] = choice
+        if choice.backend == "compiled":
+            first = next(s for s in plan.routes.values() if s.sha256 == resolved.sha256)
+            shipped[resolved.sha256] = ship_library(spark, first, choice.library)
+    routes = {key: shipped.get(s.sha256, s) for key, s in plan.routes.items()}
+    return replace(plan, routes=routes, backends=choices)
 
 
 def check_raised_rows(model: ModelConfig, scored: DataFrame, raised: DataFrame) -> int:
@@ -355,11 +392,15 @@ def raised_rejects(raised: DataFrame) -> DataFrame:
 
 
 def model_fields(plan: ScoringPlan, model: ModelConfig) -> dict[str, str | None]:
-    """The summary's model fields: URI, version and hash of one model, or of the routes."""
+    """The summary's model fields: URI, version and hash of one model, or of the routes, and
+    the backend(s) chosen (``model_backend``: one record, or a list for routed jobs)."""
     first = plan.models[0]
+    backends = [plan.backends[m.sha256].describe() for m in plan.models if m.sha256 in plan.backends]
     if not plan.by:
-        return {"model_uri": first.uri, "model_version": first.version, "model_sha256": first.sha256}
-    return {"model_uri": model.route.uri_template, "model_version": f"{len(plan.models)} models"}
+        return {"model_uri": first.uri, "model_version": first.version, "model_sha256": first.sha256,
+                "model_backend": backends[0] if backends else None}
+    return {"model_uri": model.route.uri_template, "model_version": f"{len(plan.models)} models",
+            "model_backend": backends or None}
 
 
 def run_model_job(ctx: RunContext) -> RunSummary:

@@ -4,7 +4,8 @@ A function job goes through ``checks`` (config, function, output tables), ``read
 partition values, malformed records, the input contract), ``quarantine``, ``bucket`` (bucket
 count and the function's driver-side ``prepare``), ``price``, ``reconcile`` (counts, budgets)
 and ``write`` (the output and the rejects, each committed in turn); a model job has ``model``
-(resolve, check against the source, ship) and ``score`` in place of ``bucket`` and ``price``,
+(resolve, check against the source, ship), ``backend`` (after ``quarantine``: the model backend
+chosen, a compiled library checked on a sample) and ``score`` in place of ``bucket`` and ``price``,
 and a chained job both. Spark evaluates lazily, so a phase's seconds are those
 the driver spent in it: the read of the source is mostly paid in ``price`` / ``score`` and
 ``reconcile``, where the actions run.

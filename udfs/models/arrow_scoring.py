@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from batch_scoring.udfs.models import model_cache
+from batch_scoring.udfs.models import compiled_trees, model_cache
 from batch_scoring.udfs.models.model_scoring import (
     ScoringSpec,
     predict_isolating,
@@ -69,31 +69,66 @@ class ArrayModel:
             return self._predict(features)
 
 
-def array_predictor(model: Any, spec: ScoringSpec) -> ArrayModel | None:
-    """The model as an :class:`ArrayModel` when it may take one float64 array (the rule in the
-    module docstring), else None (it takes a pandas DataFrame)."""
-    if spec.preprocessor is not None or spec.predict_params or not spec.inputs:
-        return None
-    if any(i.mlflow_type not in ARRAY_INPUT_TYPES for i in spec.inputs):
-        return None
+@dataclass(frozen=True)
+class ArrayCheck:
+    """Whether a model may take one float64 array (:func:`check_array_model`).
+
+    Attributes:
+        reason: why it may not, a short phrase (``"a Pipeline"``), or None when it may.
+        raw: the scikit-learn estimator (when ``reason`` is None).
+        predict_fn: the estimator's method the pyfunc calls (``predict``, ``predict_proba``).
+    """
+
+    reason: str | None
+    raw: Any = None
+    predict_fn: str = "predict"
+
+
+def spec_refusal(spec: ScoringSpec) -> str | None:
+    """Why the job's settings keep any model off the array path, or None."""
+    if spec.preprocessor is not None:
+        return "model.preprocess is set"
+    if spec.predict_params:
+        return "model.predict_params is set"
+    if not spec.inputs:
+        return "the model has no named inputs"
+    other = [f"{i.name} {i.mlflow_type}" for i in spec.inputs if i.mlflow_type not in ARRAY_INPUT_TYPES]
+    return f"inputs that are not double ({', '.join(other[:3])})" if other else None
+
+
+def check_array_model(model: Any, spec: ScoringSpec) -> ArrayCheck:
+    """Whether the loaded pyfunc ``model`` may take one float64 array under ``spec`` (the rule in
+    the module docstring), and if not why. Never raises."""
+    reason = spec_refusal(spec)
+    if reason:
+        return ArrayCheck(reason)
     metadata = getattr(model, "metadata", None)
     flavor = metadata.flavors.get("python_function", {}) if metadata is not None else {}
     if flavor.get("loader_module") != "mlflow.sklearn":
-        return None
+        return ArrayCheck(f"not a scikit-learn model saved by mlflow.sklearn ({flavor.get('loader_module')})")
     try:
         from sklearn.compose import ColumnTransformer
         from sklearn.pipeline import Pipeline
 
         raw = model.get_raw_model()
     except (ImportError, NotImplementedError):
-        return None
+        return ArrayCheck("its estimator cannot be read (get_raw_model)")
     if isinstance(raw, (Pipeline, ColumnTransformer)):
-        return None
+        return ArrayCheck(f"a {type(raw).__name__}")
     names = getattr(raw, "feature_names_in_", None)
     if names is not None and list(names) != spec.input_names:
-        return None
-    predict = getattr(raw, flavor.get("predict_fn", "predict"), None)
-    return ArrayModel(predict) if predict is not None else None
+        return ArrayCheck("its feature_names_in_ are not the signature's inputs in order")
+    predict_fn = flavor.get("predict_fn", "predict")
+    if getattr(raw, predict_fn, None) is None:
+        return ArrayCheck(f"the estimator has no {predict_fn}")
+    return ArrayCheck(None, raw, predict_fn)
+
+
+def array_predictor(model: Any, spec: ScoringSpec) -> ArrayModel | None:
+    """The model as an :class:`ArrayModel` when it may take one float64 array (the rule in the
+    module docstring, :func:`check_array_model`), else None (it takes a pandas DataFrame)."""
+    check = check_array_model(model, spec)
+    return None if check.reason else ArrayModel(getattr(check.raw, check.predict_fn))
 
 
 def float_matrix(batch: pa.RecordBatch, names: Sequence[str]) -> np.ndarray:
@@ -136,7 +171,9 @@ class ArrowScorer:
     """The function ``mapInArrow`` runs: record batches in, scored record batches out.
 
     Attributes:
-        models: the shipped models (objects with ``sha256``, ``files_name``, ``stamp.uri``).
+        models: the shipped models (objects with ``sha256``, ``files_name``, ``stamp.uri`` and
+            ``compiled``: a :class:`~batch_scoring.udfs.models.compiled_trees.CompiledLibrary`
+            predicting in the model's place, or None).
         specs: model content hash -> scoring spec.
         key_to_model: routing key tuple -> index into ``models`` (``{(): 0}`` for one model).
         by: routing key columns, or empty.
@@ -229,10 +266,14 @@ class ArrowScorer:
         """Predictions of model ``chosen`` for ``rows``, in ``predict`` calls of ``batch_size``
         rows, and with ``isolate`` the errors (None where the row scored), else None."""
         shipped = self.models[chosen]
-        model = model_cache.get_model(shipped.sha256, lambda: self.load(shipped.files_name),
-                                      self.max_models)
         spec, uri = self.specs[shipped.sha256], shipped.stamp.uri
-        as_array = array_predictor(model, spec)
+        library = getattr(shipped, "compiled", None)
+        if library is not None:  # the driver chose the compiled backend: the model is not loaded
+            model, as_array = None, compiled_trees.load_shipped(library)
+        else:
+            model = model_cache.get_model(shipped.sha256, lambda: self.load(shipped.files_name),
+                                          self.max_models)
+            as_array = array_predictor(model, spec)
         read = list(dict.fromkeys([
             *self.by, *(i.name for i in spec.source_inputs), *spec.consumed_columns,
         ]))

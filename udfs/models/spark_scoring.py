@@ -29,7 +29,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pyspark import Accumulator
@@ -43,16 +43,19 @@ from batch_scoring.udfs.models.arrow_scoring import (
     SOURCE_COLUMN,
     ArrowScorer,
 )
+from batch_scoring.udfs.models.compiled_trees import CompiledLibrary
 from batch_scoring.udfs.models.model_scoring import ModelStamp, ScoringSpec
 
 
 @dataclass(frozen=True)
 class ShippedModel:
-    """A model folder registered with Spark: its SparkFiles name, content hash and identity."""
+    """A model folder registered with Spark: its SparkFiles name, content hash and identity,
+    and the compiled library that predicts in its place (``model.backend``), or None."""
 
     files_name: str
     sha256: str
     stamp: ModelStamp
+    compiled: CompiledLibrary | None = None
 
 
 def ship_model(spark: SparkSession, local_path: str, sha256: str, stamp: ModelStamp) -> ShippedModel:
@@ -73,6 +76,20 @@ def ship_model(spark: SparkSession, local_path: str, sha256: str, stamp: ModelSt
     if not any(Path(p).name == name for p in context.listArchives):
         context.addArchive(str(archive))
     return ShippedModel(name, sha256, stamp)
+
+
+def ship_library(spark: SparkSession, shipped: ShippedModel, library: CompiledLibrary) -> ShippedModel:
+    """Register a compiled model library with Spark (``SparkContext.addFile``, once per name)
+    and return ``shipped`` with it: executors then load the library instead of the model.
+
+    The library's file name carries its SHA-256, so adding it again, even from another
+    folder, names the same bytes. The file must stay where it is until the job ends (an
+    executor that starts later fetches it from the driver).
+    """
+    context = spark.sparkContext
+    if not any(Path(p).name == library.files_name for p in context.listFiles):
+        context.addFile(library.path)
+    return replace(shipped, compiled=library)
 
 
 def load_shipped(files_name: str):
