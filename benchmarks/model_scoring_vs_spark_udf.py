@@ -205,27 +205,46 @@ def spark_udf(spark, source: Path, model_path: Path, out: Path) -> None:
 
 
 def engine(spark, source: Path, model_path: Path, out: Path, batch_size: int = BATCH_SIZE,
-           scorer=None) -> None:
+           scorer=None, backend: str = "native") -> dict | None:
     """Our scorer alone: ``ship_model`` + ``score_spark`` with id passthrough, written as Parquet;
-    ``batch_size`` is the rows per ``predict`` call at most; ``scorer`` replaces ``score_spark``."""
+    ``batch_size`` is the rows per ``predict`` call at most; ``scorer`` replaces ``score_spark``.
+
+    ``backend="compiled"`` first compiles the model on the driver, checks it on a 2,000-row
+    sample of the source and ships the library (:func:`batch_scoring.jobs.model_backend.choose_backend`,
+    as the job does; its time is part of the stage); returns the choice's record then, else None.
+
+    Raises:
+        ConfigError: with ``compiled``, when the model cannot be compiled or its predictions differ.
+    """
+    import tempfile
+
     from mlflow.models import Model
 
-    from batch_scoring.jobs.model_resolution import content_hash
+    from batch_scoring.jobs.model_backend import choose_backend
+    from batch_scoring.jobs.model_resolution import ResolvedModel, content_hash
     from batch_scoring.udfs.models.model_scoring import ModelStamp, ScoringSpec
     from batch_scoring.udfs.models.model_signature import model_inputs
-    from batch_scoring.udfs.models.spark_scoring import score_spark, ship_model
+    from batch_scoring.udfs.models.spark_scoring import score_spark, ship_library, ship_model
 
     score_spark = scorer or score_spark
 
     uri = str(model_path)
-    signature = Model.load(uri).signature
-    spec = ScoringSpec(tuple(model_inputs(signature, None, uri)), {"prediction": "double"}, ("id",))
+    meta = Model.load(uri)
+    spec = ScoringSpec(tuple(model_inputs(meta.signature, None, uri)), {"prediction": "double"}, ("id",))
     shipped = ship_model(spark, uri, content_hash(model_path), ModelStamp(uri))
     df = spark.read.parquet(str(source)).select("id", *FEATURES)
-    (
-        score_spark(df, {(): shipped}, {shipped.sha256: spec}, (), batch_size)
-        .write.mode("overwrite").option("compression", "zstd").parquet(str(out))
-    )
+    with tempfile.TemporaryDirectory(prefix="bench-compiled-") as folder:
+        choice = None
+        if backend != "native":
+            resolved = ResolvedModel(uri, uri, shipped.sha256, None, None, tuple(meta.flavors), meta.signature)
+            choice = choose_backend(backend, resolved, spec, df, folder)
+            if choice.backend == "compiled":
+                shipped = ship_library(spark, shipped, choice.library)
+        (
+            score_spark(df, {(): shipped}, {shipped.sha256: spec}, (), batch_size)
+            .write.mode("overwrite").option("compression", "zstd").parquet(str(out))
+        )
+    return choice.describe() if choice else None
 
 
 def job_run(spark, source: Path, model_path: Path, out: Path, batch_size: int | None = None):

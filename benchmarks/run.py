@@ -1,7 +1,7 @@
 """The benchmark harness: every stage of the "Fast as the hardware allows" issue on one size.
 
     .venv/bin/python -m benchmarks.run --size S|M|L
-        [--stages floor,reference,packed,pandas,spark_udf,scorer,model_job]
+        [--stages floor,reference,packed,pandas,spark_udf,scorer,scorer_compiled,model_job]
         [--out benchmarks/results] [--model hgb|ridge] [--batch-rows 10000]
         [--pandas-max-rows 5000000] [--repeat 3] [--reference-repeat N] [--no-warm-up]
         [--keep-outputs] [--profile]

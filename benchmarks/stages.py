@@ -2,25 +2,7 @@
 
 Every stage reuses the one-off benchmarks' code, so the harness measures exactly what they do:
 
-============ ======= ====================================================================
-stage        group   what runs (and its floor)
-============ ======= ====================================================================
-floor        pricing read bundle sales, repartition by the unit keys, sort within
-                     partitions, write zstd Parquet; no function
-python_floor pricing the job's columns read, repartitioned, sorted and handed to Python
-                     workers over ``mapInArrow``, which only count them
-reference    pricing the whole data-pricing job, ``unit_of_work.engine=reference``
-                     (``groupBy(keys).applyInPandas``, one call per unit)
-packed       pricing the whole data-pricing job, packed engine (what users run)
-pandas       pricing the same pricing on one pandas DataFrame in this process, no Spark
-model_floor  model   read id + features, write zstd Parquet; no model
-spark_udf    model   ``mlflow.pyfunc.spark_udf`` on the features, id + prediction written
-scorer       model   our scorer alone (``ship_model`` + ``score_spark``), id + prediction
-                     + model stamp written
-model_job    model   the whole model-scoring job (``pipeline.run``): signature check,
-                     quarantine, scoring, rejects, counts
-============ ======= ====================================================================
-"""
+============ ======= ============================================================="""
 
 from __future__ import annotations
 
@@ -105,6 +87,11 @@ def _scorer(ctx: Context, out: Path) -> None:
     model_bench.engine(ctx.spark, ctx.model_source, ctx.model_path, out, ctx.batch_rows)
 
 
+def _scorer_compiled(ctx: Context, out: Path) -> None:
+    model_bench.engine(ctx.spark, ctx.model_source, ctx.model_path, out, ctx.batch_rows,
+                       backend="compiled")
+
+
 def _model_job(ctx: Context, out: Path) -> None:
     model_bench.job_run(ctx.spark, ctx.model_source, ctx.model_path, out, ctx.batch_rows)
 
@@ -130,6 +117,9 @@ STAGES = {
               "mlflow.pyfunc.spark_udf on the features; id + prediction written", _spark_udf),
         Stage("scorer", "model", "model_floor",
               "our scorer (ship_model + score_spark); id + prediction + model stamp written", _scorer),
+        Stage("scorer_compiled", "model", "model_floor",
+              "our scorer, model.backend compiled (treelite/tl2cgen: compile + sample check on "
+              "the driver, library shipped); id + prediction + model stamp written", _scorer_compiled),
         Stage("model_job", "model", "model_floor",
               "whole model-scoring job (pipeline.run): checks, quarantine, scoring, rejects", _model_job),
     )
@@ -237,7 +227,7 @@ def check_predictions(ctx: Context, measured: dict) -> dict:
     checks = {}
     if "seconds" not in measured.get("spark_udf", {}):
         return checks
-    for name in ("scorer", "model_job"):
+    for name in ("scorer", "scorer_compiled", "model_job"):
         if "seconds" not in measured.get(name, {}):
             continue
         sampled, matched, diff = model_bench.max_difference(

@@ -101,6 +101,13 @@ def test_model_defaults_are_the_documented_ones(tmp_path):
     assert model.allow_version_mismatch is False
     assert model.max_failed_rows == 0
     assert model.preprocess == []
+    assert model.backend == "auto"
+    assert "| `model.backend` | `auto` \\| `native` \\| `compiled`, `auto` |" in README.read_text()
+
+
+def test_model_backend_takes_only_its_three_values():
+    assert load_job(MODEL_JOB_FILE, ["model.backend=compiled"]).model.backend == "compiled"
+    assert "model.backend" in config_error(load_job, MODEL_JOB_FILE, ["model.backend=fast"])
 
 
 def test_route_default_models_per_worker_is_the_documented_one():

@@ -4,7 +4,10 @@ Each model folder (already downloaded on the driver) is zipped and added with
 ``SparkContext.addArchive`` under a name derived from its content hash; each executor fetches
 and unpacks it once, and each Python worker loads it once through
 :mod:`~batch_scoring.udfs.models.model_cache` and reuses it for every Arrow batch of every task.
-Executors never contact the tracking server.
+Executors never contact the tracking server. A model the driver compiled
+(``model.backend``, :mod:`~batch_scoring.udfs.models.compiled_trees`) also has its library
+added with ``SparkContext.addFile`` (:func:`ship_library`); workers then load the library, not
+the model.
 
 Scoring runs over ``DataFrame.mapInArrow`` on the projected columns (passthrough, routing keys,
 model inputs): each Arrow record batch goes to the Python worker as it is, the passthrough
