@@ -22,7 +22,9 @@ Inputs: scikit-learn's ``DecisionTree``-based ensembles (RandomForest, ExtraTree
 GradientBoosting) and XGBoost compare float32 features with their thresholds, so their features
 are rounded to float32 first (:attr:`CompiledLibrary.float32_inputs`) and then compare exactly
 as the estimator does; HistGradientBoosting and LightGBM compare float64. NaN is routed by the
-model's own missing-value direction (treelite keeps it).
+model's own missing-value direction (treelite keeps it). XGBoost also sums its trees in float32:
+its predictions differ from the library's float64 sums by about 1e-6, which the driver's
+check (:mod:`~batch_scoring.jobs.model_backend`, tolerance 1e-9) refuses.
 
 Output: tl2cgen returns ``(rows, targets, classes)`` (``(n, 1, 1)`` for a regressor); it is
 reshaped to ``(rows,)`` for one column, else ``(rows, k)``; a binary classifier's one
