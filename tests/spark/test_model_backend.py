@@ -136,3 +136,34 @@ def test_compiled_backend_on_a_non_tree_model_stops_before_scoring(spark, tmp_pa
     job = model_job(source, folder, tmp_path / "out", "compiled")
     with pytest.raises(ConfigError, match=r"model\.backend: compiled cannot be used .*a non-tree model \(Ridge\)"):
         run(spark, job, DAY, "backend-ridge")
+
+
+def test_routed_models_are_each_compiled_and_checked_on_their_own_keys_rows(spark, tmp_path):
+    from sklearn.ensemble import RandomForestRegressor
+
+    models, expected = tmp_path / "models", []
+    frame = rows(120, 6).assign(segment=lambda f: np.where(f["id"] % 2 == 0, "a", "b"))
+    for seed, segment in enumerate(("a", "b")):
+        train = rows(200, 10 + seed)
+        estimator = RandomForestRegressor(n_estimators=8, max_depth=4, random_state=seed).fit(
+            train[FEATURES], train["x0"] * (seed + 1) + train["x1"])
+        mlflow.sklearn.save_model(estimator, str(models / f"rf_{segment}"), serialization_format="cloudpickle",
+                                  signature=infer_signature(train[FEATURES], estimator.predict(train[FEATURES])))
+        mine = frame[frame["segment"] == segment]
+        expected.append(mine[["id"]].assign(prediction=estimator.predict(mine[FEATURES])))
+    path = tmp_path / "routed.parquet"
+    frame.to_parquet(path)
+    job = load_job(ROOT / "conf/jobs/model_scoring.yaml", [
+        f"source.path={path}", "source.filter=null", "model.uri=null",
+        f"model.route={{by: [segment], uri_template: '{models}/rf_{{segment}}'}}",
+        f"model.allowed_uris=[{models}/]", "model.passthrough=[id]",
+        "model.output_schema=prediction double", "model.backend=compiled",
+        f"output.path={tmp_path / 'out'}", "output.format=parquet", "output.partition_by=[]",
+    ])
+
+    summary = run(spark, job, DAY, "backend-routed")
+
+    assert [b["backend"] for b in summary.model_backend] == ["compiled", "compiled"]
+    assert {b["sample_rows"] for b in summary.model_backend} == {60}
+    assertDataFrameEqual(spark.read.parquet(job.output.path).select("id", "prediction"),
+                         spark.createDataFrame(pd.concat(expected)), rtol=TOLERANCE, atol=TOLERANCE)
