@@ -2,7 +2,28 @@
 
 Every stage reuses the one-off benchmarks' code, so the harness measures exactly what they do:
 
-============ ======= ============================================================="""
+============ ======= ====================================================================
+stage        group   what runs (and its floor)
+============ ======= ====================================================================
+floor        pricing read bundle sales, repartition by the unit keys, sort within
+                     partitions, write zstd Parquet; no function
+python_floor pricing the job's columns read, repartitioned, sorted and handed to Python
+                     workers over ``mapInArrow``, which only count them
+reference    pricing the whole data-pricing job, ``unit_of_work.engine=reference``
+                     (``groupBy(keys).applyInPandas``, one call per unit)
+packed       pricing the whole data-pricing job, packed engine (what users run)
+pandas       pricing the same pricing on one pandas DataFrame in this process, no Spark
+model_floor  model   read id + features, write zstd Parquet; no model
+spark_udf    model   ``mlflow.pyfunc.spark_udf`` on the features, id + prediction written
+scorer       model   our scorer alone (``ship_model`` + ``score_spark``), id + prediction
+                     + model stamp written
+scorer_      model   the same with ``model.backend: compiled``: the trees compiled on the
+compiled             driver (treelite / tl2cgen), checked on a 2,000-row sample, the library
+                     shipped and loaded once per worker (compile and check are timed too)
+model_job    model   the whole model-scoring job (``pipeline.run``): signature check,
+                     quarantine, scoring, rejects, counts
+============ ======= ====================================================================
+"""
 
 from __future__ import annotations
 
