@@ -41,6 +41,11 @@ RUNTIME = [
     "venv-pack==0.2.0",  # packs the environment archive shipped to clusters
 ]
 
+COMPILED = [  # model.backend: compiled (jobs/model_backend.py); gcc is needed on the driver only
+    "treelite==4.8.1",  # converts tree ensembles (scikit-learn, XGBoost, LightGBM)
+    "tl2cgen==1.0.0",  # generates C and compiles it (driver); executors load the library with it
+]
+
 DEV = [
     "pytest==9.2.0",
     "pytest-timeout==2.4.0",
@@ -51,11 +56,6 @@ DEV = [
     "moto[server]==5.2.5",
     "psutil==7.2.2",  # benchmarks: peak RSS of the driver, the JVM and the Python workers
     *COMPILED,  # the compiled tree backend's tests
-]
-
-COMPILED = [  # model.backend: compiled (jobs/model_backend.py); gcc is needed on the driver only
-    "treelite==4.8.1",  # converts tree ensembles (scikit-learn, XGBoost, LightGBM)
-    "tl2cgen==1.0.0",  # generates C and compiles it (driver); executors load the library with it
 ]
 
 setup(

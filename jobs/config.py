@@ -470,7 +470,7 @@ class ModelConfig(StrictModel):
         "major.minor version here than the model was saved with (a warning instead of exit 2)",
     )
     backend: Literal["auto", "native", "compiled"] = Field(
-        "auto",
+        "native",
         description="native: the model's own predict; compiled: a tree ensemble compiled with "
         "treelite/tl2cgen on the driver (exit 2 when it cannot be, or its predictions differ on "
         "a sample); auto: compiled only when it can be, matches and is faster on the sample",

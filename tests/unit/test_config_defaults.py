@@ -101,8 +101,8 @@ def test_model_defaults_are_the_documented_ones(tmp_path):
     assert model.allow_version_mismatch is False
     assert model.max_failed_rows == 0
     assert model.preprocess == []
-    assert model.backend == "auto"
-    assert "| `model.backend` | `auto` \\| `native` \\| `compiled`, `auto` |" in README.read_text()
+    assert model.backend == "native"
+    assert "| `model.backend` | `auto` \\| `native` \\| `compiled`, `native` |" in README.read_text()
 
 
 def test_model_backend_takes_only_its_three_values():
