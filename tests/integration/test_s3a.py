@@ -22,31 +22,16 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import yaml
 from pyspark.testing import assertDataFrameEqual
 
 from batch_scoring.jobs.sample_data import write_sample
+from moto_server import write_profile
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN_DATE = "2026-11-22"
 BUCKET = "batch-scoring-s3a"
 UNITS = 30
 VOLATILE = ("run_id",)  # differs between any two runs by design
-
-
-def write_profile(folder: Path, endpoint) -> Path:
-    """conf/local.yaml plus the s3a settings that point Spark at ``endpoint`` (no keys)."""
-    profile = yaml.safe_load((ROOT / "conf/local.yaml").read_text())
-    profile["name"] = "local-moto"
-    profile["spark_conf"].update({
-        "spark.hadoop.fs.s3a.endpoint": endpoint.url,
-        "spark.hadoop.fs.s3a.endpoint.region": endpoint.region,
-        "spark.hadoop.fs.s3a.path.style.access": True,
-        "spark.hadoop.fs.s3a.connection.ssl.enabled": False,
-    })
-    path = folder / "local-moto.yaml"
-    path.write_text(yaml.safe_dump(profile, sort_keys=False))
-    return path
 
 
 def add_bad_rows(sales: Path) -> None:
