@@ -8,7 +8,11 @@ failing). The code under test only ever talks HTTP to it through boto3, as it wo
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"  # moto's default account
 
@@ -57,3 +61,18 @@ def reset(endpoint: MotoEndpoint) -> None:
     import urllib.request
 
     urllib.request.urlopen(urllib.request.Request(f"{endpoint.url}/moto-api/reset", method="POST"))
+
+
+def write_profile(folder: Path, endpoint: MotoEndpoint) -> Path:
+    """conf/local.yaml plus the s3a settings that point Spark at ``endpoint`` (no keys)."""
+    profile = yaml.safe_load((ROOT / "conf/local.yaml").read_text())
+    profile["name"] = "local-moto"
+    profile["spark_conf"].update({
+        "spark.hadoop.fs.s3a.endpoint": endpoint.url,
+        "spark.hadoop.fs.s3a.endpoint.region": endpoint.region,
+        "spark.hadoop.fs.s3a.path.style.access": True,
+        "spark.hadoop.fs.s3a.connection.ssl.enabled": False,
+    })
+    path = folder / "local-moto.yaml"
+    path.write_text(yaml.safe_dump(profile, sort_keys=False))
+    return path

@@ -21,12 +21,13 @@ import pwd
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from ports import free_port
 
 HOST = "127.0.0.1"
 START_TIMEOUT_S = 60.0
@@ -59,13 +60,6 @@ def skip_reason() -> str | None:
         except KeyError:
             return f"running as root and there is no {SYSTEM_USER!r} system user to run PostgreSQL as"
     return None
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
 
 
 @dataclass

@@ -19,7 +19,7 @@ from batch_scoring.jobs.model_resolution import (
     content_hash,
     resolve_model,
 )
-from mlflow_server import free_port
+from ports import free_port
 
 pytestmark = pytest.mark.one_line  # MLflow resolution on the driver: no Spark-line behaviour
 

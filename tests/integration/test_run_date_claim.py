@@ -15,6 +15,13 @@ import pytest
 from batch_scoring.jobs.sample_data import write_sample
 from job_inputs import NO_REPORT
 
+# Not in the EMR 7 pass: the claim is our own O_EXCL create (jobs/filesystem.create_exclusive,
+# Python, no Spark), the same on both lines; the EMR 7 pass runs fail_if_run_exists in
+# tests/spark/test_pipeline.py::test_fail_if_run_exists_refuses_to_replace_a_run, create_exclusive
+# in tests/integration/test_exclusive_create.py and a Delta commit race in
+# tests/spark/test_concurrent_commit.py.
+pytestmark = pytest.mark.one_line
+
 ROOT = Path(__file__).resolve().parents[2]
 DAY = "2026-11-22"
 

@@ -17,7 +17,7 @@ from batch_scoring.jobs.config import load_job
 from batch_scoring.jobs.sample_data import write_sample
 from batch_scoring.jobs.tracking import record_run
 from job_inputs import NO_REPORT, run_spark_submit
-from mlflow_server import free_port
+from ports import free_port
 
 pytestmark = [pytest.mark.spark, pytest.mark.one_line]
 

@@ -35,8 +35,17 @@ def job_args(workdir: Path, *extra: str) -> list[str]:
     ]
 
 
-def test_local_submit_prices_every_unit_and_writes_a_summary(workdir):
-    result = run_spark_submit(*job_args(workdir, "--summary-json", str(workdir / "summary.json")), cwd=workdir)
+@pytest.fixture(scope="module")
+def priced(workdir):
+    """The job run once through spark-submit (run id ``kept``, summary ``workdir/summary.json``,
+    output ``workdir/out``): the subject of the first test, the earlier output of the next."""
+    return run_spark_submit(
+        *job_args(workdir, "--run-id", "kept", "--summary-json", str(workdir / "summary.json")), cwd=workdir
+    )
+
+
+def test_local_submit_prices_every_unit_and_writes_a_summary(workdir, priced):
+    result = priced
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((workdir / "summary.json").read_text())
     assert (summary["units"], summary["rows_out"], summary["rows_rejected"]) == (30, 30, 0)
@@ -60,8 +69,8 @@ def test_unknown_config_field_exits_2_before_spark_starts(workdir):
     assert "SparkContext" not in result.stderr
 
 
-def test_missing_source_exits_3_and_leaves_earlier_output_alone(workdir):
-    before = run_spark_submit(*job_args(workdir, "--run-id", "kept"), cwd=workdir)
+def test_missing_source_exits_3_and_leaves_earlier_output_alone(workdir, priced):
+    before = priced
     assert before.returncode == 0, before.stderr[-3000:]
     files = sorted(p.name for p in (workdir / "out").rglob("*.parquet"))
     result = run_spark_submit(*job_args(workdir, "--set", f"source.path={workdir / 'missing'}"), cwd=workdir)

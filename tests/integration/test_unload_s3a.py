@@ -24,12 +24,12 @@ from pathlib import Path
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
-import yaml
 from pyspark.testing import assertDataFrameEqual
 
 from batch_scoring.jobs.config import load_job
 from batch_scoring.jobs.pipeline import run
 from batch_scoring.jobs.sample_data import write_sample
+from moto_server import write_profile
 
 pytestmark = [pytest.mark.spark, pytest.mark.one_line]  # UNLOAD's files read through s3a: s3a runs on both lines in tests/integration/test_s3a.py
 
@@ -40,21 +40,6 @@ ROLE = "arn:aws:iam::123456789012:role/redshift-unload"
 UNITS = 30
 FILTER = "sale_date >= DATE'2026-05-10' AND price > 0"
 REDSHIFT = "jdbc:redshift://analytics.example.invalid:5439/sales"
-
-
-def write_profile(folder: Path, endpoint) -> Path:
-    """conf/local.yaml plus the s3a settings that point Spark at ``endpoint`` (no keys)."""
-    profile = yaml.safe_load((ROOT / "conf/local.yaml").read_text())
-    profile["name"] = "local-moto"
-    profile["spark_conf"].update({
-        "spark.hadoop.fs.s3a.endpoint": endpoint.url,
-        "spark.hadoop.fs.s3a.endpoint.region": endpoint.region,
-        "spark.hadoop.fs.s3a.path.style.access": True,
-        "spark.hadoop.fs.s3a.connection.ssl.enabled": False,
-    })
-    path = folder / "local-moto.yaml"
-    path.write_text(yaml.safe_dump(profile, sort_keys=False))
-    return path
 
 
 @pytest.fixture(scope="module")

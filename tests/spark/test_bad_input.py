@@ -12,6 +12,7 @@ import datetime as dt
 import math
 import os
 import re
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -129,19 +130,29 @@ def overwrite_with_garbage(path: Path) -> None:
     path.write_bytes(b"this is not parquet\n" * 40)
 
 
+@pytest.fixture(scope="module")
+def good_run(spark, tmp_path_factory) -> Path:
+    """A folder holding ``sales`` (three Parquet files, one unit each) and the committed run
+    ``good`` of it (``out``, ``out_rejects``), made once; each test damages a copy."""
+    folder = tmp_path_factory.mktemp("good_run")
+    for part in range(3):  # one unit per file
+        write(folder / "sales" / f"part-{part}.parquet", sales_rows(units=1, first=part))
+    run(spark, pricing_job(folder, folder / "sales"), DAY, "good")
+    return folder
+
+
 @pytest.mark.parametrize("damage, victim", [
     (truncate, "part-1.parquet"),
     (overwrite_with_garbage, "part-0.parquet"),
 ])
 def test_a_corrupt_parquet_file_stops_the_run_naming_the_file_and_commits_nothing(
-    spark, tmp_path, damage, victim
+    spark, tmp_path, good_run, damage, victim
 ):
     assert spark.conf.get("spark.sql.files.ignoreCorruptFiles") == "false"
+    for folder in ("sales", "out", "out_rejects"):  # the source and the run "good" of it
+        shutil.copytree(good_run / folder, tmp_path / folder)
     source = tmp_path / "sales"
-    for part in range(3):  # one unit per file
-        write(source / f"part-{part}.parquet", sales_rows(units=1, first=part))
     job = pricing_job(tmp_path, source)
-    run(spark, job, DAY, "good")
     before = table(spark, job.output.path).toPandas()
     bad = source / victim
     damage(bad)
@@ -188,21 +199,29 @@ def test_ignore_corrupt_files_is_refused_before_anything_is_read(spark, tmp_path
 # --------------------------------------------------------------------------- 2. schema drift
 
 
-def test_an_extra_source_column_is_ignored(spark, tmp_path):
+@pytest.fixture(scope="module")
+def plain_prices(spark, tmp_path_factory) -> Path:
+    """The output of the data pricing of ``sales_rows()`` as written (SALES) for DAY, run id
+    ``same``: what the same rows with extra or retyped columns must price to. Made once for
+    the tests below, which only read it."""
+    folder = tmp_path_factory.mktemp("plain")
+    job = pricing_job(folder, write(folder / "plain.parquet", sales_rows()), name="plain")
+    run(spark, job, DAY, "same")
+    return Path(job.output.path)
+
+
+def test_an_extra_source_column_is_ignored(spark, tmp_path, plain_prices):
     rows = sales_rows()
-    plain_source = write(tmp_path / "plain.parquet", rows)
     extra = [{**row, "channel": "web", "campaign_id": i} for i, row in enumerate(rows)]
     wide = pa.schema([*SALES, ("channel", pa.string()), ("campaign_id", pa.int64())])
     extra_source = write(tmp_path / "extra.parquet", extra, wide)
-    without = pricing_job(tmp_path, plain_source, name="without")
     with_extra = pricing_job(tmp_path, extra_source, name="with_extra")
 
-    run(spark, without, DAY, "same")
     summary = run(spark, with_extra, DAY, "same")
 
     got = table(spark, with_extra.output.path)
     assert "channel" not in got.columns and "campaign_id" not in got.columns
-    assertDataFrameEqual(got, table(spark, without.output.path))
+    assertDataFrameEqual(got, table(spark, plain_prices))
     assert (summary.rows_in, summary.rows_rejected, summary.units) == (30, 0, 3)
     assert table(spark, with_extra.output.rejects).columns == [*READ, *REJECT, "reject_raw", "run_date", "run_id"]
 
@@ -258,18 +277,16 @@ def test_an_hour_stored_as_double_is_named_for_the_voice_job(spark, tmp_path):
     )
 
 
-def test_volume_as_double_is_accepted_as_numeric_and_prices_the_same(spark, tmp_path):
-    rows = sales_rows()
-    as_bigint = pricing_job(tmp_path, write(tmp_path / "bigint.parquet", rows), name="bigint")
+def test_volume_as_double_is_accepted_as_numeric_and_prices_the_same(spark, tmp_path, plain_prices):
+    rows = sales_rows()  # plain_prices: these rows with volume as bigint (SALES)
     doubles = [{**row, "volume": float(row["volume"])} for row in rows]
     as_doubles = SALES.set(5, pa.field("volume", pa.float64()))
     source = write(tmp_path / "double.parquet", doubles, as_doubles)
     as_double = pricing_job(tmp_path, source, name="double")
 
-    run(spark, as_bigint, DAY, "same")
     run(spark, as_double, DAY, "same")
 
-    assertDataFrameEqual(table(spark, as_double.output.path), table(spark, as_bigint.output.path))
+    assertDataFrameEqual(table(spark, as_double.output.path), table(spark, plain_prices))
 
 
 def test_a_file_whose_column_type_drifted_from_the_others_is_named(spark, tmp_path):

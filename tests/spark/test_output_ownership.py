@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import pyarrow as pa
@@ -57,15 +58,20 @@ def functions(tmp_path_factory):
         yield name
 
 
-@pytest.fixture
-def source(tmp_path):
+def write_source(folder: Path) -> Path:
+    """Four units of three days each in ``folder/sales``; return that folder."""
     rows = [{"segment": f"s{u % 2}", "location": f"l{u}", "product": "p",
              "sale_date": dt.date(2026, 11, 1 + d), "price": 10.0 + u + d, "volume": 5}
             for u in range(4) for d in range(3)]
-    path = tmp_path / "sales" / "part.parquet"
+    path = folder / "sales" / "part.parquet"
     path.parent.mkdir()
     pq.write_table(pa.Table.from_pylist(rows, schema=SALES), path)
     return path.parent
+
+
+@pytest.fixture
+def source(tmp_path):
+    return write_source(tmp_path)
 
 
 def job(source, output, function="two_columns", module="shape_functions", *overrides, name="prices"):
@@ -186,6 +192,32 @@ def content_hash(spark, path, fmt, day) -> str:
     return hashlib.sha256(repr(sorted(map(tuple, rows.collect()))).encode()).hexdigest()
 
 
+@pytest.fixture(scope="module")
+def two_run_dates(spark, tmp_path_factory, functions):
+    """``copy(fmt, folder)``: ``folder/prices`` (and ``folder/prices_rejects``) holding the runs
+    ``earlier`` (EARLIER) and ``day`` (DAY) of ``two_columns`` in ``fmt``, as if written there.
+
+    The two runs are made once per format and copied for each test (the marker and the Delta
+    log hold no absolute path), instead of running them again for every schema change.
+    """
+    written: dict[str, Path] = {}
+
+    def copy(fmt: str, folder: Path) -> Path:
+        if fmt not in written:
+            made = tmp_path_factory.mktemp(f"two_run_dates_{fmt}")
+            source, output = write_source(made), made / "prices"
+            prices = job(source, output, "two_columns", functions, f"output.format={fmt}")
+            run(spark, prices, EARLIER, "earlier")
+            run(spark, prices, DAY, "day")
+            written[fmt] = made
+        for table in ("prices", "prices_rejects"):
+            if (written[fmt] / table).exists():
+                shutil.copytree(written[fmt] / table, folder / table)
+        return folder / "prices"
+
+    return copy
+
+
 @pytest.mark.parametrize("fmt", ["parquet", "delta"])
 @pytest.mark.parametrize("function, change", [
     ("one_column", "dropped days bigint"),
@@ -193,11 +225,9 @@ def content_hash(spark, path, fmt, day) -> str:
     ("three_columns", "added first_price double"),
 ])
 def test_a_changed_output_schema_is_refused_and_leaves_every_run_date_intact(
-    spark, tmp_path, source, functions, fmt, function, change
+    spark, tmp_path, source, functions, two_run_dates, fmt, function, change
 ):
-    output = tmp_path / "prices"
-    run(spark, job(source, output, "two_columns", functions, f"output.format={fmt}"), EARLIER, "earlier")
-    run(spark, job(source, output, "two_columns", functions, f"output.format={fmt}"), DAY, "day")
+    output = two_run_dates(fmt, tmp_path)
     hashes = {d: content_hash(spark, output, fmt, d) for d in (EARLIER, DAY)}
     files = listing(output)
     with pytest.raises(SchemaChangeError) as caught:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -40,14 +41,32 @@ def pricing_job(tmp_path, source, *overrides):
     )
 
 
+@pytest.fixture(scope="module")
+def day1_run(spark, tmp_path_factory, bundle_source):
+    """The data-pricing job run once on ``bundle_source`` for DAY1 (run id ``run-1``, Delta):
+    ``(job, summary)``. Tests only read it; a test that writes more runs works on a copy
+    (:func:`copy_of_day1`), so the same first run is not made again for each test."""
+    job = pricing_job(tmp_path_factory.mktemp("day1"), bundle_source)
+    return job, run(spark, job, DAY1, "run-1")
+
+
+def copy_of_day1(day1_run, tmp_path, source):
+    """The job of ``day1_run`` writing to ``tmp_path``, where its output and rejects are copied."""
+    job, _ = day1_run
+    copy = pricing_job(tmp_path, source)
+    for table, target in ((job.output.path, copy.output.path), (job.output.rejects, copy.output.rejects)):
+        if os.path.exists(table):
+            shutil.copytree(table, target)
+    return copy
+
+
 def read_output(spark, job, run_date=None):
     df = spark.read.format(job.output.format).load(job.output.path)
     return df if run_date is None else df.where(F.col("run_date") == F.lit(run_date))
 
 
-def test_delta_run_writes_one_row_per_unit_partitioned_by_run_date_and_segment(spark, tmp_path, bundle_source):
-    job = pricing_job(tmp_path, bundle_source)
-    summary = run(spark, job, DAY1, "run-1")
+def test_delta_run_writes_one_row_per_unit_partitioned_by_run_date_and_segment(spark, bundle_source, day1_run):
+    job, summary = day1_run
     out = read_output(spark, job)
     assert (summary.rows_out, summary.units, summary.rows_rejected) == (60, 60, 0)
     assert summary.rows_in == pd.read_parquet(bundle_source).shape[0]
@@ -59,18 +78,16 @@ def test_delta_run_writes_one_row_per_unit_partitioned_by_run_date_and_segment(s
     assert (prices["price"] > 0).all() and prices["rule"].notna().all()
 
 
-def test_spark_job_prices_equal_pandas_on_the_same_rows(spark, tmp_path, bundle_source):
-    job = pricing_job(tmp_path, bundle_source)
-    run(spark, job, DAY1, "run-1")
+def test_spark_job_prices_equal_pandas_on_the_same_rows(spark, bundle_source, day1_run):
+    job, _ = day1_run
     params = DataPricingParams(**job.function.params)
     expected = price_data(pd.read_parquet(bundle_source), KEYS, params)
     got = read_output(spark, job).drop("run_date", "run_id")
     assertDataFrameEqual(got, spark.createDataFrame(expected, schema=got.schema), rtol=1e-9)
 
 
-def test_rerun_of_a_run_date_replaces_its_rows_without_duplicates(spark, tmp_path, bundle_source):
-    job = pricing_job(tmp_path, bundle_source)
-    run(spark, job, DAY1, "first")
+def test_rerun_of_a_run_date_replaces_its_rows_without_duplicates(spark, tmp_path, bundle_source, day1_run):
+    job = copy_of_day1(day1_run, tmp_path, bundle_source)  # the first run, run-1
     first = read_output(spark, job).drop("run_id")
     run(spark, job, DAY1, "second")
     again = read_output(spark, job)
@@ -79,9 +96,8 @@ def test_rerun_of_a_run_date_replaces_its_rows_without_duplicates(spark, tmp_pat
     assertDataFrameEqual(again.drop("run_id"), first)
 
 
-def test_second_run_date_adds_partitions_and_leaves_the_first_untouched(spark, tmp_path, bundle_source):
-    job = pricing_job(tmp_path, bundle_source)
-    run(spark, job, DAY1, "day-1")
+def test_second_run_date_adds_partitions_and_leaves_the_first_untouched(spark, tmp_path, bundle_source, day1_run):
+    job = copy_of_day1(day1_run, tmp_path, bundle_source)  # DAY1's run, run-1
     before = read_output(spark, job, DAY1).toPandas()
     run(spark, job, DAY2, "day-2")
     assert read_output(spark, job).count() == 120
@@ -167,13 +183,12 @@ def test_a_delta_source_is_read_like_a_table(spark, tmp_path, bundle_source):
     assert summary.rows_in == expected
 
 
-def test_missing_source_path_stops_before_writing_and_keeps_old_output(spark, tmp_path, bundle_source):
-    job = pricing_job(tmp_path, bundle_source)
-    run(spark, job, DAY1, "kept")
+def test_missing_source_path_stops_before_writing_and_keeps_old_output(spark, tmp_path, bundle_source, day1_run):
+    job = copy_of_day1(day1_run, tmp_path, bundle_source)  # the run to keep, run-1
     broken = pricing_job(tmp_path, tmp_path / "nowhere")
     with pytest.raises(InputError, match="nowhere does not exist"):
         run(spark, broken, DAY1, "never")
-    assert read_output(spark, job).select("run_id").distinct().first()[0] == "kept"
+    assert read_output(spark, job).select("run_id").distinct().first()[0] == "run-1"
 
 
 def test_missing_key_column_is_named_with_the_nearest_source_column(spark, tmp_path, bundle_source):

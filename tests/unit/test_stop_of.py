@@ -24,6 +24,15 @@ def raised_while_handling(stop: BaseException, cause: BaseException | None = Non
         return error
 
 
+def received(signum: signal.Signals) -> None:
+    """Raise ``signum`` in this process under ``answered_signals``; the ``RunStopped`` its
+    handler raises is caught."""
+    try:
+        signal.raise_signal(signum)
+    except RunStopped:
+        pass
+
+
 def test_the_stop_itself_and_one_in_the_context_chain():
     stop = RunStopped(signal.SIGTERM)
     assert stop_of(stop) is stop
@@ -45,10 +54,7 @@ def test_errors_without_a_stop_are_not_stops():
 def test_a_signal_is_kept_for_an_error_that_reaches_the_entry_point_without_it():
     with answered_signals() as signals:
         assert signals.stop_behind(ValueError("bad value")) is None
-        try:
-            signal.raise_signal(signal.SIGTERM)
-        except RunStopped:
-            pass
+        received(signal.SIGTERM)
         jvm_error = RuntimeError("Py4JJavaError: SparkContext was shut down")
         assert jvm_error.__context__ is None
         stop = signals.stop_behind(jvm_error)
@@ -58,10 +64,7 @@ def test_a_signal_is_kept_for_an_error_that_reaches_the_entry_point_without_it()
 
 def test_a_second_signal_is_ignored_and_the_first_is_kept():
     with answered_signals() as signals:
-        try:
-            signal.raise_signal(signal.SIGINT)
-        except RunStopped:
-            pass
+        received(signal.SIGINT)
         signal.raise_signal(signal.SIGTERM)
         assert signals.received.name == "SIGINT" and signals.received.exit_code == 130
 
@@ -99,10 +102,7 @@ def test_a_stop_is_found_behind_a_cause_chain_and_a_cycle_ends():
 
 def test_an_error_behind_a_stop_wins_over_the_signal_received():
     with answered_signals() as signals:
-        try:
-            signal.raise_signal(signal.SIGTERM)
-        except RunStopped:
-            pass
+        received(signal.SIGTERM)
         own = RunStopped(signal.SIGINT)
         assert signals.stop_behind(own) is own
 
