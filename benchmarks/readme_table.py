@@ -66,8 +66,9 @@ def _size_label(report: dict) -> str:
 
 
 def targets_table(reports: list[dict]) -> str:
-    """Each target with its measured ratio and verdict per size."""
-    labels = [t["target"] for t in reports[0]["targets"]]
+    """Each per-run target with its measured ratio and verdict per size (the across-size
+    targets come from ``--compare``)."""
+    labels = [t["target"] for t in reports[0]["targets"] if "ratio" in t]
     lines = ["| target | " + " | ".join(r["size"] for r in reports) + " |",
              "|---" * (len(reports) + 1) + "|"]
     for label in labels:
