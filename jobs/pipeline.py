@@ -27,7 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -324,7 +324,9 @@ def price_and_commit(ctx: RunContext, prepared: PreparedFunction, priced: Pricin
         valid, rejects = split_rejects(priced.rows, prepared.rules, keys, priced.partition_checks)
     with ExitStack() as held:
         with journal.phase("bucket"):
-            raw, buckets = _apply(valid, job, prepared, held)
+            apply, buckets = _planned(valid, job, prepared, held)
+        with journal.phase("price"):
+            raw = apply()
         with persisted(raw):
             with journal.phase("price") as phase:
                 status = split_status(raw, keys)
@@ -384,26 +386,28 @@ def with_failed_units(
     return rejects.unionByName(failed_unit_rejects(rows, status.failures, keys))
 
 
-def _apply(
+def _planned(
     valid: DataFrame, job: JobConfig, prepared: PreparedFunction, held: ExitStack
-) -> tuple[DataFrame, int]:
-    """The function's output with status rows (``isolate_failures``), and the bucket count.
+) -> tuple[Callable[[], DataFrame], int]:
+    """How the function's output with status rows (``isolate_failures``) is made, and the
+    bucket count (0 for the reference engine).
 
-    A function with summary stages (the built-in data pricing) runs them on the packed engine:
-    one pass over ``valid`` instead of ``prepare``'s plus the function's; its per-unit
-    summaries stay persisted until ``held`` closes.
+    The returned callable builds that output: lazily for a plain function (whose ``prepare``
+    step, e.g. the reference engine's pooled priors, has run here); for a function with summary
+    stages (the built-in data pricing on the packed engine) it runs the one pass over ``valid``
+    and the driver's context, and its per-unit summaries stay persisted until ``held`` closes.
     """
     uow, function = job.unit_of_work, prepared.function
     if uow.engine == "packed" and function.stages is not None:
         buckets = choose_buckets(valid, uow.buckets, uow.target_bucket_mb)
         hold = lambda df: held.enter_context(persisted(df))  # noqa: E731
-        return apply_summarised(valid, function, prepared.params, uow.keys, uow.order_by, buckets,
-                                hold, uow.max_unit_rows, uow.rows_per_call), buckets
+        return (lambda: apply_summarised(valid, function, prepared.params, uow.keys, uow.order_by,
+                                         buckets, hold, uow.max_unit_rows, uow.rows_per_call)), buckets
     context = function.prepare(valid, uow.keys, prepared.params) if function.prepare else None
     bound = function.bind(prepared.params, context)
     if uow.engine == "reference":
-        return apply_reference(valid, function, bound, uow.keys, uow.order_by, True,
-                               uow.max_unit_rows), 0
+        return (lambda: apply_reference(valid, function, bound, uow.keys, uow.order_by, True,
+                                        uow.max_unit_rows)), 0
     buckets = choose_buckets(valid, uow.buckets, uow.target_bucket_mb)
-    return apply_packed(valid, function, bound, uow.keys, uow.order_by, buckets, True,
-                        uow.max_unit_rows, uow.rows_per_call), buckets
+    return (lambda: apply_packed(valid, function, bound, uow.keys, uow.order_by, buckets, True,
+                                 uow.max_unit_rows, uow.rows_per_call)), buckets

@@ -65,7 +65,7 @@ ONE_LINE = pytest.mark.one_line  # the signal handling is Python's; the write ph
 
 
 @pytest.mark.parametrize("sent, code, phase", [
-    pytest.param(signal.SIGINT, 130, "bucket", marks=ONE_LINE),  # the pooled priors' pass over the source
+    pytest.param(signal.SIGINT, 130, "price", marks=ONE_LINE),  # the one pass: unit summaries, priors, prices
     pytest.param(signal.SIGTERM, 143, "price", marks=ONE_LINE),  # the function over every unit
     (signal.SIGTERM, 143, "write"),  # the output and the rejects committed in turn
 ])

@@ -185,11 +185,21 @@ def apply_summarised(
                 result = conform_output(finish(done[summary_columns].reset_index(drop=True),
                                                key_list), output, name)
                 yield result.assign(**{c: None for c in STATUS_COLUMNS},
-                                    **{BUCKET_COLUMN: done[BUCKET_COLUMN].to_numpy()})
+                                    **{BUCKET_COLUMN: _one_bucket(done[BUCKET_COLUMN])})
             if is_status.any():
                 yield _status_rows(batch[is_status], key_list, output)
 
     return summaries_raw.mapInPandas(finish_partition, ddl)
+
+
+def _one_bucket(buckets: pd.Series) -> int:
+    """The bucket of a batch of stage-1 rows: a partition of the held summaries is one bucket
+    (``_bucket`` is the partition id stage 1 ran in, and ``mapInPandas`` keeps partitions), so
+    ``finish``'s rows, however many per unit, belong to it."""
+    values = buckets.unique()
+    if len(values) != 1:
+        raise AssertionError(f"a batch of unit summaries spans buckets {sorted(values)[:5]}")
+    return int(values[0])
 
 
 def _status_rows(status: pd.DataFrame, keys: list[str], output: list[str]) -> pd.DataFrame:
