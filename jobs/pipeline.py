@@ -325,18 +325,16 @@ def price_and_commit(ctx: RunContext, prepared: PreparedFunction, priced: Pricin
     with ExitStack() as held:
         with journal.phase("bucket"):
             apply, buckets = _planned(valid, job, prepared, held)
-        with journal.phase("price"):
-            raw = apply()
-        with persisted(raw):
-            with journal.phase("price") as phase:
-                status = split_status(raw, keys)
-                phase.rows = f"{status.rows_priced:,} rows priced, {status.units_failed:,} units failed"
-                rejects = with_failed_units(rejects, valid, status, keys, job.function.max_failed_units)
-            if priced.earlier_rejects is not None:
-                rejects = union_rejects(priced.earlier_rejects, rejects)
-            output = check_output_values(status.priced, priced.produced, job.output.empty_token)
-            counts = commit_checked(ctx, output, union_rejects(rejects, priced.malformed), priced.source,
-                                    status.rows_priced, bucket_check(job, status, buckets))
+        with journal.phase("price") as phase:
+            raw = held.enter_context(persisted(apply()))  # kept until the commit is done
+            status = split_status(raw, keys)
+            phase.rows = f"{status.rows_priced:,} rows priced, {status.units_failed:,} units failed"
+            rejects = with_failed_units(rejects, valid, status, keys, job.function.max_failed_units)
+        if priced.earlier_rejects is not None:
+            rejects = union_rejects(priced.earlier_rejects, rejects)
+        output = check_output_values(status.priced, priced.produced, job.output.empty_token)
+        counts = commit_checked(ctx, output, union_rejects(rejects, priced.malformed), priced.source,
+                                status.rows_priced, bucket_check(job, status, buckets))
     return counts, buckets
 
 
